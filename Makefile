@@ -1,0 +1,54 @@
+# A thin wrapper: CMake is the build. `make demo` and `make check` are the quick start.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_OPTS ?=
+
+.PHONY: all deps build demo check test asan format format-check bench clean
+
+all: build
+
+deps:
+	@sh .ci/deps
+
+build: deps
+	cmake -S . -B $(BUILD) -DKIGEN_WERROR=ON $(CMAKE_OPTS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Builds, makes a demo keystore of every format and state, shows kigen's report, ends.
+demo: build
+	sh conf/demo-keystore.sh $(BUILD)/demo
+	@echo
+	@echo "== kigend --once --format table (dates in the configured timezone)"
+	@$(BUILD)/kigend --config $(BUILD)/demo/kigen.yaml --once --format table; \
+	  echo "(exit status $$?: 0 ok, 1 needs attention, 2 critical or expired)"
+	@echo
+	@echo "== the same as JSON (SPEC §6), first lines"
+	@$(BUILD)/kigend --config $(BUILD)/demo/kigen.yaml --once --format json | head -c 1500; echo " ..."
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DKIGEN_WERROR=ON -DKIGEN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_C_COMPILER=clang $(CMAKE_OPTS)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+
+# Every test, then every test again under AddressSanitizer and UBSan, then the format check.
+check: test asan format-check
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src daemon tests bench -name '*.[ch]')
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
+
+bench: build
+	sh bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
