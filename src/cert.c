@@ -1,0 +1,256 @@
+#include "cert.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/x509.h>
+
+#include "err.h"
+
+int kigen_read_ctx_new(struct kigen_read_ctx **ret_ctx)
+{
+    struct kigen_read_ctx *ctx = NULL;
+    int r = -ENOMEM;
+
+    ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        goto out;
+    ctx->libctx = OSSL_LIB_CTX_new();
+    if (!ctx->libctx)
+        goto out;
+    ctx->provider_default = OSSL_PROVIDER_load(ctx->libctx, "default");
+    if (!ctx->provider_default)
+        goto out;
+    /* RC2-40 and DES in old PKCS#12 files; absent on some builds, then those are unsupported. */
+    ctx->provider_legacy = OSSL_PROVIDER_load(ctx->libctx, "legacy");
+    ERR_clear_error();
+    ctx->sha256 = EVP_MD_fetch(ctx->libctx, "SHA256", NULL);
+    if (!ctx->sha256)
+        goto out;
+    *ret_ctx = ctx;
+    ctx = NULL;
+    r = 0;
+out:
+    kigen_read_ctx_free(ctx);
+    return r;
+}
+
+void kigen_read_ctx_free(struct kigen_read_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    EVP_MD_free(ctx->sha256);
+    if (ctx->provider_legacy)
+        OSSL_PROVIDER_unload(ctx->provider_legacy);
+    if (ctx->provider_default)
+        OSSL_PROVIDER_unload(ctx->provider_default);
+    OSSL_LIB_CTX_free(ctx->libctx);
+    free(ctx);
+}
+
+static int asn1_time_to_unix(const ASN1_TIME *t, int64_t *ret)
+{
+    struct tm tm;
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm))
+        return -KIGEN_E_MALFORMED;
+    *ret = (int64_t)timegm(&tm);
+    return 0;
+}
+
+/* RFC 2253, as `openssl x509 -nameopt RFC2253` prints it. Returns a malloc'd string. */
+static char *name_to_string(const X509_NAME *name)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data, *s = NULL;
+    long len;
+
+    if (!bio)
+        return NULL;
+    if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
+        len = BIO_get_mem_data(bio, &data);
+        s = malloc((size_t)len + 1);
+        if (s) {
+            memcpy(s, data, (size_t)len);
+            s[len] = '\0';
+        }
+    }
+    BIO_free(bio);
+    return s;
+}
+
+/* Lowercase hex without leading zeros, "0" for zero. Returns a malloc'd string. */
+static char *serial_to_string(const ASN1_INTEGER *serial)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+    char *hex, *s = NULL, *p;
+    int neg;
+
+    if (!bn)
+        return NULL;
+    hex = BN_bn2hex(bn);
+    BN_free(bn);
+    if (!hex)
+        return NULL;
+    p = hex;
+    neg = *p == '-';
+    if (neg)
+        p++;
+    while (p[0] == '0' && p[1] != '\0')
+        p++;
+    s = malloc(strlen(p) + 2);
+    if (s) {
+        char *q = s;
+
+        if (neg)
+            *q++ = '-';
+        for (; *p; p++)
+            *q++ = (char)(*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
+        *q = '\0';
+    }
+    OPENSSL_free(hex);
+    return s;
+}
+
+static int certs_grow(struct kigen_certs *certs)
+{
+    struct kigen_cert *v;
+    size_t cap;
+
+    if (certs->n < certs->cap)
+        return 0;
+    cap = certs->cap ? certs->cap * 2 : 4;
+    v = realloc(certs->v, cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    certs->v = v;
+    certs->cap = cap;
+    return 0;
+}
+
+/* der/derlen: the certificate's encoding when the caller has it, else NULL. */
+static int add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx, X509 *x509,
+                    const uint8_t *der, size_t derlen, const char *entry)
+{
+    struct kigen_cert c = { 0 };
+    unsigned char *enc = NULL;
+    char *subject = NULL, *issuer = NULL, *serial = NULL;
+    size_t ls, li, lr, le;
+    int r, n;
+
+    if (!der) {
+        n = i2d_X509(x509, &enc);
+        if (n <= 0) {
+            r = -KIGEN_E_MALFORMED;
+            goto out;
+        }
+        der = enc;
+        derlen = (size_t)n;
+    }
+    if (!EVP_Digest(der, derlen, c.sha256, NULL, ctx->sha256, NULL)) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = asn1_time_to_unix(X509_get0_notBefore(x509), &c.not_before);
+    if (r < 0)
+        goto out;
+    r = asn1_time_to_unix(X509_get0_notAfter(x509), &c.not_after);
+    if (r < 0)
+        goto out;
+    subject = name_to_string(X509_get_subject_name(x509));
+    issuer = name_to_string(X509_get_issuer_name(x509));
+    serial = serial_to_string(X509_get0_serialNumber(x509));
+    if (!subject || !issuer || !serial) {
+        r = -ENOMEM;
+        goto out;
+    }
+    ls = strlen(subject) + 1;
+    li = strlen(issuer) + 1;
+    lr = strlen(serial) + 1;
+    le = strlen(entry) + 1;
+    c.subject = malloc(ls + li + lr + le);
+    if (!c.subject || certs_grow(certs) < 0) {
+        free(c.subject);
+        r = -ENOMEM;
+        goto out;
+    }
+    c.issuer = c.subject + ls;
+    c.serial = c.issuer + li;
+    c.entry = c.serial + lr;
+    memcpy(c.subject, subject, ls);
+    memcpy(c.issuer, issuer, li);
+    memcpy(c.serial, serial, lr);
+    memcpy(c.entry, entry, le);
+    certs->v[certs->n++] = c;
+    r = 0;
+out:
+    OPENSSL_free(enc);
+    free(subject);
+    free(issuer);
+    free(serial);
+    return r;
+}
+
+int kigen_certs_add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx, X509 *x509,
+                         const char *entry)
+{
+    return add_x509(certs, ctx, x509, NULL, 0, entry);
+}
+
+int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
+                        const uint8_t *der, size_t len, const char *entry)
+{
+    const unsigned char *p = der;
+    X509 *x509;
+    int r;
+
+    if (len > LONG_MAX)
+        return -KIGEN_E_MALFORMED;
+    x509 = X509_new_ex(ctx->libctx, NULL);
+    if (!x509)
+        return -ENOMEM;
+    if (!d2i_X509(&x509, &p, (long)len)) {
+        /* d2i frees *x509 on failure. */
+        return -KIGEN_E_MALFORMED;
+    }
+    r = add_x509(certs, ctx, x509, der, (size_t)(p - der), entry);
+    X509_free(x509);
+    return r;
+}
+
+void kigen_cert_done(struct kigen_cert *cert)
+{
+    if (!cert)
+        return;
+    free(cert->subject);
+    memset(cert, 0, sizeof(*cert));
+}
+
+void kigen_certs_clear(struct kigen_certs *certs)
+{
+    if (!certs)
+        return;
+    for (size_t i = 0; i < certs->n; i++)
+        kigen_cert_done(&certs->v[i]);
+    certs->n = 0;
+}
+
+void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < KIGEN_SHA256_LEN; i++) {
+        out[2 * i] = hex[cert->sha256[i] >> 4];
+        out[2 * i + 1] = hex[cert->sha256[i] & 15];
+    }
+    out[64] = '\0';
+}

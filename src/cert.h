@@ -1,0 +1,71 @@
+/* One certificate as kigen keeps it: the facts of SPEC §6, no OpenSSL object. */
+#ifndef KIGEN_CERT_H
+#define KIGEN_CERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/types.h>
+
+#define KIGEN_SHA256_LEN 32
+
+struct kigen_cert {
+    uint8_t sha256[KIGEN_SHA256_LEN]; /* of the DER encoding */
+    int64_t not_before;               /* Unix seconds, UTC */
+    int64_t not_after;
+    char *subject; /* RFC 2253; the four strings share one allocation owned by subject */
+    char *issuer;
+    char *serial; /* lowercase hex, no leading zeros, "0" for zero */
+    char *entry;  /* "0", "1", ... or a JKS alias ("alias", "alias#1") */
+};
+
+/* A growing array of certificates, owned by whoever holds it. */
+struct kigen_certs {
+    struct kigen_cert *v;
+    size_t n;
+    size_t cap;
+};
+
+/*
+ * What a reader needs to decode on the calling thread: a library context that no other
+ * thread uses at the same time (OpenSSL 3.0 threads sharing one context contend on its
+ * locks) and the digest fetched from it once.
+ */
+struct kigen_read_ctx {
+    OSSL_LIB_CTX *libctx;
+    EVP_MD *sha256;
+    OSSL_PROVIDER *provider_default;
+    OSSL_PROVIDER *provider_legacy; /* RC2 and DES for old PKCS#12 files; may be NULL */
+};
+
+/*
+ * Creates a context with the default and (if available) legacy providers. Returns 0 or
+ * -ENOMEM; *ret_ctx is written only on success. Free with kigen_read_ctx_free().
+ */
+int kigen_read_ctx_new(struct kigen_read_ctx **ret_ctx);
+void kigen_read_ctx_free(struct kigen_read_ctx *ctx);
+
+/*
+ * Appends the facts of x509 to certs with the given entry name. x509 stays owned by the
+ * caller. Returns 0, -ENOMEM, or -KIGEN_E_MALFORMED when a field cannot be decoded.
+ */
+int kigen_certs_add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx, X509 *x509,
+                         const char *entry);
+
+/*
+ * Decodes one DER certificate (exactly len bytes) with ctx's library context and appends
+ * it. Returns 0, -ENOMEM or -KIGEN_E_MALFORMED.
+ */
+int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
+                        const uint8_t *der, size_t len, const char *entry);
+
+/* Releases every certificate; the array stays usable and empty. certs may be NULL. */
+void kigen_certs_clear(struct kigen_certs *certs);
+
+/* Releases the strings of one certificate. */
+void kigen_cert_done(struct kigen_cert *cert);
+
+/* Lowercase hex of the fingerprint into out (65 bytes). */
+void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65]);
+
+#endif

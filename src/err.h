@@ -1,0 +1,30 @@
+/* Error codes shared by the readers, the scan and the report. */
+#ifndef KIGEN_ERR_H
+#define KIGEN_ERR_H
+
+#include <stddef.h>
+
+/*
+ * File errors of SPEC §4. Functions return them negated (-KIGEN_E_MALFORMED) so that
+ * they never collide with a count; they sit above every errno value.
+ */
+enum kigen_err {
+    KIGEN_E_UNREADABLE = 4096,
+    KIGEN_E_MALFORMED,
+    KIGEN_E_WRONG_PASSWORD,
+    KIGEN_E_NEEDS_PASSWORD,
+    KIGEN_E_UNSUPPORTED,
+    KIGEN_E_TOO_LARGE,
+};
+
+/* The SPEC name of an error code ("malformed"), given positive or negative; NULL if unknown. */
+const char *kigen_err_name(int err);
+
+/*
+ * Writes a one-line reason into errbuf (printf format, may be NULL/0) and returns -err.
+ * The reason must never hold a password or key material.
+ */
+int kigen_errf(char *errbuf, size_t errlen, enum kigen_err err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

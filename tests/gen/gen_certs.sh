@@ -1,0 +1,93 @@
+#!/bin/sh
+# Certificates in every format kigen reads, made with real openssl (run by make_fixtures.sh).
+#
+# OUT/certs/ gets a test CA "NACCS Client CA", leaves with fixed dates around the reference
+# time 2026-11-24T12:00:00Z (one per SPEC §5 state), and each container format. Beside the
+# inputs, NAME.sha256 lists the SHA-256 fingerprints of the certificates NAME holds, in file
+# order, as openssl computes them; LEAF.facts holds openssl's view of one certificate.
+set -eu
+out=${1:?usage: gen_certs.sh OUTDIR}/certs
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+rm -rf "$out"
+mkdir -p "$out"
+cd "$out"
+ca_init "$out/ca" "NACCS Client CA"
+cp ca/ca.pem ca/ca.key .
+
+leaf ok            tanaka      20240101000000Z 20290201000000Z
+leaf renewal_open  suzuki      20211201000000Z 20261214120000Z
+leaf critical      sato        20211201000000Z 20261127120000Z
+leaf expired       takahashi   20211001000000Z 20261101000000Z
+leaf not_yet_valid watanabe    20261201000000Z 20320101000000Z
+leaf boundary      ito         20211201000000Z 20261222120000Z
+
+facts() {
+    {
+        echo "sha256 $(fp "$1")"
+        echo "subject $(openssl x509 -in "$1" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')"
+        echo "issuer $(openssl x509 -in "$1" -noout -issuer -nameopt RFC2253 | sed 's/^issuer=//')"
+        echo "serial $(openssl x509 -in "$1" -noout -serial | sed 's/^serial=//' | tr A-F a-f | sed 's/^0*//; s/^$/0/')"
+        echo "not_before $(date -u -d "$(openssl x509 -in "$1" -noout -startdate | sed 's/^notBefore=//')" +%s)"
+        echo "not_after $(date -u -d "$(openssl x509 -in "$1" -noout -enddate | sed 's/^notAfter=//')" +%s)"
+    } >"$2"
+}
+for n in ok renewal_open critical expired not_yet_valid boundary ca; do
+    facts "$n.pem" "$n.facts"
+done
+
+# PEM: one, a bundle with a key and prose between blocks, a trusted certificate.
+cp ok.pem single.pem
+fp ok.pem >single.pem.sha256
+{
+    echo "Bag Attributes: a comment openssl pkcs12 writes"
+    cat ok.pem
+    cat ok.key
+    echo "some prose"
+    cat expired.pem ca.pem
+} >bundle.pem
+{ fp ok.pem; fp expired.pem; fp ca.pem; } >bundle.pem.sha256
+openssl x509 -in ok.pem -addtrust clientAuth -out trusted.pem
+fp ok.pem >trusted.pem.sha256
+# A bundle whose middle block has a broken body: the others must still be read.
+{
+    cat ok.pem
+    echo "-----BEGIN CERTIFICATE-----"
+    echo "MIIBroken!!!notbase64***"
+    echo "-----END CERTIFICATE-----"
+    cat expired.pem
+} >damaged.pem
+cp ok.key lonekey.pem
+
+# DER.
+openssl x509 -in ok.pem -outform DER -out single.der
+fp ok.pem >single.der.sha256
+openssl pkey -in ok.key -outform DER -out lonekey.der
+
+# PKCS#7, DER and PEM, with a chain.
+openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile ca.pem -outform DER -out chain.p7b
+openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile ca.pem -out chain.p7b.pem
+{ fp ok.pem; fp ca.pem; } >chain.p7b.sha256
+cp chain.p7b.sha256 chain.p7b.pem.sha256
+
+# PKCS#12 in every protection OpenSSL 3 writes; each holds leaf, key and CA (bag order:
+# leaf then CA, as openssl writes them).
+p12() {
+    name=$1
+    shift
+    openssl pkcs12 -export -inkey ok.key -in ok.pem -certfile ca.pem -out "$name" "$@"
+    { fp ok.pem; fp ca.pem; } >"$name.sha256"
+}
+p12 modern.p12 -passout pass:Tanaka-2026
+p12 legacy.p12 -legacy -passout pass:Tanaka-2026
+p12 des3.p12 -certpbe PBE-SHA1-3DES -keypbe PBE-SHA1-3DES -passout pass:Tanaka-2026
+p12 nomac.p12 -nomac -certpbe AES-256-CBC -passout pass:Tanaka-2026
+p12 clearcerts.p12 -certpbe NONE -passout pass:Tanaka-2026
+p12 nopass.p12 -certpbe NONE -keypbe NONE -nomac -passout pass:
+p12 emptypass.p12 -passout pass:
+p12 sidecar.p12 -passout 'pass:Side car!'
+printf 'Side car!\r\n' >sidecar.p12.pass
+echo Tanaka-2026 >password.txt
+head -c 700 modern.p12 >truncated.p12
+{ printf '\001'; head -c 4095 /dev/urandom; } >random.bin
+: >empty.p12

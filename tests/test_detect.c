@@ -1,0 +1,104 @@
+#include "readtest.h"
+
+static void expect(void **state, const char *name, enum kigen_format want_format, int want)
+{
+    struct kigen_certs certs = { 0 };
+    enum kigen_format format;
+    char err[256] = "";
+    int r = read_fixture(*state, name, NULL, 0, &certs, &format, err, sizeof(err));
+
+    if (r != want || format != want_format)
+        fail_msg("%s: got %d/%d (%s), want %d/%d", name, r, format, err, want, want_format);
+    if (want > 0)
+        assert_fingerprints(&certs, name);
+    kigen_certs_clear(&certs);
+    free(certs.v);
+}
+
+static void test_formats_are_detected_from_content(void **state)
+{
+    expect(state, "certs/single.pem", KIGEN_FORMAT_PEM, 1);
+    expect(state, "certs/single.der", KIGEN_FORMAT_DER, 1);
+    expect(state, "certs/chain.p7b", KIGEN_FORMAT_PKCS7, 2);
+    expect(state, "certs/chain.p7b.pem", KIGEN_FORMAT_PKCS7, 2);
+    expect(state, "certs/nopass.p12", KIGEN_FORMAT_PKCS12, 2);
+}
+
+static void test_names_do_not_decide_the_format(void **state)
+{
+    /* password.txt is text, single.der has no extension the reader could trust. */
+    expect(state, "certs/password.txt", KIGEN_FORMAT_UNKNOWN, 0);
+    expect(state, "certs/lonekey.der", KIGEN_FORMAT_UNKNOWN, 0);
+}
+
+static void test_empty_and_random_files_are_errors(void **state)
+{
+    expect(state, "certs/empty.p12", KIGEN_FORMAT_UNKNOWN, -KIGEN_E_MALFORMED);
+    expect(state, "certs/random.bin", KIGEN_FORMAT_UNKNOWN, -KIGEN_E_UNSUPPORTED);
+}
+
+static void test_der_certificate_followed_by_nothing_is_one_entry(void **state)
+{
+    struct kigen_certs certs = { 0 };
+    enum kigen_format format;
+    char err[256];
+
+    assert_int_equal(
+        read_fixture(*state, "certs/single.der", NULL, 0, &certs, &format, err, sizeof(err)), 1);
+    assert_string_equal(certs.v[0].entry, "0");
+    kigen_certs_clear(&certs);
+    free(certs.v);
+}
+
+static void test_random_inputs_never_crash(void **state)
+{
+    uint8_t buf[512];
+    struct kigen_certs certs = { 0 };
+    enum kigen_format format;
+    char err[256];
+    unsigned seed = 12345;
+
+    for (int i = 0; i < 3000; i++) {
+        size_t len = (size_t)(rand_r(&seed) % (int)sizeof(buf));
+
+        for (size_t j = 0; j < len; j++)
+            buf[j] = (uint8_t)rand_r(&seed);
+        /* Steer a third of them into each structured reader. */
+        if (len > 4 && i % 3 == 0)
+            buf[0] = 0x30;
+        if (len > 4 && i % 3 == 1)
+            memcpy(buf, "\xfe\xed\xfe\xed", 4);
+        (void)kigen_read_any(*state, buf, len, NULL, &certs, &format, err, sizeof(err));
+        kigen_certs_clear(&certs);
+    }
+    free(certs.v);
+}
+
+static void test_format_names_match_the_spec(void **state)
+{
+    (void)state;
+    assert_string_equal(kigen_format_name(KIGEN_FORMAT_PEM), "pem");
+    assert_string_equal(kigen_format_name(KIGEN_FORMAT_DER), "der");
+    assert_string_equal(kigen_format_name(KIGEN_FORMAT_PKCS7), "pkcs7");
+    assert_string_equal(kigen_format_name(KIGEN_FORMAT_PKCS12), "pkcs12");
+    assert_string_equal(kigen_format_name(KIGEN_FORMAT_JKS), "jks");
+    assert_string_equal(kigen_format_name(KIGEN_FORMAT_JCEKS), "jceks");
+    assert_null(kigen_format_name(KIGEN_FORMAT_UNKNOWN));
+    assert_string_equal(kigen_err_name(-KIGEN_E_WRONG_PASSWORD), "wrong_password");
+    assert_string_equal(kigen_err_name(KIGEN_E_TOO_LARGE), "too_large");
+    assert_null(kigen_err_name(-2));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_formats_are_detected_from_content),
+        cmocka_unit_test(test_names_do_not_decide_the_format),
+        cmocka_unit_test(test_empty_and_random_files_are_errors),
+        cmocka_unit_test(test_der_certificate_followed_by_nothing_is_one_entry),
+        cmocka_unit_test(test_random_inputs_never_crash),
+        cmocka_unit_test(test_format_names_match_the_spec),
+    };
+
+    return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);
+}
