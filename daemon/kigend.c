@@ -1,0 +1,233 @@
+/*
+ * kigend: the certificate-expiry daemon. This file owns the process: options, the libuv
+ * loop, signals and sd_notify. All the work is in src/.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "inventory.h"
+#include "log.h"
+#include "report.h"
+#include "scan.h"
+#include "timeutil.h"
+
+#define EXIT_USAGE 3 /* SPEC §6: usage or configuration error */
+
+enum format {
+    FORMAT_AUTO,
+    FORMAT_JSON,
+    FORMAT_TABLE,
+};
+
+struct options {
+    const char *config_path;
+    const char *check_path;
+    bool once;
+    enum format format;
+    bool has_now;
+    int64_t now;
+};
+
+struct once {
+    int status;
+    bool done;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: kigend [--config FILE] [--once [--format json|table] [--now RFC3339]]\n"
+                 "       kigend --check-config FILE\n"
+                 "\n"
+                 "Watches certificates and tells people before they run out.\n"
+                 "\n"
+                 "  -c, --config FILE        configuration (default /etc/kigen/kigen.yaml)\n"
+                 "      --once               scan once, print the report, exit 0/1/2 (Nagios)\n"
+                 "      --format FORMAT      json or table (default: table on a terminal)\n"
+                 "      --now TIME           evaluate at TIME (RFC 3339) instead of now\n"
+                 "      --check-config FILE  validate FILE and exit 0, or 3 with the error\n"
+                 "  -h, --help               this text\n"
+                 "      --version            the version\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    enum {
+        OPT_ONCE = 256,
+        OPT_FORMAT,
+        OPT_NOW,
+        OPT_CHECK,
+        OPT_VERSION
+    };
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "once", no_argument, NULL, OPT_ONCE },
+        { "format", required_argument, NULL, OPT_FORMAT },
+        { "now", required_argument, NULL, OPT_NOW },
+        { "check-config", required_argument, NULL, OPT_CHECK },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    o->config_path = "/etc/kigen/kigen.yaml";
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case OPT_ONCE:
+            o->once = true;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "json") == 0)
+                o->format = FORMAT_JSON;
+            else if (strcmp(optarg, "table") == 0)
+                o->format = FORMAT_TABLE;
+            else {
+                fprintf(stderr, "kigend: --format must be json or table, not '%s'\n", optarg);
+                return -EINVAL;
+            }
+            break;
+        case OPT_NOW:
+            if (kigen_time_parse(optarg, &o->now) < 0) {
+                fprintf(stderr,
+                        "kigend: --now '%s' is not an RFC 3339 time "
+                        "(like 2026-11-24T12:00:00Z)\n",
+                        optarg);
+                return -EINVAL;
+            }
+            o->has_now = true;
+            break;
+        case OPT_CHECK:
+            o->check_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case OPT_VERSION:
+            printf("kigend %s\n", KIGEN_VERSION);
+            exit(0);
+        default:
+            usage(stderr);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kigend: unexpected argument '%s'\n", argv[optind]);
+        return -EINVAL;
+    }
+    if ((o->format != FORMAT_AUTO || o->has_now) && !o->once) {
+        fprintf(stderr, "kigend: --format and --now go with --once\n");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int load_config(const char *path, struct kigen_config **ret_config)
+{
+    char err[1024];
+    int r = kigen_config_load(path, ret_config, err, sizeof(err));
+
+    if (r < 0)
+        fprintf(stderr, "kigend: %s\n", err);
+    return r;
+}
+
+static void once_done_cb(struct kigen_scanner *scanner, int status, void *data)
+{
+    struct once *once = data;
+
+    once->status = status;
+    once->done = true;
+}
+
+/* --once: the same scan the daemon runs, on a loop that ends when it completes. */
+static int run_once(const struct options *o, const struct kigen_config *config)
+{
+    uv_loop_t loop;
+    struct kigen_inventory *inventory = NULL;
+    struct kigen_scanner *scanner = NULL;
+    struct kigen_view view = { 0 };
+    struct once once = { 0 };
+    enum format format = o->format;
+    int r, status = EXIT_USAGE;
+
+    r = uv_loop_init(&loop);
+    if (r < 0) {
+        fprintf(stderr, "kigend: cannot start the event loop: %s\n", uv_strerror(r));
+        return EXIT_USAGE;
+    }
+    r = kigen_inventory_new(&inventory);
+    if (r == 0)
+        r = kigen_scanner_new(&loop, inventory, &scanner);
+    if (r == 0)
+        r = kigen_scanner_start(scanner, config, once_done_cb, &once);
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start the scan");
+        goto out;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (!once.done || once.status < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, once.done ? once.status : -EIO, "The scan failed");
+        goto out;
+    }
+    r = kigen_view_build(config, inventory, o->has_now ? o->now : (int64_t)time(NULL), NULL, &view);
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot build the report");
+        goto out;
+    }
+    if (format == FORMAT_AUTO)
+        format = isatty(STDOUT_FILENO) ? FORMAT_TABLE : FORMAT_JSON;
+    r = format == FORMAT_JSON ? kigen_report_json(stdout, &view)
+                              : kigen_report_table(stdout, &view, isatty(STDOUT_FILENO));
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot write the report");
+        goto out;
+    }
+    status = kigen_view_exit_status(&view);
+out:
+    kigen_view_done(&view);
+    kigen_scanner_free(scanner);
+    kigen_inventory_free(inventory);
+    uv_loop_close(&loop);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = { 0 };
+    struct kigen_config *config = NULL;
+    int status;
+
+    if (parse_options(argc, argv, &o) < 0)
+        return EXIT_USAGE;
+    if (o.check_path) {
+        if (load_config(o.check_path, &config) < 0)
+            return EXIT_USAGE;
+        printf("%s: configuration is valid (%zu keystores, %zu probe targets)\n", o.check_path,
+               config->n_keystores, config->probes.n_targets);
+        kigen_config_free(config);
+        return 0;
+    }
+    if (load_config(o.config_path, &config) < 0)
+        return EXIT_USAGE;
+    kigen_time_use_zone(config->timezone);
+    if (o.once) {
+        status = run_once(&o, config);
+    } else {
+        fprintf(stderr, "kigend: the resident daemon is not built yet; use --once\n");
+        status = EXIT_USAGE;
+    }
+    kigen_config_free(config);
+    return status;
+}

@@ -1,0 +1,78 @@
+/*
+ * The in-memory inventory: every location (keystore, path) and what it held at its last read.
+ * Loop thread only: the scan merges into it, the report and the socket read it.
+ */
+#ifndef KIGEN_INVENTORY_H
+#define KIGEN_INVENTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cert.h"
+#include "read.h"
+
+/* What tells an unchanged file from a changed one without reading it. */
+struct kigen_file_id {
+    uint64_t dev;
+    uint64_t ino;
+    int64_t size;
+    int64_t mtime_ns;
+};
+
+struct kigen_file {
+    char *keystore; /* keystore name; keystore and path share one allocation */
+    char *path;
+    enum kigen_format format;
+    struct kigen_file_id id;
+    struct kigen_certs certs;
+    int error;     /* 0, or a positive enum kigen_err */
+    char *message; /* the error's reason, or NULL */
+    uint64_t seen; /* the scan generation that last saw the file */
+    struct kigen_file *hnext;
+    size_t index;
+};
+
+struct kigen_inventory {
+    struct kigen_file **files;
+    size_t n_files;
+    size_t cap;
+    struct kigen_file **buckets;
+    size_t n_buckets;
+    size_t n_certs; /* certificates over all files */
+    size_t n_errors;
+    uint64_t generation;
+    /* Counters for the daemon and the benchmarks. */
+    uint64_t files_read;
+    uint64_t files_unchanged;
+    uint64_t scans;
+};
+
+int kigen_inventory_new(struct kigen_inventory **ret_inventory);
+void kigen_inventory_free(struct kigen_inventory *inventory);
+
+/* Allocates an empty location record. Returns NULL on ENOMEM. */
+struct kigen_file *kigen_file_new(const char *keystore, const char *path);
+void kigen_file_free(struct kigen_file *file);
+
+/* The location (keystore, path), or NULL. O(1). */
+struct kigen_file *kigen_inventory_find(const struct kigen_inventory *inventory,
+                                        const char *keystore, const char *path);
+
+/*
+ * Adds file, replacing (and freeing) a record of the same location. Takes ownership of file
+ * on success; returns 0 or -ENOMEM (then file stays the caller's).
+ */
+int kigen_inventory_put(struct kigen_inventory *inventory, struct kigen_file *file);
+
+/* Removes and frees one record. */
+void kigen_inventory_remove(struct kigen_inventory *inventory, struct kigen_file *file);
+
+/*
+ * Removes every record whose keystore is keystore (or any, when NULL) and whose seen is
+ * older than generation. Returns how many went.
+ */
+size_t kigen_inventory_sweep(struct kigen_inventory *inventory, const char *keystore,
+                             uint64_t generation);
+
+#endif

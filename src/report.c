@@ -1,0 +1,365 @@
+#include "report.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "timeutil.h"
+
+static const struct kigen_keystore *find_keystore(const struct kigen_config *config,
+                                                  const char *name)
+{
+    for (size_t i = 0; i < config->n_keystores; i++)
+        if (strcmp(config->keystores[i].name, name) == 0)
+            return &config->keystores[i];
+    return NULL;
+}
+
+static bool is_number(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* Entries "2" < "10" as numbers; aliases as strings. */
+static int cmp_entry(const char *a, const char *b)
+{
+    if (is_number(a) && is_number(b)) {
+        size_t la = strlen(a), lb = strlen(b);
+
+        if (la != lb)
+            return la < lb ? -1 : 1;
+    }
+    return strcmp(a, b);
+}
+
+static int cmp_record(const void *pa, const void *pb)
+{
+    const struct kigen_record *a = pa, *b = pb;
+    int c;
+
+    if (a->cert->not_after != b->cert->not_after)
+        return a->cert->not_after < b->cert->not_after ? -1 : 1;
+    c = strcmp(a->file->path, b->file->path);
+    if (c)
+        return c;
+    c = cmp_entry(a->cert->entry, b->cert->entry);
+    if (c)
+        return c;
+    return strcmp(a->file->keystore, b->file->keystore);
+}
+
+static int cmp_error(const void *pa, const void *pb)
+{
+    const struct kigen_file *a = *(const struct kigen_file *const *)pa;
+    const struct kigen_file *b = *(const struct kigen_file *const *)pb;
+    int c = strcmp(a->path, b->path);
+
+    return c ? c : strcmp(a->keystore, b->keystore);
+}
+
+static int cmp_fingerprint(const void *pa, const void *pb)
+{
+    const struct kigen_cert *a = *(const struct kigen_cert *const *)pa;
+    const struct kigen_cert *b = *(const struct kigen_cert *const *)pb;
+
+    return memcmp(a->sha256, b->sha256, KIGEN_SHA256_LEN);
+}
+
+static bool keep(const struct kigen_view_filter *filter, const struct kigen_record *rec,
+                 int64_t now)
+{
+    if (!filter)
+        return true;
+    if (filter->state >= 0 && (int)rec->state != filter->state)
+        return false;
+    if (filter->within >= 0 && rec->cert->not_after > now + filter->within)
+        return false;
+    if (filter->keystore && strcmp(filter->keystore, rec->file->keystore) != 0)
+        return false;
+    return true;
+}
+
+static size_t count_unique(const struct kigen_record *records, size_t n)
+{
+    const struct kigen_cert **v;
+    size_t unique = 0;
+
+    if (n == 0)
+        return 0;
+    v = malloc(n * sizeof(*v));
+    if (!v)
+        return n; /* an upper bound beats failing the whole report */
+    for (size_t i = 0; i < n; i++)
+        v[i] = records[i].cert;
+    qsort(v, n, sizeof(*v), cmp_fingerprint);
+    for (size_t i = 0; i < n; i++)
+        unique += i == 0 || memcmp(v[i]->sha256, v[i - 1]->sha256, KIGEN_SHA256_LEN) != 0;
+    free(v);
+    return unique;
+}
+
+int kigen_view_build(const struct kigen_config *config, const struct kigen_inventory *inventory,
+                     int64_t now, const struct kigen_view_filter *filter,
+                     struct kigen_view *ret_view)
+{
+    struct kigen_view v = { .now = now };
+    size_t n = 0;
+
+    if (inventory->n_certs) {
+        v.records = malloc(inventory->n_certs * sizeof(*v.records));
+        if (!v.records)
+            return -ENOMEM;
+    }
+    if (inventory->n_errors) {
+        v.errors = malloc(inventory->n_errors * sizeof(*v.errors));
+        if (!v.errors) {
+            free(v.records);
+            return -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < inventory->n_files; i++) {
+        const struct kigen_file *f = inventory->files[i];
+        const struct kigen_keystore *ks = find_keystore(config, f->keystore);
+
+        if (f->error &&
+            (!filter || !filter->keystore || strcmp(filter->keystore, f->keystore) == 0))
+            v.errors[v.n_errors++] = f;
+        for (size_t j = 0; j < f->certs.n; j++) {
+            struct kigen_record *rec = &v.records[n];
+            const struct kigen_cert *c = &f->certs.v[j];
+
+            rec->file = f;
+            rec->cert = c;
+            rec->keystore = ks;
+            kigen_config_policy_for(config, f->keystore, c->subject, c->issuer, &rec->policy);
+            rec->state = kigen_policy_state(&rec->policy, c->not_before, c->not_after, now);
+            rec->renewal_opens = kigen_policy_renewal_opens(&rec->policy, c->not_after);
+            if (!keep(filter, rec, now))
+                continue;
+            v.counts[rec->state]++;
+            n++;
+        }
+    }
+    v.n_records = n;
+    if (n)
+        qsort(v.records, n, sizeof(*v.records), cmp_record);
+    if (v.n_errors)
+        qsort(v.errors, v.n_errors, sizeof(*v.errors), cmp_error);
+    v.unique = count_unique(v.records, n);
+    *ret_view = v;
+    return 0;
+}
+
+void kigen_view_done(struct kigen_view *view)
+{
+    if (!view)
+        return;
+    free(view->records);
+    free(view->errors);
+    memset(view, 0, sizeof(*view));
+}
+
+int kigen_view_exit_status(const struct kigen_view *view)
+{
+    int status = 0;
+
+    for (int s = 0; s < KIGEN_STATE_COUNT; s++)
+        if (view->counts[s] && kigen_state_severity(s) > status)
+            status = kigen_state_severity(s);
+    if (status == 0 && (view->n_errors || view->probes_down))
+        status = 1;
+    return status;
+}
+
+static json_t *time_json(int64_t t)
+{
+    char buf[KIGEN_RFC3339_LEN];
+
+    kigen_time_format_utc(t, buf);
+    return json_string(buf);
+}
+
+static json_t *labels_json(const struct kigen_keystore *ks)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; ks && o && i < ks->labels.n; i++)
+        json_object_set_new(o, ks->labels.v[i].name, json_string(ks->labels.v[i].value));
+    return o;
+}
+
+/* json_string fails on invalid UTF-8; file names need not be UTF-8. */
+static json_t *text_json(const char *s)
+{
+    json_t *j = json_string(s);
+    char *copy;
+
+    if (j)
+        return j;
+    copy = strdup(s);
+    if (!copy)
+        return NULL;
+    for (unsigned char *p = (unsigned char *)copy; *p; p++)
+        if (*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+static json_t *record_json(const struct kigen_record *rec, int64_t now)
+{
+    const struct kigen_cert *c = rec->cert;
+    char hex[65];
+    json_t *o = json_object();
+
+    if (!o)
+        return NULL;
+    kigen_cert_sha256_hex(c, hex);
+    json_object_set_new(o, "sha256", json_string(hex));
+    json_object_set_new(o, "keystore", text_json(rec->file->keystore));
+    json_object_set_new(o, "path", text_json(rec->file->path));
+    json_object_set_new(o, "format", json_string(kigen_format_name(rec->file->format)));
+    json_object_set_new(o, "entry", text_json(c->entry));
+    json_object_set_new(o, "subject", text_json(c->subject));
+    json_object_set_new(o, "issuer", text_json(c->issuer));
+    json_object_set_new(o, "serial", json_string(c->serial));
+    json_object_set_new(o, "not_before", time_json(c->not_before));
+    json_object_set_new(o, "not_after", time_json(c->not_after));
+    json_object_set_new(o, "renewal_opens", time_json(rec->renewal_opens));
+    json_object_set_new(o, "days_left", json_integer(kigen_days_left(c->not_after, now)));
+    json_object_set_new(o, "state", json_string(kigen_state_name(rec->state)));
+    json_object_set_new(o, "labels", labels_json(rec->keystore));
+    return o;
+}
+
+static json_t *error_json(const struct kigen_file *f)
+{
+    json_t *o = json_object();
+
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "keystore", text_json(f->keystore));
+    json_object_set_new(o, "path", text_json(f->path));
+    json_object_set_new(o, "error", json_string(kigen_err_name(f->error)));
+    json_object_set_new(o, "message", text_json(f->message ? f->message : ""));
+    return o;
+}
+
+static json_t *summary_json(const struct kigen_view *v)
+{
+    json_t *o = json_object();
+
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "certificates", json_integer((json_int_t)v->n_records));
+    json_object_set_new(o, "unique", json_integer((json_int_t)v->unique));
+    json_object_set_new(o, "ok", json_integer((json_int_t)v->counts[KIGEN_STATE_OK]));
+    json_object_set_new(o, "renewal_open",
+                        json_integer((json_int_t)v->counts[KIGEN_STATE_RENEWAL_OPEN]));
+    json_object_set_new(o, "critical", json_integer((json_int_t)v->counts[KIGEN_STATE_CRITICAL]));
+    json_object_set_new(o, "expired", json_integer((json_int_t)v->counts[KIGEN_STATE_EXPIRED]));
+    json_object_set_new(o, "not_yet_valid",
+                        json_integer((json_int_t)v->counts[KIGEN_STATE_NOT_YET_VALID]));
+    json_object_set_new(o, "errors", json_integer((json_int_t)v->n_errors));
+    json_object_set_new(o, "probes_down", json_integer((json_int_t)v->probes_down));
+    return o;
+}
+
+/* Dumps and frees j; a NULL j (ENOMEM while building) fails the report. */
+static int dump(FILE *out, json_t *j)
+{
+    int r = j && json_dumpf(j, out, JSON_COMPACT | JSON_ENSURE_ASCII) == 0 ? 0 : -EIO;
+
+    json_decref(j);
+    return r;
+}
+
+/*
+ * The document is streamed one record at a time: building the whole tree for 100,000
+ * certificates would cost far more memory than the inventory itself.
+ */
+int kigen_report_json(FILE *out, const struct kigen_view *view)
+{
+    char now[KIGEN_RFC3339_LEN];
+    int r;
+
+    kigen_time_format_utc(view->now, now);
+    fprintf(out, "{\"generated_at\":\"%s\",\"summary\":", now);
+    r = dump(out, summary_json(view));
+    fputs(",\n\"certificates\":[", out);
+    for (size_t i = 0; i < view->n_records && r == 0; i++) {
+        fputs(i ? ",\n" : "\n", out);
+        r = dump(out, record_json(&view->records[i], view->now));
+    }
+    fputs("],\n\"errors\":[", out);
+    for (size_t i = 0; i < view->n_errors && r == 0; i++) {
+        fputs(i ? ",\n" : "\n", out);
+        r = dump(out, error_json(view->errors[i]));
+    }
+    fputs("],\n\"probes\":[]}\n", out);
+    if (r == 0 && (fflush(out) != 0 || ferror(out)))
+        r = -EIO;
+    return r;
+}
+
+static const char *state_colour(enum kigen_state state)
+{
+    switch (state) {
+    case KIGEN_STATE_OK:
+        return "\033[32m";
+    case KIGEN_STATE_RENEWAL_OPEN:
+    case KIGEN_STATE_NOT_YET_VALID:
+        return "\033[33m";
+    case KIGEN_STATE_CRITICAL:
+    case KIGEN_STATE_EXPIRED:
+        return "\033[31m";
+    }
+    return "";
+}
+
+int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
+{
+    char date[64];
+
+    fprintf(out, "%-13s %6s  %-20s  %-14s %s\n", "STATE", "DAYS", "NOT AFTER", "KEYSTORE",
+            "LOCATION / SUBJECT");
+    for (size_t i = 0; i < view->n_records; i++) {
+        const struct kigen_record *rec = &view->records[i];
+
+        kigen_time_format_local(rec->cert->not_after, date, sizeof(date));
+        fprintf(out, "%s%-13s%s %6lld  %-20s  %-14s %s [%s]\n",
+                colour ? state_colour(rec->state) : "", kigen_state_name(rec->state),
+                colour ? "\033[0m" : "",
+                (long long)kigen_days_left(rec->cert->not_after, view->now), date,
+                rec->file->keystore, rec->file->path, rec->cert->entry);
+        fprintf(out, "%-13s %6s  %-20s  %-14s %s\n", "", "", "", "", rec->cert->subject);
+    }
+    if (view->n_errors) {
+        fprintf(out, "\n%-15s %-14s %s\n", "ERROR", "KEYSTORE", "PATH: REASON");
+        for (size_t i = 0; i < view->n_errors; i++) {
+            const struct kigen_file *f = view->errors[i];
+
+            fprintf(out, "%-15s %-14s %s: %s\n", kigen_err_name(f->error), f->keystore, f->path,
+                    f->message ? f->message : "");
+        }
+    }
+    kigen_time_format_local(view->now, date, sizeof(date));
+    fprintf(out,
+            "\n%zu certificates (%zu unique) at %s: %zu ok, %zu renewal open, %zu critical, "
+            "%zu expired, %zu not yet valid; %zu unreadable files\n",
+            view->n_records, view->unique, date, view->counts[KIGEN_STATE_OK],
+            view->counts[KIGEN_STATE_RENEWAL_OPEN], view->counts[KIGEN_STATE_CRITICAL],
+            view->counts[KIGEN_STATE_EXPIRED], view->counts[KIGEN_STATE_NOT_YET_VALID],
+            view->n_errors);
+    return fflush(out) == 0 && !ferror(out) ? 0 : -EIO;
+}

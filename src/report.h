@@ -1,0 +1,60 @@
+/*
+ * The report of SPEC §6: a sorted view of the inventory at one instant, printed as the JSON
+ * document or a table for people. Reads the inventory, never writes it. Loop thread.
+ */
+#ifndef KIGEN_REPORT_H
+#define KIGEN_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "inventory.h"
+#include "policy.h"
+
+struct kigen_record {
+    const struct kigen_file *file;
+    const struct kigen_cert *cert;
+    const struct kigen_keystore *keystore; /* NULL if no longer configured */
+    struct kigen_policy policy;            /* the effective policy (pointers into config) */
+    enum kigen_state state;
+    int64_t renewal_opens;
+};
+
+/* Which records a view keeps; zeroed (with state = -1) keeps all. */
+struct kigen_view_filter {
+    int state;            /* an enum kigen_state, or -1 for any */
+    int64_t within;       /* keep not_after <= now + within; -1 for any */
+    const char *keystore; /* exact name, or NULL */
+};
+
+struct kigen_view {
+    int64_t now;
+    struct kigen_record *records; /* sorted by not_after, path, entry */
+    size_t n_records;
+    const struct kigen_file **errors; /* sorted by path */
+    size_t n_errors;
+    size_t counts[KIGEN_STATE_COUNT];
+    size_t unique; /* distinct fingerprints among records */
+    size_t probes_down;
+};
+
+/*
+ * Builds the view of inventory at now. filter may be NULL. Returns 0 or -ENOMEM; free with
+ * kigen_view_done(). The view borrows from inventory and config: use it before they change.
+ */
+int kigen_view_build(const struct kigen_config *config, const struct kigen_inventory *inventory,
+                     int64_t now, const struct kigen_view_filter *filter,
+                     struct kigen_view *ret_view);
+void kigen_view_done(struct kigen_view *view);
+
+/* The exit status of SPEC §6 over the view: 0, 1 or 2. */
+int kigen_view_exit_status(const struct kigen_view *view);
+
+/* Writes the SPEC §6 JSON document, one record a line. Returns 0 or -EIO. */
+int kigen_report_json(FILE *out, const struct kigen_view *view);
+
+/* Writes a table for people, dates in the process's local zone. Returns 0 or -EIO. */
+int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour);
+
+#endif

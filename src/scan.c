@@ -1,0 +1,962 @@
+/*
+ * The scan runs in two kinds of work on libuv's thread pool:
+ *
+ *   walk  one job: lists the files of every keystore (lstat, readdir) and resolves the
+ *         configured password files; touches no inventory.
+ *   read  batches of files: open, read, detect, decode into struct kigen_file records.
+ *
+ * Between and after them the loop thread decides what to read (unchanged files are skipped)
+ * and merges the records into the inventory, which it alone writes. A work callback touches
+ * only its own job struct.
+ */
+#include "scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "err.h"
+#include "log.h"
+#include "read.h"
+
+#define BATCH_FILES     32
+#define CTX_SLOTS       64
+#define MAX_DEPTH       64
+#define MAX_SECRET_SIZE 4096
+
+/* One OpenSSL library context per concurrently running job, claimed without a lock. */
+struct ctx_slot {
+    atomic_bool busy;
+    struct kigen_read_ctx *ctx;
+};
+
+struct kigen_scanner {
+    uv_loop_t *loop;
+    struct kigen_inventory *inventory;
+    struct ctx_slot slots[CTX_SLOTS];
+    struct scan *scan; /* the running scan, or NULL */
+};
+
+/*
+ * The passwords of one keystore for this scan, one slot per configured source in order (NULL
+ * when the source gave nothing), wiped when the scan ends.
+ */
+struct secrets {
+    char **v;
+    size_t n;
+};
+
+/* A file found by the walk, or an error found there (error != 0). */
+struct item {
+    size_t keystore; /* index into config->keystores */
+    char *path;
+    struct kigen_file_id id;
+    int error;
+    char *message;
+};
+
+struct items {
+    struct item *v;
+    size_t n;
+    size_t cap;
+};
+
+struct scan {
+    struct kigen_scanner *scanner;
+    const struct kigen_config *config;
+    kigen_scan_done_cb done_cb;
+    void *data;
+    uint64_t generation;
+    struct secrets *secrets; /* one per keystore */
+    char **secret_paths;     /* credential/file paths, resolved on the loop thread */
+    struct items found;      /* the walk's result */
+    struct items warnings;   /* password sources that could not be read, etc. */
+    size_t pending;          /* read jobs not yet merged */
+    int status;
+    uv_work_t walk_req;
+};
+
+struct read_job {
+    uv_work_t req;
+    struct scan *scan;
+    struct item *items; /* borrowed from scan->found */
+    size_t n;
+    struct kigen_file **out; /* one record per item, or NULL when it holds nothing */
+    int status;
+};
+
+/* ---- helpers shared by the workers ---- */
+
+static void secret_free(char *s)
+{
+    if (!s)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+/* Reads the first line of path (SPEC §4: one trailing \n or \r\n stripped). */
+static int read_first_line(const char *path, bool nofollow, char **ret)
+{
+    char buf[MAX_SECRET_SIZE + 1];
+    int fd, r = 0;
+    ssize_t n;
+    size_t len = 0;
+    struct stat st;
+    char *nl, *s;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        r = -EINVAL;
+        goto out;
+    }
+    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    nl = memchr(buf, '\n', len);
+    if (nl) {
+        if (nl > buf && nl[-1] == '\r')
+            nl--;
+        *nl = '\0';
+    }
+    s = strdup(buf);
+    if (!s) {
+        r = -ENOMEM;
+        goto out;
+    }
+    *ret = s;
+out:
+    OPENSSL_cleanse(buf, sizeof(buf));
+    close(fd);
+    return r;
+}
+
+static int items_add(struct items *items, struct item **ret)
+{
+    if (items->n == items->cap) {
+        size_t cap = items->cap ? items->cap * 2 : 64;
+        struct item *v = realloc(items->v, cap * sizeof(*v));
+
+        if (!v)
+            return -ENOMEM;
+        items->v = v;
+        items->cap = cap;
+    }
+    *ret = &items->v[items->n++];
+    memset(*ret, 0, sizeof(**ret));
+    return 0;
+}
+
+static void items_done(struct items *items)
+{
+    for (size_t i = 0; i < items->n; i++) {
+        free(items->v[i].path);
+        free(items->v[i].message);
+    }
+    free(items->v);
+    memset(items, 0, sizeof(*items));
+}
+
+static int add_error(struct items *items, size_t ks, const char *path, int err, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
+
+static int add_error(struct items *items, size_t ks, const char *path, int err, const char *fmt,
+                     ...)
+{
+    struct item *it;
+    char msg[512];
+    va_list ap;
+
+    if (items_add(items, &it) < 0)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    it->keystore = ks;
+    it->path = strdup(path);
+    it->message = strdup(msg);
+    it->error = err;
+    if (!it->path || !it->message)
+        return -ENOMEM;
+    return 0;
+}
+
+static void id_from_stat(const struct stat *st, struct kigen_file_id *id)
+{
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+    id->size = (int64_t)st->st_size;
+    id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* ---- the walk ---- */
+
+/* (dev, inode) pairs already visited in one keystore: loops and links yield nothing twice. */
+struct idset {
+    uint64_t *v; /* pairs; (0, 0) is empty */
+    size_t cap;  /* pairs, a power of two */
+    size_t n;
+};
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+    uint64_t h = a * 0x9e3779b97f4a7c15u ^ (b + 0x632be59bd9b4e019u + (a << 6));
+
+    return h ^ (h >> 29);
+}
+
+/* Returns 1 if added, 0 if it was there, -ENOMEM. */
+static int idset_add(struct idset *s, uint64_t dev, uint64_t ino)
+{
+    size_t i;
+
+    if (2 * (s->n + 1) > s->cap) {
+        struct idset bigger = { NULL, s->cap ? s->cap * 2 : 256, 0 };
+
+        bigger.v = calloc(bigger.cap, 2 * sizeof(uint64_t));
+        if (!bigger.v)
+            return -ENOMEM;
+        for (size_t j = 0; j < s->cap; j++)
+            if (s->v[2 * j] || s->v[2 * j + 1])
+                (void)idset_add(&bigger, s->v[2 * j], s->v[2 * j + 1]);
+        free(s->v);
+        *s = bigger;
+    }
+    if (dev == 0 && ino == 0)
+        ino = UINT64_MAX; /* keep (0, 0) free as the empty mark */
+    for (i = mix(dev, ino) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        if (s->v[2 * i] == dev && s->v[2 * i + 1] == ino)
+            return 0;
+        if (!s->v[2 * i] && !s->v[2 * i + 1])
+            break;
+    }
+    s->v[2 * i] = dev;
+    s->v[2 * i + 1] = ino;
+    s->n++;
+    return 1;
+}
+
+struct walk {
+    const struct kigen_keystore *ks;
+    size_t ks_index;
+    char *root_real; /* realpath of the keystore root: links may not leave it */
+    struct idset dirs;
+    struct idset files;
+    struct items *out;
+};
+
+static bool name_matches(const struct kigen_keystore *ks, const char *name)
+{
+    bool included = false;
+
+    for (size_t i = 0; i < ks->include.n && !included; i++)
+        included = fnmatch(ks->include.v[i], name, 0) == 0;
+    if (!included)
+        return false;
+    for (size_t i = 0; i < ks->exclude.n; i++)
+        if (fnmatch(ks->exclude.v[i], name, 0) == 0)
+            return false;
+    return true;
+}
+
+static bool is_inside(const char *root, const char *path)
+{
+    size_t n = strlen(root);
+
+    if (strcmp(root, "/") == 0)
+        return true;
+    return strncmp(root, path, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* A directory entry; links are walked after everything else in their directory. */
+struct dent {
+    char *name;
+    bool is_link;
+};
+
+static int cmp_dents(const void *a, const void *b)
+{
+    return strcmp(((const struct dent *)a)->name, ((const struct dent *)b)->name);
+}
+
+static bool has_name(const struct dent *dents, size_t n, const char *name)
+{
+    struct dent key = { (char *)name, false };
+
+    return bsearch(&key, dents, n, sizeof(*dents), cmp_dents) != NULL;
+}
+
+static int walk_dir(struct walk *w, const char *dir, int depth);
+
+/* One directory entry (or the root itself when name is NULL). */
+static int walk_entry(struct walk *w, const char *path, const char *name,
+                      const struct dent *siblings, size_t n_siblings, int depth)
+{
+    const struct kigen_keystore *ks = w->ks;
+    struct stat st;
+    struct item *it;
+    int r;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0
+                               : add_error(w->out, w->ks_index, path, KIGEN_E_UNREADABLE,
+                                           "cannot stat: %s", strerror(errno));
+    if (S_ISLNK(st.st_mode)) {
+        if (!ks->follow_symlinks && name) {
+            char *real = realpath(path, NULL);
+            bool inside = real && is_inside(w->root_real, real);
+
+            free(real);
+            if (!inside)
+                return 0; /* dangling, or leads out of the keystore: not followed */
+        }
+        if (stat(path, &st) < 0)
+            return 0; /* dangling */
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (name && !ks->recursive)
+            return 0;
+        if (depth >= MAX_DEPTH)
+            return add_error(w->out, w->ks_index, path, KIGEN_E_UNREADABLE,
+                             "directories nested deeper than %d levels, skipping", MAX_DEPTH);
+        r = idset_add(&w->dirs, st.st_dev, st.st_ino);
+        if (r <= 0)
+            return r; /* a loop: seen already */
+        return walk_dir(w, path, depth + 1);
+    }
+    if (!S_ISREG(st.st_mode))
+        return 0; /* FIFOs, sockets, devices are never opened */
+    if (name) {
+        size_t len = strlen(name);
+
+        if (!name_matches(ks, name))
+            return 0;
+        /* FILE.pass beside FILE is a password, not a keystore. */
+        if (ks->password_sidecar && len > 5 && strcmp(name + len - 5, ".pass") == 0) {
+            char base[NAME_MAX + 1];
+
+            memcpy(base, name, len - 5);
+            base[len - 5] = '\0';
+            if (has_name(siblings, n_siblings, base))
+                return 0;
+        }
+    }
+    r = idset_add(&w->files, st.st_dev, st.st_ino);
+    if (r <= 0)
+        return r;
+    if ((uint64_t)st.st_size > ks->max_file_size)
+        return add_error(w->out, w->ks_index, path, KIGEN_E_TOO_LARGE,
+                         "%lld bytes, more than max_file_size %llu", (long long)st.st_size,
+                         (unsigned long long)ks->max_file_size);
+    if (items_add(w->out, &it) < 0)
+        return -ENOMEM;
+    it->keystore = w->ks_index;
+    it->path = strdup(path);
+    id_from_stat(&st, &it->id);
+    return it->path ? 0 : -ENOMEM;
+}
+
+static int walk_dir(struct walk *w, const char *dir, int depth)
+{
+    DIR *d = NULL;
+    struct dirent *de;
+    struct dent *dents = NULL;
+    char *path = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+
+    d = opendir(dir);
+    if (!d)
+        return add_error(w->out, w->ks_index, dir, KIGEN_E_UNREADABLE, "cannot open directory: %s",
+                         strerror(errno));
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            struct dent *v;
+
+            cap = cap ? cap * 2 : 64;
+            v = realloc(dents, cap * sizeof(*v));
+            if (!v) {
+                r = -ENOMEM;
+                goto out;
+            }
+            dents = v;
+        }
+        dents[n].name = strdup(de->d_name);
+        dents[n].is_link = de->d_type == DT_LNK;
+        if (!dents[n].name) {
+            r = -ENOMEM;
+            goto out;
+        }
+        n++;
+    }
+    /*
+     * Sorted, and links after real entries: the same file reached twice is reported under its
+     * own name, and the same way every scan.
+     */
+    qsort(dents, n, sizeof(*dents), cmp_dents);
+    for (int links = 0; links <= 1; links++) {
+        for (size_t i = 0; i < n && r >= 0; i++) {
+            if (dents[i].is_link != links)
+                continue;
+            if (asprintf(&path, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
+                         dents[i].name) < 0) {
+                path = NULL;
+                r = -ENOMEM;
+                goto out;
+            }
+            r = walk_entry(w, path, dents[i].name, dents, n, depth);
+            free(path);
+            path = NULL;
+        }
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        free(dents[i].name);
+    free(dents);
+    if (d)
+        closedir(d);
+    return r;
+}
+
+static int walk_keystore(struct scan *s, size_t ks_index)
+{
+    struct walk w = { 0 };
+    int r;
+
+    w.ks = &s->config->keystores[ks_index];
+    w.ks_index = ks_index;
+    w.out = &s->found;
+    w.root_real = realpath(w.ks->path, NULL);
+    if (!w.root_real)
+        return add_error(w.out, ks_index, w.ks->path, KIGEN_E_UNREADABLE, "keystore path: %s",
+                         strerror(errno));
+    r = walk_entry(&w, w.ks->path, NULL, NULL, 0, 0);
+    free(w.root_real);
+    free(w.dirs.v);
+    free(w.files.v);
+    return r;
+}
+
+static void resolve_secrets(struct scan *s)
+{
+    const struct kigen_config *c = s->config;
+    size_t k = 0;
+
+    for (size_t i = 0; i < c->n_keystores; i++) {
+        const struct kigen_keystore *ks = &c->keystores[i];
+
+        for (size_t j = 0; j < ks->n_passwords; j++, k++) {
+            char *secret = NULL;
+            int r;
+
+            if (ks->passwords[j].kind == KIGEN_PASSWORD_ENV || !s->secret_paths[k])
+                continue;
+            r = read_first_line(s->secret_paths[k], false, &secret);
+            if (r < 0) {
+                (void)add_error(&s->warnings, i, s->secret_paths[k], -r,
+                                "cannot read password source: %s", strerror(-r));
+                continue;
+            }
+            s->secrets[i].v[j] = secret;
+        }
+    }
+}
+
+static void walk_work_cb(uv_work_t *req)
+{
+    struct scan *s = req->data;
+
+    resolve_secrets(s);
+    for (size_t i = 0; i < s->config->n_keystores && s->status == 0; i++)
+        s->status = walk_keystore(s, i);
+}
+
+/* ---- reading ---- */
+
+static struct kigen_read_ctx *claim_ctx(struct kigen_scanner *scanner, int *ret_slot)
+{
+    struct kigen_read_ctx *ctx = NULL;
+
+    for (int i = 0; i < CTX_SLOTS; i++) {
+        if (atomic_exchange(&scanner->slots[i].busy, true))
+            continue;
+        if (!scanner->slots[i].ctx && kigen_read_ctx_new(&scanner->slots[i].ctx) < 0) {
+            atomic_store(&scanner->slots[i].busy, false);
+            return NULL;
+        }
+        *ret_slot = i;
+        return scanner->slots[i].ctx;
+    }
+    /* More threads than slots: a context for this job alone. */
+    *ret_slot = -1;
+    return kigen_read_ctx_new(&ctx) < 0 ? NULL : ctx;
+}
+
+static void release_ctx(struct kigen_scanner *scanner, struct kigen_read_ctx *ctx, int slot)
+{
+    if (slot < 0)
+        kigen_read_ctx_free(ctx);
+    else
+        atomic_store(&scanner->slots[slot].busy, false);
+}
+
+static int read_whole(int fd, uint64_t max, uint8_t **ret_buf, size_t *ret_len)
+{
+    struct stat st;
+    size_t cap, len = 0;
+    uint8_t *buf;
+    ssize_t n;
+
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
+    if ((uint64_t)st.st_size > max)
+        return -EFBIG;
+    cap = (size_t)st.st_size + 1; /* one more byte tells a file that grew */
+    buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    while (len < cap && (n = read(fd, buf + len, cap - len)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            free(buf);
+            return -errno;
+        }
+        len += (size_t)n;
+        if (len == cap && (uint64_t)cap <= max) {
+            uint8_t *bigger =
+                cap * 2 > max + 1 ? realloc(buf, (size_t)max + 1) : realloc(buf, cap * 2);
+
+            if (!bigger) {
+                free(buf);
+                return -ENOMEM;
+            }
+            cap = cap * 2 > max + 1 ? (size_t)max + 1 : cap * 2;
+            buf = bigger;
+        }
+    }
+    if ((uint64_t)len > max) {
+        free(buf);
+        return -EFBIG;
+    }
+    *ret_buf = buf;
+    *ret_len = len;
+    return 0;
+}
+
+static int set_error(struct kigen_file *f, int err, const char *msg)
+{
+    f->error = err;
+    f->message = strdup(msg);
+    return f->message ? 0 : -ENOMEM;
+}
+
+/* Reads one file into a record; *ret_file is NULL when it vanished or holds nothing. */
+static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const struct item *it,
+                    struct kigen_file **ret_file)
+{
+    const struct kigen_keystore *ks = &s->config->keystores[it->keystore];
+    const struct secrets *sec = &s->secrets[it->keystore];
+    const char *tries[1 + 32];
+    struct kigen_passwords pw = { tries, 0 };
+    struct kigen_file *f = NULL;
+    char *sidecar = NULL, *sidecar_path = NULL, errbuf[256] = "";
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct stat st;
+    int fd = -1, r;
+
+    *ret_file = NULL;
+    f = kigen_file_new(ks->name, it->path);
+    if (!f)
+        return -ENOMEM;
+    fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            r = 0; /* gone since the walk: the sweep removes it */
+            goto out;
+        }
+        r = set_error(f, KIGEN_E_UNREADABLE, strerror(errno));
+        goto done;
+    }
+    if (fstat(fd, &st) == 0) {
+        if (!S_ISREG(st.st_mode)) {
+            r = 0; /* replaced by something that is not a file: never read */
+            goto out;
+        }
+        id_from_stat(&st, &f->id);
+    }
+    r = read_whole(fd, ks->max_file_size, &buf, &len);
+    if (r == -EFBIG) {
+        snprintf(errbuf, sizeof(errbuf), "more than max_file_size %llu bytes",
+                 (unsigned long long)ks->max_file_size);
+        r = set_error(f, KIGEN_E_TOO_LARGE, errbuf);
+        goto done;
+    }
+    if (r < 0) {
+        if (r == -ENOMEM)
+            goto out;
+        r = set_error(f, KIGEN_E_UNREADABLE, strerror(-r));
+        goto done;
+    }
+    if (ks->password_sidecar) {
+        if (asprintf(&sidecar_path, "%s.pass", it->path) < 0) {
+            sidecar_path = NULL;
+            r = -ENOMEM;
+            goto out;
+        }
+        if (read_first_line(sidecar_path, true, &sidecar) == 0)
+            tries[pw.n++] = sidecar;
+    }
+    for (size_t i = 0; i < sec->n && pw.n < sizeof(tries) / sizeof(tries[0]); i++)
+        if (sec->v[i])
+            tries[pw.n++] = sec->v[i];
+    r = kigen_read_any(ctx, buf, len, &pw, &f->certs, &f->format, errbuf, sizeof(errbuf));
+    if (r == -ENOMEM)
+        goto out;
+    if (r < 0) {
+        r = set_error(f, -r, errbuf);
+        if (r < 0)
+            goto out;
+    } else if (f->certs.n == 0) {
+        r = 0; /* holds no certificate: no record */
+        goto out;
+    }
+done:
+    if (r < 0)
+        goto out;
+    *ret_file = f;
+    f = NULL;
+    r = 0;
+out:
+    if (buf) {
+        OPENSSL_cleanse(buf, len);
+        free(buf);
+    }
+    secret_free(sidecar);
+    free(sidecar_path);
+    if (fd >= 0)
+        close(fd);
+    kigen_file_free(f);
+    return r;
+}
+
+static void read_work_cb(uv_work_t *req)
+{
+    struct read_job *job = req->data;
+    struct kigen_scanner *scanner = job->scan->scanner;
+    struct kigen_read_ctx *ctx;
+    int slot;
+
+    ctx = claim_ctx(scanner, &slot);
+    if (!ctx) {
+        job->status = -ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < job->n && job->status == 0; i++)
+        job->status = read_one(job->scan, ctx, &job->items[i], &job->out[i]);
+    release_ctx(scanner, ctx, slot);
+}
+
+/* ---- the loop thread ---- */
+
+static void scan_free(struct scan *s)
+{
+    size_t k = 0;
+
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->config->n_keystores; i++) {
+        for (size_t j = 0; s->secrets && j < s->secrets[i].n; j++)
+            secret_free(s->secrets[i].v[j]);
+        if (s->secrets)
+            free(s->secrets[i].v);
+        for (size_t j = 0; j < s->config->keystores[i].n_passwords; j++, k++)
+            if (s->secret_paths)
+                free(s->secret_paths[k]);
+    }
+    free(s->secrets);
+    free(s->secret_paths);
+    items_done(&s->found);
+    items_done(&s->warnings);
+    free(s);
+}
+
+static void finish(struct scan *s)
+{
+    struct kigen_scanner *scanner = s->scanner;
+    kigen_scan_done_cb cb = s->done_cb;
+    void *data = s->data;
+    int status = s->status;
+
+    if (status == 0) {
+        for (size_t i = 0; i < s->config->n_keystores; i++)
+            kigen_inventory_sweep(scanner->inventory, s->config->keystores[i].name, s->generation);
+        /* Keystores no longer configured are gone too. */
+        for (size_t i = scanner->inventory->n_files; i-- > 0;) {
+            struct kigen_file *f = scanner->inventory->files[i];
+            bool known = false;
+
+            for (size_t j = 0; j < s->config->n_keystores && !known; j++)
+                known = strcmp(s->config->keystores[j].name, f->keystore) == 0;
+            if (!known)
+                kigen_inventory_remove(scanner->inventory, f);
+        }
+    }
+    scanner->inventory->scans++;
+    scanner->scan = NULL;
+    scan_free(s);
+    cb(scanner, status, data);
+}
+
+static int merge(struct scan *s, struct kigen_file *f)
+{
+    struct kigen_inventory *inv = s->scanner->inventory;
+    int r;
+
+    f->seen = s->generation;
+    r = kigen_inventory_put(inv, f);
+    if (r < 0)
+        kigen_file_free(f);
+    return r;
+}
+
+static void read_after_cb(uv_work_t *req, int status)
+{
+    struct read_job *job = req->data;
+    struct scan *s = job->scan;
+
+    if (status < 0 && s->status == 0)
+        s->status = status;
+    if (job->status < 0 && s->status == 0)
+        s->status = job->status;
+    for (size_t i = 0; i < job->n; i++) {
+        if (!job->out[i])
+            continue;
+        s->scanner->inventory->files_read++;
+        if (merge(s, job->out[i]) < 0 && s->status == 0)
+            s->status = -ENOMEM;
+    }
+    free(job->out);
+    free(job);
+    if (--s->pending == 0)
+        finish(s);
+}
+
+static bool id_equal(const struct kigen_file_id *a, const struct kigen_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
+/* Files whose password may have changed outside them are read again every scan. */
+static bool is_password_error(int err)
+{
+    return err == KIGEN_E_WRONG_PASSWORD || err == KIGEN_E_NEEDS_PASSWORD;
+}
+
+static int queue_job(struct scan *s, struct item *items, size_t n)
+{
+    struct read_job *job = calloc(1, sizeof(*job));
+    int r;
+
+    if (!job)
+        return -ENOMEM;
+    job->out = calloc(n, sizeof(*job->out));
+    if (!job->out) {
+        free(job);
+        return -ENOMEM;
+    }
+    job->scan = s;
+    job->items = items;
+    job->n = n;
+    job->req.data = job;
+    r = uv_queue_work(s->scanner->loop, &job->req, read_work_cb, read_after_cb);
+    if (r < 0) {
+        free(job->out);
+        free(job);
+        return r;
+    }
+    s->pending++;
+    return 0;
+}
+
+static void walk_after_cb(uv_work_t *req, int status)
+{
+    struct scan *s = req->data;
+    struct kigen_inventory *inv = s->scanner->inventory;
+    const struct kigen_keystore *ks;
+    size_t n_read = 0, start;
+    int r = 0;
+
+    for (size_t i = 0; i < s->warnings.n; i++)
+        kigen_log_warn("Keystore '%s': '%s': %s, ignoring",
+                       s->config->keystores[s->warnings.v[i].keystore].name, s->warnings.v[i].path,
+                       s->warnings.v[i].message);
+    if (status < 0 || s->status < 0) {
+        s->status = status < 0 ? status : s->status;
+        finish(s);
+        return;
+    }
+    /* Compact the list to the files that need reading; the rest become records now. */
+    for (size_t i = 0; i < s->found.n && r == 0; i++) {
+        struct item *it = &s->found.v[i];
+        struct kigen_file *f;
+
+        ks = &s->config->keystores[it->keystore];
+        f = kigen_inventory_find(inv, ks->name, it->path);
+        if (it->error) {
+            f = kigen_file_new(ks->name, it->path);
+            if (!f || set_error(f, it->error, it->message) < 0) {
+                kigen_file_free(f);
+                r = -ENOMEM;
+                break;
+            }
+            r = merge(s, f);
+            continue;
+        }
+        if (f && id_equal(&f->id, &it->id) && !is_password_error(f->error)) {
+            f->seen = s->generation;
+            inv->files_unchanged++;
+            continue;
+        }
+        if (n_read != i) {
+            struct item tmp = s->found.v[n_read];
+
+            s->found.v[n_read] = *it;
+            *it = tmp;
+        }
+        n_read++;
+    }
+    /* One extra pending count keeps finish() from running while jobs are still queued. */
+    s->pending = 1;
+    for (start = 0; start < n_read && r == 0; start += BATCH_FILES)
+        r = queue_job(s, &s->found.v[start],
+                      n_read - start < BATCH_FILES ? n_read - start : BATCH_FILES);
+    if (r < 0)
+        s->status = r;
+    if (--s->pending == 0)
+        finish(s);
+}
+
+int kigen_scanner_new(uv_loop_t *loop, struct kigen_inventory *inventory,
+                      struct kigen_scanner **ret_scanner)
+{
+    struct kigen_scanner *scanner = calloc(1, sizeof(*scanner));
+
+    if (!scanner)
+        return -ENOMEM;
+    scanner->loop = loop;
+    scanner->inventory = inventory;
+    for (int i = 0; i < CTX_SLOTS; i++)
+        atomic_init(&scanner->slots[i].busy, false);
+    *ret_scanner = scanner;
+    return 0;
+}
+
+void kigen_scanner_free(struct kigen_scanner *scanner)
+{
+    if (!scanner)
+        return;
+    for (int i = 0; i < CTX_SLOTS; i++)
+        kigen_read_ctx_free(scanner->slots[i].ctx);
+    free(scanner);
+}
+
+bool kigen_scanner_is_busy(const struct kigen_scanner *scanner)
+{
+    return scanner->scan != NULL;
+}
+
+int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config *config,
+                        kigen_scan_done_cb done_cb, void *data)
+{
+    struct scan *s = NULL;
+    const char *credentials = getenv("CREDENTIALS_DIRECTORY");
+    size_t n_sources = 0, k = 0;
+    int r = -ENOMEM;
+
+    if (scanner->scan)
+        return -EBUSY;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->scanner = scanner;
+    s->config = config;
+    s->done_cb = done_cb;
+    s->data = data;
+    s->generation = ++scanner->inventory->generation;
+    s->secrets = calloc(config->n_keystores ? config->n_keystores : 1, sizeof(*s->secrets));
+    for (size_t i = 0; i < config->n_keystores; i++)
+        n_sources += config->keystores[i].n_passwords;
+    s->secret_paths = calloc(n_sources ? n_sources : 1, sizeof(*s->secret_paths));
+    if (!s->secrets || !s->secret_paths)
+        goto out;
+    /* The environment is read here, on the loop thread; files are read by the walk. */
+    for (size_t i = 0; i < config->n_keystores; i++) {
+        const struct kigen_keystore *ks = &config->keystores[i];
+
+        s->secrets[i].v = calloc(ks->n_passwords ? ks->n_passwords : 1, sizeof(char *));
+        if (!s->secrets[i].v)
+            goto out;
+        s->secrets[i].n = ks->n_passwords;
+        for (size_t j = 0; j < ks->n_passwords; j++, k++) {
+            const struct kigen_password_source *src = &ks->passwords[j];
+            const char *value;
+
+            switch (src->kind) {
+            case KIGEN_PASSWORD_ENV:
+                value = getenv(src->value);
+                if (value) {
+                    s->secrets[i].v[j] = strdup(value);
+                    if (!s->secrets[i].v[j])
+                        goto out;
+                }
+                break;
+            case KIGEN_PASSWORD_CREDENTIAL:
+                if (!credentials) {
+                    kigen_log_warn("Keystore '%s': credential '%s' given but "
+                                   "$CREDENTIALS_DIRECTORY is not set, ignoring",
+                                   ks->name, src->value);
+                    break;
+                }
+                if (strchr(src->value, '/') ||
+                    asprintf(&s->secret_paths[k], "%s/%s", credentials, src->value) < 0)
+                    s->secret_paths[k] = NULL;
+                break;
+            case KIGEN_PASSWORD_FILE:
+                s->secret_paths[k] = strdup(src->value);
+                if (!s->secret_paths[k])
+                    goto out;
+                break;
+            }
+        }
+    }
+    s->walk_req.data = s;
+    r = uv_queue_work(scanner->loop, &s->walk_req, walk_work_cb, walk_after_cb);
+    if (r < 0)
+        goto out;
+    scanner->scan = s;
+    s = NULL;
+    r = 0;
+out:
+    scan_free(s);
+    return r;
+}

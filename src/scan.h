@@ -1,0 +1,42 @@
+/*
+ * The scan: walks the keystores, reads changed files on libuv's thread pool and merges what
+ * they hold into the inventory on the loop thread (SPEC §4). A file whose device, inode, size
+ * and mtime are unchanged since its last read is not read again.
+ */
+#ifndef KIGEN_SCAN_H
+#define KIGEN_SCAN_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "inventory.h"
+
+struct kigen_scanner;
+
+/* Called on the loop thread when a scan has merged all it read. status is 0 or -errno. */
+typedef void (*kigen_scan_done_cb)(struct kigen_scanner *scanner, int status, void *data);
+
+/*
+ * A scanner for inventory on loop. It keeps one OpenSSL library context per worker thread
+ * between scans. Returns 0 or -ENOMEM; *ret_scanner written on success.
+ */
+int kigen_scanner_new(uv_loop_t *loop, struct kigen_inventory *inventory,
+                      struct kigen_scanner **ret_scanner);
+
+/* Frees the scanner; no scan may be running. NULL is a no-op. */
+void kigen_scanner_free(struct kigen_scanner *scanner);
+
+/*
+ * Starts a full scan of every keystore of config. config must stay unchanged and alive until
+ * done_cb runs. Records of locations no longer found are removed from the inventory at the
+ * end. Returns 0, -EBUSY if a scan is running, or -ENOMEM; on failure done_cb is not called.
+ */
+int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config *config,
+                        kigen_scan_done_cb done_cb, void *data);
+
+/* Whether a scan is running. */
+bool kigen_scanner_is_busy(const struct kigen_scanner *scanner);
+
+#endif

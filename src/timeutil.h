@@ -1,0 +1,31 @@
+/* Instants as Unix seconds (int64_t, UTC) and their RFC 3339 text. */
+#ifndef KIGEN_TIMEUTIL_H
+#define KIGEN_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KIGEN_RFC3339_LEN 64
+
+/* Writes "2026-11-24T12:00:00Z" into out (KIGEN_RFC3339_LEN bytes). */
+void kigen_time_format_utc(int64_t t, char *out);
+
+/*
+ * Parses RFC 3339 ("2026-11-24T12:00:00Z", "2026-11-24T21:00:00+09:00", fractional seconds
+ * ignored, "t"/" " separators and "z" accepted). Returns 0 and *ret_t, or -EINVAL.
+ */
+int kigen_time_parse(const char *s, int64_t *ret_t);
+
+/* Days between t and now, floored toward minus infinity (SPEC §5). */
+int64_t kigen_days_left(int64_t not_after, int64_t now);
+
+/*
+ * Formats t in the process's local time zone as "2026-11-24 21:00 JST". main() sets TZ to the
+ * configured timezone before the loop starts (kigen_time_use_zone).
+ */
+void kigen_time_format_local(int64_t t, char *out, size_t outlen);
+
+/* Makes tz (an IANA name; NULL or "" for UTC) the process's local zone. Loop thread only. */
+void kigen_time_use_zone(const char *tz);
+
+#endif

@@ -1,0 +1,279 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "err.h"
+#include "inventory.h"
+#include "scan.h"
+#include "testutil.h"
+
+struct fixture {
+    char dir[256];
+    char *include[1];
+    struct kigen_keystore ks;
+    struct kigen_config config;
+    struct kigen_inventory *inventory;
+    struct kigen_scanner *scanner;
+    uv_loop_t loop;
+};
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t len;
+    uint8_t *buf = fixture_load(from, &len);
+    FILE *f = fopen(to, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    free(buf);
+}
+
+static char *join(const struct fixture *fx, const char *name)
+{
+    static char buf[512];
+
+    snprintf(buf, sizeof(buf), "%s/%s", fx->dir, name);
+    return buf;
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/kigen-scan-XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    fx->include[0] = "*";
+    fx->ks.name = "ks";
+    fx->ks.path = fx->dir;
+    fx->ks.recursive = true;
+    fx->ks.include.v = fx->include;
+    fx->ks.include.n = 1;
+    fx->ks.password_sidecar = true;
+    fx->ks.max_file_size = 1 << 20;
+    fx->config.keystores = &fx->ks;
+    fx->config.n_keystores = 1;
+    if (uv_loop_init(&fx->loop) < 0 || kigen_inventory_new(&fx->inventory) < 0 ||
+        kigen_scanner_new(&fx->loop, fx->inventory, &fx->scanner) < 0)
+        return -1;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    char cmd[300];
+
+    kigen_scanner_free(fx->scanner);
+    kigen_inventory_free(fx->inventory);
+    uv_loop_close(&fx->loop);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(fx);
+    return 0;
+}
+
+static void done_cb(struct kigen_scanner *scanner, int status, void *data)
+{
+    *(int *)data = status;
+}
+
+static void scan(struct fixture *fx)
+{
+    int status = 1;
+
+    assert_int_equal(kigen_scanner_start(fx->scanner, &fx->config, done_cb, &status), 0);
+    assert_true(kigen_scanner_is_busy(fx->scanner));
+    assert_int_equal(kigen_scanner_start(fx->scanner, &fx->config, done_cb, &status), -EBUSY);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(status, 0);
+    assert_false(kigen_scanner_is_busy(fx->scanner));
+}
+
+static void test_unchanged_files_are_not_read_again(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_file *f;
+    struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1000000, 0 } };
+
+    copy_file("certs/bundle.pem", join(fx, "a.pem"));
+    copy_file("certs/single.der", join(fx, "b.der"));
+    scan(fx);
+    assert_int_equal(fx->inventory->files_read, 2);
+    assert_int_equal(fx->inventory->n_certs, 4);
+    scan(fx);
+    assert_int_equal(fx->inventory->files_read, 2);
+    assert_int_equal(fx->inventory->files_unchanged, 2);
+    /* A new mtime is a change: that file alone is read. */
+    assert_int_equal(utimensat(AT_FDCWD, join(fx, "b.der"), ts, 0), 0);
+    scan(fx);
+    assert_int_equal(fx->inventory->files_read, 3);
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "b.der"));
+    assert_non_null(f);
+    assert_int_equal(f->format, KIGEN_FORMAT_DER);
+    assert_int_equal(fx->inventory->scans, 3);
+}
+
+static void test_removed_files_leave_the_inventory(void **state)
+{
+    struct fixture *fx = *state;
+
+    copy_file("certs/single.pem", join(fx, "a.pem"));
+    copy_file("certs/chain.p7b", join(fx, "b.p7b"));
+    scan(fx);
+    assert_int_equal(fx->inventory->n_files, 2);
+    assert_int_equal(unlink(join(fx, "a.pem")), 0);
+    scan(fx);
+    assert_int_equal(fx->inventory->n_files, 1);
+    assert_int_equal(fx->inventory->n_certs, 2);
+    assert_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem")));
+}
+
+static void test_sidecar_password_opens_the_file_and_is_not_a_record(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_file *f;
+
+    copy_file("certs/sidecar.p12", join(fx, "user.p12"));
+    copy_file("certs/sidecar.p12.pass", join(fx, "user.p12.pass"));
+    copy_file("certs/modern.p12", join(fx, "locked.p12"));
+    scan(fx);
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "user.p12"));
+    assert_non_null(f);
+    assert_int_equal(f->error, 0);
+    assert_int_equal(f->certs.n, 2);
+    assert_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "user.p12.pass")));
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "locked.p12"));
+    assert_non_null(f);
+    assert_int_equal(f->error, KIGEN_E_NEEDS_PASSWORD);
+    assert_int_equal(fx->inventory->n_errors, 1);
+}
+
+static void test_links_out_of_the_keystore_devices_and_fifos_are_skipped(void **state)
+{
+    struct fixture *fx = *state;
+    copy_file("certs/single.pem", join(fx, "a.pem"));
+    assert_int_equal(symlink(fixture_path("certs/ok.pem"), join(fx, "outside.pem")), 0);
+    assert_int_equal(symlink("/dev/zero", join(fx, "zero.pem")), 0);
+    assert_int_equal(mkfifo(join(fx, "fifo.pem"), 0600), 0);
+    assert_int_equal(symlink("a.pem", join(fx, "inside.pem")), 0);
+    assert_int_equal(symlink(".", join(fx, "loop")), 0);
+    assert_int_equal(symlink("missing", join(fx, "dangling.pem")), 0);
+    scan(fx);
+    /* a.pem once: the link inside the keystore names the same file, the loop adds nothing. */
+    assert_int_equal(fx->inventory->n_files, 1);
+    assert_non_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem")));
+
+    fx->ks.follow_symlinks = true;
+    scan(fx);
+    assert_int_equal(fx->inventory->n_files, 2);
+    assert_non_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "outside.pem")));
+}
+
+static void test_size_limit_is_inclusive(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_file *f;
+    struct stat st;
+
+    copy_file("certs/single.pem", join(fx, "a.pem"));
+    assert_int_equal(stat(join(fx, "a.pem"), &st), 0);
+    fx->ks.max_file_size = (uint64_t)st.st_size;
+    scan(fx);
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem"));
+    assert_non_null(f);
+    assert_int_equal(f->error, 0);
+    fx->ks.max_file_size = (uint64_t)st.st_size - 1;
+    scan(fx);
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem"));
+    assert_non_null(f);
+    assert_int_equal(f->error, KIGEN_E_TOO_LARGE);
+    assert_int_equal(f->certs.n, 0);
+}
+
+static void test_include_and_exclude_globs_filter_names(void **state)
+{
+    struct fixture *fx = *state;
+    char *exclude[] = { "skip-*" };
+
+    copy_file("certs/single.pem", join(fx, "a.pem"));
+    copy_file("certs/single.pem", join(fx, "skip-me.pem"));
+    copy_file("certs/single.der", join(fx, "b.der"));
+    fx->include[0] = "*.pem";
+    fx->ks.exclude.v = exclude;
+    fx->ks.exclude.n = 1;
+    scan(fx);
+    assert_int_equal(fx->inventory->n_files, 1);
+    assert_non_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem")));
+}
+
+static void test_missing_keystore_is_one_error_and_others_still_read(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_keystore two[2];
+    struct kigen_file *f;
+
+    copy_file("certs/single.pem", join(fx, "a.pem"));
+    two[0] = fx->ks;
+    two[0].name = "gone";
+    two[0].path = "/nonexistent/kigen";
+    two[1] = fx->ks;
+    fx->config.keystores = two;
+    fx->config.n_keystores = 2;
+    scan(fx);
+    f = kigen_inventory_find(fx->inventory, "gone", "/nonexistent/kigen");
+    assert_non_null(f);
+    assert_int_equal(f->error, KIGEN_E_UNREADABLE);
+    assert_non_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem")));
+    /* A keystore dropped from the configuration leaves the inventory. */
+    fx->config.keystores = &fx->ks;
+    fx->config.n_keystores = 1;
+    scan(fx);
+    assert_null(kigen_inventory_find(fx->inventory, "gone", "/nonexistent/kigen"));
+    assert_int_equal(fx->inventory->n_files, 1);
+}
+
+static void test_many_files_across_batches(void **state)
+{
+    struct fixture *fx = *state;
+    char name[64];
+
+    assert_int_equal(mkdir(join(fx, "deep"), 0700), 0);
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "%s/c%03d.pem", i % 2 ? "deep" : ".", i);
+        copy_file("certs/single.pem", join(fx, name));
+    }
+    scan(fx);
+    assert_int_equal(fx->inventory->n_files, 300);
+    assert_int_equal(fx->inventory->n_certs, 300);
+    fx->ks.recursive = false;
+    scan(fx);
+    assert_int_equal(fx->inventory->n_files, 150);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_unchanged_files_are_not_read_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_removed_files_leave_the_inventory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sidecar_password_opens_the_file_and_is_not_a_record,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_links_out_of_the_keystore_devices_and_fifos_are_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_is_inclusive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_include_and_exclude_globs_filter_names, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_keystore_is_one_error_and_others_still_read,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_files_across_batches, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
