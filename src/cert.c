@@ -128,7 +128,7 @@ static int certs_grow(struct kigen_certs *certs)
 
     if (certs->n < certs->cap)
         return 0;
-    cap = certs->cap ? certs->cap * 2 : 4;
+    cap = certs->cap ? certs->cap * 2 : 1; /* most files hold one certificate */
     v = realloc(certs->v, cap * sizeof(*v));
     if (!v)
         return -ENOMEM;
@@ -233,6 +233,25 @@ void kigen_cert_done(struct kigen_cert *cert)
         return;
     free(cert->subject);
     memset(cert, 0, sizeof(*cert));
+}
+
+void kigen_certs_shrink(struct kigen_certs *certs)
+{
+    struct kigen_cert *v;
+
+    if (certs->n == certs->cap)
+        return;
+    if (certs->n == 0) {
+        free(certs->v);
+        certs->v = NULL;
+        certs->cap = 0;
+        return;
+    }
+    v = realloc(certs->v, certs->n * sizeof(*v));
+    if (v) {
+        certs->v = v;
+        certs->cap = certs->n;
+    }
 }
 
 void kigen_certs_clear(struct kigen_certs *certs)

@@ -46,7 +46,10 @@ struct kigen_scanner {
     uv_loop_t *loop;
     struct kigen_inventory *inventory;
     struct ctx_slot slots[CTX_SLOTS];
-    struct scan *scan; /* the running scan, or NULL */
+    struct scan *scan;  /* the running scan, or NULL */
+    atomic_bool cancel; /* set by kigen_scanner_cancel(), read by the workers */
+    char **dirs;        /* the directories the last complete scan walked */
+    size_t n_dirs;
 };
 
 /*
@@ -82,6 +85,7 @@ struct scan {
     struct secrets *secrets; /* one per keystore */
     char **secret_paths;     /* credential/file paths, resolved on the loop thread */
     struct items found;      /* the walk's result */
+    struct items dirs;       /* the directories it walked */
     struct items warnings;   /* password sources that could not be read, etc. */
     size_t pending;          /* read jobs not yet merged */
     int status;
@@ -257,6 +261,8 @@ struct walk {
     struct idset dirs;
     struct idset files;
     struct items *out;
+    struct items *walked; /* every directory opened, for the watches */
+    atomic_bool *cancel;
 };
 
 static bool name_matches(const struct kigen_keystore *ks, const char *name)
@@ -379,10 +385,15 @@ static int walk_dir(struct walk *w, const char *dir, int depth)
     size_t n = 0, cap = 0;
     int r = 0;
 
+    if (atomic_load(w->cancel))
+        return -ECANCELED;
     d = opendir(dir);
     if (!d)
         return add_error(w->out, w->ks_index, dir, KIGEN_E_UNREADABLE, "cannot open directory: %s",
                          strerror(errno));
+    r = add_error(w->walked, w->ks_index, dir, 0, "directory");
+    if (r < 0)
+        goto out;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
@@ -442,6 +453,8 @@ static int walk_keystore(struct scan *s, size_t ks_index)
     w.ks = &s->config->keystores[ks_index];
     w.ks_index = ks_index;
     w.out = &s->found;
+    w.walked = &s->dirs;
+    w.cancel = &s->scanner->cancel;
     w.root_real = realpath(w.ks->path, NULL);
     if (!w.root_real)
         return add_error(w.out, ks_index, w.ks->path, KIGEN_E_UNREADABLE, "keystore path: %s",
@@ -643,6 +656,7 @@ static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const stru
 done:
     if (r < 0)
         goto out;
+    kigen_certs_shrink(&f->certs);
     *ret_file = f;
     f = NULL;
     r = 0;
@@ -672,7 +686,9 @@ static void read_work_cb(uv_work_t *req)
         return;
     }
     for (size_t i = 0; i < job->n && job->status == 0; i++)
-        job->status = read_one(job->scan, ctx, &job->items[i], &job->out[i]);
+        job->status = atomic_load(&scanner->cancel)
+                          ? -ECANCELED
+                          : read_one(job->scan, ctx, &job->items[i], &job->out[i]);
     release_ctx(scanner, ctx, slot);
 }
 
@@ -697,7 +713,26 @@ static void scan_free(struct scan *s)
     free(s->secret_paths);
     items_done(&s->found);
     items_done(&s->warnings);
+    items_done(&s->dirs);
     free(s);
+}
+
+/* Keeps the walked directories for the watches: the paths move from the scan. */
+static void keep_dirs(struct kigen_scanner *scanner, struct scan *s)
+{
+    char **v = malloc((s->dirs.n ? s->dirs.n : 1) * sizeof(*v));
+
+    if (!v)
+        return; /* the watches keep the previous list */
+    for (size_t i = 0; i < scanner->n_dirs; i++)
+        free(scanner->dirs[i]);
+    free(scanner->dirs);
+    for (size_t i = 0; i < s->dirs.n; i++) {
+        v[i] = s->dirs.v[i].path;
+        s->dirs.v[i].path = NULL;
+    }
+    scanner->dirs = v;
+    scanner->n_dirs = s->dirs.n;
 }
 
 static void finish(struct scan *s)
@@ -707,7 +742,11 @@ static void finish(struct scan *s)
     void *data = s->data;
     int status = s->status;
 
+    if (status == 0 && atomic_load(&scanner->cancel))
+        status = -ECANCELED;
+    atomic_store(&scanner->cancel, false);
     if (status == 0) {
+        keep_dirs(scanner, s);
         for (size_t i = 0; i < s->config->n_keystores; i++)
             kigen_inventory_sweep(scanner->inventory, s->config->keystores[i].name, s->generation);
         /* Keystores no longer configured are gone too. */
@@ -749,6 +788,9 @@ static void read_after_cb(uv_work_t *req, int status)
     if (job->status < 0 && s->status == 0)
         s->status = job->status;
     for (size_t i = 0; i < job->n; i++) {
+        /* The record has its own copy of the path: give the walk's back now, not at the end. */
+        free(job->items[i].path);
+        job->items[i].path = NULL;
         if (!job->out[i])
             continue;
         s->scanner->inventory->files_read++;
@@ -867,6 +909,7 @@ int kigen_scanner_new(uv_loop_t *loop, struct kigen_inventory *inventory,
     scanner->inventory = inventory;
     for (int i = 0; i < CTX_SLOTS; i++)
         atomic_init(&scanner->slots[i].busy, false);
+    atomic_init(&scanner->cancel, false);
     *ret_scanner = scanner;
     return 0;
 }
@@ -877,12 +920,27 @@ void kigen_scanner_free(struct kigen_scanner *scanner)
         return;
     for (int i = 0; i < CTX_SLOTS; i++)
         kigen_read_ctx_free(scanner->slots[i].ctx);
+    for (size_t i = 0; i < scanner->n_dirs; i++)
+        free(scanner->dirs[i]);
+    free(scanner->dirs);
     free(scanner);
 }
 
 bool kigen_scanner_is_busy(const struct kigen_scanner *scanner)
 {
     return scanner->scan != NULL;
+}
+
+void kigen_scanner_cancel(struct kigen_scanner *scanner)
+{
+    if (scanner->scan)
+        atomic_store(&scanner->cancel, true);
+}
+
+size_t kigen_scanner_dirs(const struct kigen_scanner *scanner, const char *const **ret_dirs)
+{
+    *ret_dirs = (const char *const *)scanner->dirs;
+    return scanner->n_dirs;
 }
 
 int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config *config,

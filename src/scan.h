@@ -39,4 +39,16 @@ int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config
 /* Whether a scan is running. */
 bool kigen_scanner_is_busy(const struct kigen_scanner *scanner);
 
+/*
+ * Asks the running scan to stop soon: its done_cb still runs, with -ECANCELED, and the
+ * inventory keeps what was merged so far. No-op when idle.
+ */
+void kigen_scanner_cancel(struct kigen_scanner *scanner);
+
+/*
+ * The directories the last complete scan walked (for the change watches). The array and
+ * its strings stay valid until the next scan completes. Returns their number.
+ */
+size_t kigen_scanner_dirs(const struct kigen_scanner *scanner, const char *const **ret_dirs);
+
 #endif

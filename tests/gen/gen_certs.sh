@@ -21,6 +21,7 @@ leaf critical      sato        20211201000000Z 20261127120000Z
 leaf expired       takahashi   20211001000000Z 20261101000000Z
 leaf not_yet_valid watanabe    20261201000000Z 20320101000000Z
 leaf boundary      ito         20211201000000Z 20261222120000Z
+leaf renewed       sato        20261120000000Z 20311220000000Z
 
 facts() {
     {
@@ -32,7 +33,7 @@ facts() {
         echo "not_after $(date -u -d "$(openssl x509 -in "$1" -noout -enddate | sed 's/^notAfter=//')" +%s)"
     } >"$2"
 }
-for n in ok renewal_open critical expired not_yet_valid boundary ca; do
+for n in ok renewal_open critical expired not_yet_valid boundary renewed ca; do
     facts "$n.pem" "$n.facts"
 done
 

@@ -1,0 +1,883 @@
+#include "engine.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "policy.h"
+#include "timeutil.h"
+
+#define STATE_VERSION 1
+
+void kigen_engine_init(struct kigen_engine *engine)
+{
+    memset(engine, 0, sizeof(*engine));
+    engine->next_id = 1;
+}
+
+static void tracked_free(struct kigen_tracked *t)
+{
+    if (!t)
+        return;
+    free(t->subject);
+    free(t->issuer);
+    free(t->locations);
+    free(t);
+}
+
+static void free_tracked_cb(const char *key, void *value, void *data)
+{
+    tracked_free(value);
+}
+
+static void free_error_cb(const char *key, void *value, void *data)
+{
+    free(value);
+}
+
+static void clear(struct kigen_engine *engine)
+{
+    kigen_strmap_foreach(&engine->certs, free_tracked_cb, NULL);
+    kigen_strmap_clear(&engine->certs);
+    kigen_strmap_foreach(&engine->errors, free_error_cb, NULL);
+    kigen_strmap_clear(&engine->errors);
+    for (size_t i = 0; i < engine->n_outbox; i++)
+        kigen_alert_free(engine->outbox[i].alert);
+    engine->n_outbox = 0;
+}
+
+void kigen_engine_done(struct kigen_engine *engine)
+{
+    clear(engine);
+    free(engine->outbox);
+    engine->outbox = NULL;
+    engine->cap_outbox = 0;
+}
+
+int kigen_engine_queue(struct kigen_engine *engine, struct kigen_alert *alert)
+{
+    if (engine->n_outbox == engine->cap_outbox) {
+        size_t cap = engine->cap_outbox ? engine->cap_outbox * 2 : 16;
+        struct kigen_outbox_item *v = realloc(engine->outbox, cap * sizeof(*v));
+
+        if (!v) {
+            kigen_alert_free(alert);
+            return -ENOMEM;
+        }
+        engine->outbox = v;
+        engine->cap_outbox = cap;
+    }
+    engine->outbox[engine->n_outbox++] =
+        (struct kigen_outbox_item){ .id = engine->next_id++, .alert = alert };
+    engine->dirty = true;
+    return 0;
+}
+
+void kigen_engine_delivered(struct kigen_engine *engine, uint64_t id)
+{
+    for (size_t i = 0; i < engine->n_outbox; i++) {
+        if (engine->outbox[i].id != id)
+            continue;
+        kigen_alert_free(engine->outbox[i].alert);
+        memmove(&engine->outbox[i], &engine->outbox[i + 1],
+                (engine->n_outbox - i - 1) * sizeof(*engine->outbox));
+        engine->n_outbox--;
+        engine->dirty = true;
+        return;
+    }
+}
+
+/* ---- deciding ---- */
+
+static int rank(enum kigen_state s)
+{
+    switch (s) {
+    case KIGEN_STATE_OK:
+        return 0;
+    case KIGEN_STATE_NOT_YET_VALID:
+        return 1;
+    case KIGEN_STATE_RENEWAL_OPEN:
+        return 2;
+    case KIGEN_STATE_CRITICAL:
+        return 3;
+    case KIGEN_STATE_EXPIRED:
+        return 4;
+    }
+    return 0;
+}
+
+static int state_event(enum kigen_state s)
+{
+    switch (s) {
+    case KIGEN_STATE_RENEWAL_OPEN:
+        return KIGEN_EVENT_CERT_RENEWAL_OPEN;
+    case KIGEN_STATE_CRITICAL:
+        return KIGEN_EVENT_CERT_CRITICAL;
+    case KIGEN_STATE_EXPIRED:
+        return KIGEN_EVENT_CERT_EXPIRED;
+    default:
+        return -1;
+    }
+}
+
+/* The smallest notify_before step already crossed at now, or 0. */
+static int64_t crossed_step(const struct kigen_policy *p, int64_t not_after, int64_t now)
+{
+    int64_t step = 0;
+
+    for (size_t i = 0; i < p->n_notify; i++)
+        if (now >= not_after - p->notify_before[i] && (!step || p->notify_before[i] < step))
+            step = p->notify_before[i];
+    return step;
+}
+
+static void format_step(int64_t s, char *out, size_t len)
+{
+    if (s % 86400 == 0)
+        snprintf(out, len, "%lldd", (long long)(s / 86400));
+    else if (s % 3600 == 0)
+        snprintf(out, len, "%lldh", (long long)(s / 3600));
+    else
+        snprintf(out, len, "%llds", (long long)s);
+}
+
+static int cmp_by_fingerprint(const void *pa, const void *pb)
+{
+    const struct kigen_record *a = *(const struct kigen_record *const *)pa;
+    const struct kigen_record *b = *(const struct kigen_record *const *)pb;
+    int c = memcmp(a->cert->sha256, b->cert->sha256, KIGEN_SHA256_LEN);
+
+    if (c)
+        return c;
+    return a < b ? -1 : a > b;
+}
+
+/* A growing string. */
+struct buf {
+    char *s;
+    size_t len;
+    size_t cap;
+    bool failed;
+};
+
+static void buf_add(struct buf *b, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = realloc(b->s, cap);
+
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n + 1);
+    b->len += n;
+}
+
+/* What one certificate looks like across all its locations. */
+struct group {
+    const struct kigen_record *const *v; /* records of one fingerprint */
+    size_t n;
+    const struct kigen_record *worst; /* the most severe, whose policy speaks */
+};
+
+static int add_cert_fields(struct kigen_alert *a, const struct group *g, int64_t now)
+{
+    const struct kigen_cert *c = g->worst->cert;
+    char hex[65], t[KIGEN_RFC3339_LEN], num[32];
+    struct buf paths = { 0 }, keystores = { 0 };
+    int r = 0;
+
+    kigen_cert_sha256_hex(c, hex);
+    for (size_t i = 0; i < g->n; i++) {
+        const struct kigen_file *f = g->v[i]->file;
+
+        if (i)
+            buf_add(&paths, ", ");
+        buf_add(&paths, f->path);
+        if (!keystores.s || !strstr(keystores.s, f->keystore)) {
+            if (keystores.len)
+                buf_add(&keystores, ", ");
+            buf_add(&keystores, f->keystore);
+        }
+    }
+    if (paths.failed || keystores.failed) {
+        r = -ENOMEM;
+        goto out;
+    }
+    snprintf(num, sizeof(num), "%lld", (long long)kigen_days_left(c->not_after, now));
+    r = kigen_alert_add(a, "KIGEN_SHA256", hex);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_SUBJECT", c->subject);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_ISSUER", c->issuer);
+    kigen_time_format_utc(c->not_after, t);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_NOT_AFTER", t);
+    kigen_time_format_utc(g->worst->renewal_opens, t);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_RENEWAL_OPENS", t);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_DAYS_LEFT", num);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_PATHS", paths.s);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_KEYSTORE", keystores.s);
+    /* Labels of every keystore the certificate is in; the first keystore wins a clash. */
+    for (size_t i = 0; i < g->n && r == 0; i++) {
+        const struct kigen_keystore *ks = g->v[i]->keystore;
+
+        for (size_t j = 0; ks && j < ks->labels.n && r == 0; j++) {
+            char name[128];
+            size_t k = (size_t)snprintf(name, sizeof(name), "KIGEN_LABEL_");
+
+            for (const char *p = ks->labels.v[j].name; *p && k < sizeof(name) - 1; p++)
+                name[k++] = (char)toupper((unsigned char)*p);
+            name[k] = '\0';
+            if (!kigen_alert_get(a, name))
+                r = kigen_alert_add(a, name, ks->labels.v[j].value);
+        }
+    }
+out:
+    free(paths.s);
+    free(keystores.s);
+    return r;
+}
+
+/* The plain-English message: what it is, when it ends, what to do. */
+static void compose(const struct kigen_engine *engine, const struct group *g, int event,
+                    int64_t step, bool reminder, int64_t now, char *out, size_t len)
+{
+    const struct kigen_cert *c = g->worst->cert;
+    const struct kigen_policy *p = &g->worst->policy;
+    int64_t days = kigen_days_left(c->not_after, now);
+    char when[64], opens[64], stepbuf[32], maint[256] = "";
+    size_t n = 0;
+
+    kigen_time_format_local(c->not_after, when, sizeof(when));
+    kigen_time_format_local(g->worst->renewal_opens, opens, sizeof(opens));
+#define ADD(...)                                                  \
+    do {                                                          \
+        if (n < len)                                              \
+            n += (size_t)snprintf(out + n, len - n, __VA_ARGS__); \
+    } while (0)
+    ADD("%s", reminder ? "Reminder: " : "");
+    ADD("certificate %s (issuer %s) ", c->subject, c->issuer);
+    switch (event) {
+    case KIGEN_EVENT_CERT_EXPIRED:
+        ADD("expired on %s (%lld day%s ago): it must be re-issued", when, (long long)-days,
+            days == -1 ? "" : "s");
+        if (p->reissue_note)
+            ADD(" (%s)", p->reissue_note);
+        break;
+    case KIGEN_EVENT_CERT_CRITICAL:
+    case KIGEN_EVENT_CERT_RENEWAL_OPEN:
+        ADD("expires on %s, in %lld day%s: renew it now", when, (long long)days,
+            days == 1 ? "" : "s");
+        if (p->renew_url)
+            ADD(" at %s", p->renew_url);
+        break;
+    case KIGEN_EVENT_CERT_THRESHOLD:
+        format_step(step, stepbuf, sizeof(stepbuf));
+        ADD("expires on %s, in %lld day%s (notice at %s before)", when, (long long)days,
+            days == 1 ? "" : "s", stepbuf);
+        if (now >= g->worst->renewal_opens) {
+            ADD(": renew it now");
+            if (p->renew_url)
+                ADD(" at %s", p->renew_url);
+        } else {
+            ADD(": renewal opens on %s", opens);
+        }
+        break;
+    default:
+        break;
+    }
+    ADD("; found in %s", g->v[0]->file->path);
+    if (g->n > 1)
+        ADD(" and %zu other location%s", g->n - 1, g->n == 2 ? "" : "s");
+    if (event != KIGEN_EVENT_CERT_EXPIRED && engine->maint_fn &&
+        engine->maint_fn(now, c->not_after, maint, sizeof(maint), engine->maint_data))
+        ADD(". %s", maint);
+    ADD(".");
+#undef ADD
+}
+
+static int fire(struct kigen_engine *engine, const struct group *g, int event, int64_t step,
+                bool reminder, int64_t now)
+{
+    char message[2048];
+    struct kigen_alert *a;
+    int r;
+
+    compose(engine, g, event, step, reminder, now, message, sizeof(message));
+    a = kigen_alert_new(event, message);
+    if (!a)
+        return -ENOMEM;
+    r = add_cert_fields(a, g, now);
+    if (r < 0) {
+        kigen_alert_free(a);
+        return r;
+    }
+    return kigen_engine_queue(engine, a);
+}
+
+static int set_str(char **dst, const char *src)
+{
+    char *s = strdup(src);
+
+    if (!s)
+        return -ENOMEM;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+static int remember(struct kigen_tracked *t, const struct group *g)
+{
+    struct buf loc = { 0 };
+
+    for (size_t i = 0; i < g->n; i++) {
+        buf_add(&loc, g->v[i]->file->keystore);
+        buf_add(&loc, "\t");
+        buf_add(&loc, g->v[i]->file->path);
+        buf_add(&loc, "\n");
+    }
+    if (loc.failed) {
+        free(loc.s);
+        return -ENOMEM;
+    }
+    free(t->locations);
+    t->locations = loc.s;
+    t->not_after = g->worst->cert->not_after;
+    if (set_str(&t->subject, g->worst->cert->subject) < 0 ||
+        set_str(&t->issuer, g->worst->cert->issuer) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static int evaluate_group(struct kigen_engine *engine, const struct kigen_config *config,
+                          const struct group *g, int64_t now)
+{
+    const struct kigen_cert *c = g->worst->cert;
+    char hex[65];
+    struct kigen_tracked *t;
+    int ev = state_event(g->worst->state), fired = 0, r;
+    int64_t step = 0;
+    bool due_state = false, reminder = false, due_step = false;
+
+    kigen_cert_sha256_hex(c, hex);
+    t = kigen_strmap_get(&engine->certs, hex);
+    if (ev >= 0) {
+        if (!t || !t->sent[ev])
+            due_state = true;
+        else if (now - t->sent[ev] >= config->alerts.reminder_every)
+            due_state = reminder = true;
+    }
+    if (g->worst->state != KIGEN_STATE_EXPIRED && g->worst->state != KIGEN_STATE_NOT_YET_VALID) {
+        step = crossed_step(&g->worst->policy, c->not_after, now);
+        due_step = step && (!t || !t->threshold_step || step < t->threshold_step);
+    }
+    if ((due_state || due_step) && !t) {
+        t = calloc(1, sizeof(*t));
+        if (!t)
+            return -ENOMEM;
+        memcpy(t->sha256, hex, sizeof(hex));
+        if (kigen_strmap_put(&engine->certs, hex, t) < 0) {
+            free(t);
+            return -ENOMEM;
+        }
+    }
+    if (!t)
+        return 0;
+    t->seen = true;
+    r = remember(t, g);
+    if (r < 0)
+        return r;
+    if (due_state) {
+        r = fire(engine, g, ev, 0, reminder, now);
+        if (r < 0)
+            return r;
+        t->sent[ev] = now;
+        fired++;
+    }
+    if (due_step) {
+        r = fire(engine, g, KIGEN_EVENT_CERT_THRESHOLD, step, false, now);
+        if (r < 0)
+            return r;
+        t->sent[KIGEN_EVENT_CERT_THRESHOLD] = now;
+        t->threshold_step = step;
+        fired++;
+    }
+    engine->dirty = true;
+    return fired;
+}
+
+/* A certificate that was alerted about and is found nowhere now: renewed in place, or gone. */
+static int evaluate_gone(struct kigen_engine *engine, const struct kigen_inventory *inventory,
+                         const struct kigen_view *view, struct kigen_tracked *t, int64_t now)
+{
+    const struct kigen_record *renewal = NULL;
+    char *lines = t->locations ? strdup(t->locations) : NULL, *save = NULL, *line;
+    char message[2048], when[64];
+    struct kigen_alert *a = NULL;
+    int r = -ENOMEM;
+
+    if (t->locations && !lines)
+        return -ENOMEM;
+    /* A location that now holds a later certificate for the same subject. */
+    for (line = lines ? strtok_r(lines, "\n", &save) : NULL; line && !renewal;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(line, '\t');
+        const struct kigen_file *f;
+
+        if (!tab)
+            continue;
+        *tab = '\0';
+        f = kigen_inventory_find(inventory, line, tab + 1);
+        for (size_t i = 0; f && i < view->n_records && !renewal; i++) {
+            const struct kigen_record *rec = &view->records[i];
+
+            if (rec->file == f && strcmp(rec->cert->subject, t->subject) == 0 &&
+                rec->cert->not_after > t->not_after)
+                renewal = rec;
+        }
+    }
+    if (renewal) {
+        struct group g = { &renewal, 1, renewal };
+
+        kigen_time_format_local(renewal->cert->not_after, when, sizeof(when));
+        snprintf(message, sizeof(message),
+                 "Certificate %s was renewed: %s now holds a certificate valid until %s.",
+                 t->subject, renewal->file->path, when);
+        a = kigen_alert_new(KIGEN_EVENT_CERT_RENEWED, message);
+        if (!a || add_cert_fields(a, &g, now) < 0)
+            goto out;
+    } else {
+        char na[KIGEN_RFC3339_LEN];
+        const char *first = t->locations ? strchr(t->locations, '\t') : NULL;
+        char path[1024] = "";
+
+        if (first)
+            snprintf(path, sizeof(path), "%.*s", (int)strcspn(first + 1, "\n"), first + 1);
+        kigen_time_format_local(t->not_after, when, sizeof(when));
+        snprintf(message, sizeof(message),
+                 "Certificate %s (valid until %s) is no longer found in any keystore "
+                 "(last seen in %s).",
+                 t->subject, when, path);
+        a = kigen_alert_new(KIGEN_EVENT_CERT_GONE, message);
+        kigen_time_format_utc(t->not_after, na);
+        if (!a || kigen_alert_add(a, "KIGEN_SHA256", t->sha256) < 0 ||
+            kigen_alert_add(a, "KIGEN_SUBJECT", t->subject) < 0 ||
+            kigen_alert_add(a, "KIGEN_ISSUER", t->issuer) < 0 ||
+            kigen_alert_add(a, "KIGEN_NOT_AFTER", na) < 0 ||
+            kigen_alert_add(a, "KIGEN_PATHS", path) < 0)
+            goto out;
+    }
+    r = kigen_engine_queue(engine, a);
+    a = NULL;
+out:
+    kigen_alert_free(a);
+    free(lines);
+    return r;
+}
+
+static int evaluate_errors(struct kigen_engine *engine, const struct kigen_view *view, int64_t now)
+{
+    char key[8192], message[2048];
+    int fired = 0, r;
+
+    for (size_t i = 0; i < view->n_errors; i++) {
+        const struct kigen_file *f = view->errors[i];
+        struct kigen_tracked_error *e;
+        struct kigen_alert *a;
+
+        snprintf(key, sizeof(key), "%s\n%s", f->keystore, f->path);
+        e = kigen_strmap_get(&engine->errors, key);
+        if (e && e->error == f->error) {
+            e->seen = true;
+            continue;
+        }
+        if (!e) {
+            e = calloc(1, sizeof(*e));
+            if (!e || kigen_strmap_put(&engine->errors, key, e) < 0) {
+                free(e);
+                return -ENOMEM;
+            }
+        }
+        e->error = f->error;
+        e->sent = now;
+        e->seen = true;
+        snprintf(message, sizeof(message), "Cannot read '%s' in keystore %s (%s): %s.", f->path,
+                 f->keystore, kigen_err_name(f->error), f->message ? f->message : "");
+        a = kigen_alert_new(KIGEN_EVENT_SCAN_ERROR, message);
+        if (!a || kigen_alert_add(a, "KIGEN_PATHS", f->path) < 0 ||
+            kigen_alert_add(a, "KIGEN_KEYSTORE", f->keystore) < 0 ||
+            kigen_alert_add(a, "KIGEN_ERROR", kigen_err_name(f->error)) < 0) {
+            kigen_alert_free(a);
+            return -ENOMEM;
+        }
+        r = kigen_engine_queue(engine, a);
+        if (r < 0)
+            return r;
+        fired++;
+        engine->dirty = true;
+    }
+    return fired;
+}
+
+struct sweep {
+    struct kigen_engine *engine;
+    const struct kigen_inventory *inventory;
+    const struct kigen_view *view;
+    int64_t now;
+    int fired;
+    int status;
+};
+
+static void sweep_certs_cb(const char *key, void *value, void *data)
+{
+    struct sweep *s = data;
+    struct kigen_tracked *t = value;
+    int r;
+
+    if (t->seen) {
+        t->seen = false;
+        return;
+    }
+    r = evaluate_gone(s->engine, s->inventory, s->view, t, s->now);
+    if (r < 0) {
+        s->status = r;
+        return;
+    }
+    s->fired++;
+    kigen_strmap_remove(&s->engine->certs, key);
+    tracked_free(t);
+    s->engine->dirty = true;
+}
+
+static void sweep_errors_cb(const char *key, void *value, void *data)
+{
+    struct sweep *s = data;
+    struct kigen_tracked_error *e = value;
+
+    if (e->seen) {
+        e->seen = false;
+        return;
+    }
+    kigen_strmap_remove(&s->engine->errors, key); /* resolved: said nothing more about it */
+    free(e);
+    s->engine->dirty = true;
+}
+
+int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config *config,
+                          const struct kigen_inventory *inventory, const struct kigen_view *view,
+                          int64_t now)
+{
+    const struct kigen_record **v = NULL;
+    struct sweep s = { engine, inventory, view, now, 0, 0 };
+    int fired = 0, r = 0;
+
+    if (view->n_records) {
+        v = malloc(view->n_records * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        for (size_t i = 0; i < view->n_records; i++)
+            v[i] = &view->records[i];
+        qsort(v, view->n_records, sizeof(*v), cmp_by_fingerprint);
+    }
+    for (size_t i = 0, j; i < view->n_records && r >= 0; i = j) {
+        struct group g = { &v[i], 0, v[i] };
+
+        for (j = i; j < view->n_records &&
+                    memcmp(v[j]->cert->sha256, v[i]->cert->sha256, KIGEN_SHA256_LEN) == 0;
+             j++)
+            if (rank(v[j]->state) > rank(g.worst->state))
+                g.worst = v[j];
+        g.n = j - i;
+        r = evaluate_group(engine, config, &g, now);
+        fired += r > 0 ? r : 0;
+    }
+    free(v);
+    if (r < 0)
+        return r;
+    kigen_strmap_foreach(&engine->certs, sweep_certs_cb, &s);
+    if (s.status < 0)
+        return s.status;
+    r = evaluate_errors(engine, view, now);
+    if (r < 0)
+        return r;
+    kigen_strmap_foreach(&engine->errors, sweep_errors_cb, &s);
+    return fired + s.fired + r;
+}
+
+int64_t kigen_engine_next_wakeup(const struct kigen_engine *engine,
+                                 const struct kigen_config *config, const struct kigen_view *view,
+                                 int64_t now)
+{
+    int64_t best = INT64_MAX;
+
+    for (size_t i = 0; i < view->n_records; i++) {
+        const struct kigen_record *rec = &view->records[i];
+        int64_t t = kigen_policy_next_change(&rec->policy, rec->cert->not_before,
+                                             rec->cert->not_after, now);
+        int ev = state_event(rec->state);
+
+        if (t < best)
+            best = t;
+        if (ev >= 0) {
+            char hex[65];
+            const struct kigen_tracked *tr;
+
+            kigen_cert_sha256_hex(rec->cert, hex);
+            tr = kigen_strmap_get(&engine->certs, hex);
+            if (tr && tr->sent[ev] && tr->sent[ev] + config->alerts.reminder_every < best)
+                best = tr->sent[ev] + config->alerts.reminder_every;
+        }
+    }
+    return best > now ? best : now + 1;
+}
+
+/* ---- persistence: JSON lines, so that neither side builds the whole document ---- */
+
+static int emit(struct buf *b, json_t *j)
+{
+    char *s;
+
+    if (!j)
+        return -ENOMEM;
+    s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!s)
+        return -ENOMEM;
+    buf_add(b, s);
+    buf_add(b, "\n");
+    free(s);
+    return b->failed ? -ENOMEM : 0;
+}
+
+struct save {
+    struct buf *b;
+    size_t lines;
+    int status;
+};
+
+static void save_cert_cb(const char *key, void *value, void *data)
+{
+    struct save *s = data;
+    const struct kigen_tracked *t = value;
+    json_t *sent = json_object(), *j;
+
+    for (int e = 0; sent && e < KIGEN_EVENT_COUNT; e++)
+        if (t->sent[e])
+            json_object_set_new(sent, kigen_event_name(e), json_integer(t->sent[e]));
+    j = json_pack("{s:s, s:s?, s:s?, s:I, s:s?, s:o, s:I}", "cert", t->sha256, "subject",
+                  t->subject, "issuer", t->issuer, "not_after", (json_int_t)t->not_after,
+                  "locations", t->locations, "sent", sent, "threshold_step",
+                  (json_int_t)t->threshold_step);
+    if (s->status == 0)
+        s->status = emit(s->b, j);
+    else
+        json_decref(j);
+    s->lines++;
+}
+
+static void save_error_cb(const char *key, void *value, void *data)
+{
+    struct save *s = data;
+    const struct kigen_tracked_error *e = value;
+    json_t *j = json_pack("{s:s, s:s, s:I}", "error", key, "code", kigen_err_name(e->error), "sent",
+                          (json_int_t)e->sent);
+
+    if (s->status == 0)
+        s->status = emit(s->b, j);
+    else
+        json_decref(j);
+    s->lines++;
+}
+
+int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t *ret_len)
+{
+    struct buf b = { 0 };
+    struct save s = { &b, 0, 0 };
+    struct kigen_engine *e = (struct kigen_engine *)engine; /* foreach does not modify */
+
+    s.status = emit(&b, json_pack("{s:i}", "kigen_state", STATE_VERSION));
+    kigen_strmap_foreach(&e->certs, save_cert_cb, &s);
+    kigen_strmap_foreach(&e->errors, save_error_cb, &s);
+    for (size_t i = 0; i < engine->n_outbox && s.status == 0; i++) {
+        const struct kigen_alert *a = engine->outbox[i].alert;
+        json_t *fields = json_array();
+
+        for (size_t k = 0; fields && k < a->n_fields; k++)
+            json_array_append_new(fields,
+                                  json_pack("[s,s]", a->fields[k].name, a->fields[k].value));
+        s.status = emit(&b, json_pack("{s:I, s:s, s:i, s:s, s:o}", "outbox",
+                                      (json_int_t)engine->outbox[i].id, "event",
+                                      kigen_event_name(a->event), "priority", a->priority,
+                                      "message", a->message, "fields", fields));
+        s.lines++;
+    }
+    if (s.status == 0)
+        s.status = emit(&b, json_pack("{s:I}", "end", (json_int_t)s.lines));
+    if (s.status < 0) {
+        free(b.s);
+        return s.status;
+    }
+    *ret_text = b.s;
+    *ret_len = b.len;
+    return 0;
+}
+
+static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_t errlen)
+{
+    const char *sha = NULL, *subject = NULL, *issuer = NULL, *locations = NULL, *key, *code;
+    json_int_t not_after = 0, step = 0, sent_at, id;
+    json_t *sent = NULL, *fields = NULL, *v;
+    const char *event, *message;
+    int priority;
+
+    if (json_unpack(j, "{s:s, s?s, s?s, s:I, s?s, s:o, s:I}", "cert", &sha, "subject", &subject,
+                    "issuer", &issuer, "not_after", &not_after, "locations", &locations, "sent",
+                    &sent, "threshold_step", &step) == 0) {
+        struct kigen_tracked *t = calloc(1, sizeof(*t));
+
+        if (!t)
+            return -ENOMEM;
+        snprintf(t->sha256, sizeof(t->sha256), "%s", sha);
+        t->not_after = not_after;
+        t->threshold_step = step;
+        if ((subject && !(t->subject = strdup(subject))) ||
+            (issuer && !(t->issuer = strdup(issuer))) ||
+            (locations && !(t->locations = strdup(locations))) ||
+            kigen_strmap_put(&engine->certs, t->sha256, t) < 0) {
+            tracked_free(t);
+            return -ENOMEM;
+        }
+        json_object_foreach(sent, key, v)
+        {
+            int e = kigen_event_from_name(key);
+
+            if (e >= 0 && json_is_integer(v))
+                t->sent[e] = json_integer_value(v);
+        }
+        return 0;
+    }
+    if (json_unpack(j, "{s:s, s:s, s:I}", "error", &key, "code", &code, "sent", &sent_at) == 0) {
+        struct kigen_tracked_error *e = calloc(1, sizeof(*e));
+
+        if (!e)
+            return -ENOMEM;
+        for (int k = KIGEN_E_UNREADABLE; k <= KIGEN_E_TOO_LARGE; k++)
+            if (strcmp(kigen_err_name(k), code) == 0)
+                e->error = k;
+        e->sent = sent_at;
+        if (kigen_strmap_put(&engine->errors, key, e) < 0) {
+            free(e);
+            return -ENOMEM;
+        }
+        return 0;
+    }
+    if (json_unpack(j, "{s:I, s:s, s:i, s:s, s:o}", "outbox", &id, "event", &event, "priority",
+                    &priority, "message", &message, "fields", &fields) == 0) {
+        int ev = kigen_event_from_name(event);
+        struct kigen_alert *a;
+        size_t k;
+
+        if (ev < 0 || !json_is_array(fields)) {
+            snprintf(errbuf, errlen, "unknown event '%s' in the outbox", event);
+            return -EINVAL;
+        }
+        a = calloc(1, sizeof(*a));
+        if (!a || !(a->message = strdup(message))) {
+            kigen_alert_free(a);
+            return -ENOMEM;
+        }
+        a->event = ev;
+        a->priority = priority;
+        json_array_foreach(fields, k, v)
+        {
+            const char *name, *value;
+
+            if (json_unpack(v, "[s,s]", &name, &value) == 0 &&
+                kigen_alert_add(a, name, value) < 0) {
+                kigen_alert_free(a);
+                return -ENOMEM;
+            }
+        }
+        if (kigen_engine_queue(engine, a) < 0)
+            return -ENOMEM;
+        return 0;
+    }
+    snprintf(errbuf, errlen, "unrecognised record");
+    return -EINVAL;
+}
+
+int kigen_engine_load(struct kigen_engine *engine, const char *text, size_t len, char *errbuf,
+                      size_t errlen)
+{
+    const char *p = text, *end = text + len;
+    size_t lineno = 0, records = 0;
+    json_int_t version = 0, count = -1;
+    json_error_t jerr;
+    int r = 0;
+
+    clear(engine);
+    while (p < end && r == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        json_t *j;
+
+        if (!nl) {
+            snprintf(errbuf, errlen, "line %zu: truncated (no end of line)", lineno + 1);
+            r = -EINVAL;
+            break;
+        }
+        lineno++;
+        j = json_loadb(p, (size_t)(nl - p), JSON_REJECT_DUPLICATES, &jerr);
+        p = nl + 1;
+        if (!j) {
+            snprintf(errbuf, errlen, "line %zu: %s", lineno, jerr.text);
+            r = -EINVAL;
+            break;
+        }
+        if (lineno == 1) {
+            if (json_unpack(j, "{s:I}", "kigen_state", &version) < 0 || version != STATE_VERSION) {
+                snprintf(errbuf, errlen, "line 1: not a kigen state file of version %d",
+                         STATE_VERSION);
+                r = -EINVAL;
+            }
+        } else if (json_unpack(j, "{s:I}", "end", &count) == 0) {
+            if (p != end || (size_t)count != records) {
+                snprintf(errbuf, errlen, "line %zu: end marker does not match", lineno);
+                r = -EINVAL;
+            }
+        } else {
+            char why[256] = "";
+
+            r = load_line(engine, j, why, sizeof(why));
+            if (r == -EINVAL)
+                snprintf(errbuf, errlen, "line %zu: %s", lineno, why);
+            records++;
+        }
+        json_decref(j);
+    }
+    if (r == 0 && count < 0) {
+        snprintf(errbuf, errlen, "truncated: no end marker");
+        r = -EINVAL;
+    }
+    if (r < 0)
+        clear(engine);
+    engine->dirty = false;
+    return r;
+}

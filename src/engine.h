@@ -1,0 +1,96 @@
+/*
+ * The alert engine (SPEC §7): decides what to say and remembers what was said, so that each
+ * event fires once per certificate and step, then at most once per reminder_every while
+ * unresolved. It only decides: sinks deliver, state.c persists. Loop thread only.
+ *
+ * Delivery is at least once with a narrow window: every decided alert waits in the outbox,
+ * which is persisted with the rest of the state before the alert is handed to the sinks, and
+ * leaves it once the sinks are done. After a crash the outbox is delivered again.
+ */
+#ifndef KIGEN_ENGINE_H
+#define KIGEN_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alert.h"
+#include "config.h"
+#include "inventory.h"
+#include "report.h"
+#include "strmap.h"
+
+struct kigen_outbox_item {
+    uint64_t id;
+    bool dispatched; /* handed to the sinks in this process */
+    struct kigen_alert *alert;
+};
+
+/* Describes the next maintenance window of the issuance host before a deadline, for messages. */
+typedef bool (*kigen_engine_maint_fn)(int64_t now, int64_t before, char *out, size_t outlen,
+                                      void *data);
+
+struct kigen_engine {
+    struct kigen_strmap certs;  /* hex sha256 -> struct kigen_tracked, alerted certificates */
+    struct kigen_strmap errors; /* "keystore\npath" -> struct kigen_tracked_error */
+    struct kigen_outbox_item *outbox;
+    size_t n_outbox;
+    size_t cap_outbox;
+    uint64_t next_id;
+    bool dirty; /* state changed since the last save */
+    kigen_engine_maint_fn maint_fn;
+    void *maint_data;
+};
+
+struct kigen_tracked {
+    char sha256[65];
+    char *subject;
+    char *issuer;
+    int64_t not_after;
+    char *locations;                 /* "keystore\tpath\n" lines, as last seen */
+    int64_t sent[KIGEN_EVENT_COUNT]; /* when each event was last sent; 0: never */
+    int64_t threshold_step;          /* the smallest notify_before step sent; 0: none */
+    bool seen;
+};
+
+struct kigen_tracked_error {
+    int error;
+    int64_t sent;
+    bool seen;
+};
+
+void kigen_engine_init(struct kigen_engine *engine);
+void kigen_engine_done(struct kigen_engine *engine);
+
+/*
+ * Compares the inventory (through view, built at now without a filter) with what was said
+ * and queues the alerts that are due in the outbox. Returns how many were queued, or -ENOMEM.
+ */
+int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config *config,
+                          const struct kigen_inventory *inventory, const struct kigen_view *view,
+                          int64_t now);
+
+/* Queues an alert decided elsewhere (config.reloaded, probe.down). Takes ownership. */
+int kigen_engine_queue(struct kigen_engine *engine, struct kigen_alert *alert);
+
+/* The alert with id leaves the outbox (the sinks are done with it). */
+void kigen_engine_delivered(struct kigen_engine *engine, uint64_t id);
+
+/*
+ * The earliest instant after now at which an evaluation could have something new to say
+ * (a state change, a notify_before step, a reminder), or INT64_MAX.
+ */
+int64_t kigen_engine_next_wakeup(const struct kigen_engine *engine,
+                                 const struct kigen_config *config, const struct kigen_view *view,
+                                 int64_t now);
+
+/* Serializes the state (what was said and the outbox) into a malloc'd JSON text. 0/-ENOMEM. */
+int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t *ret_len);
+
+/*
+ * Replaces the state with the one in text. Returns 0, or -EINVAL with a reason in errbuf for
+ * a corrupt or truncated text (the engine is then empty), or -ENOMEM.
+ */
+int kigen_engine_load(struct kigen_engine *engine, const char *text, size_t len, char *errbuf,
+                      size_t errlen);
+
+#endif

@@ -1,0 +1,312 @@
+#include <errno.h>
+
+#include "engine.h"
+#include "readtest.h"
+#include "timeutil.h"
+
+static int64_t notify[] = { 60 * 86400, 28 * 86400, 14 * 86400, 7 * 86400, 3 * 86400, 86400 };
+
+struct fixture {
+    struct kigen_read_ctx *ctx;
+    struct kigen_keystore ks;
+    struct kigen_label label;
+    struct kigen_config config;
+    struct kigen_inventory *inventory;
+    struct kigen_engine engine;
+};
+
+static int64_t at(const char *s)
+{
+    int64_t t;
+
+    assert_int_equal(kigen_time_parse(s, &t), 0);
+    return t;
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+
+    if (!fx || kigen_read_ctx_new(&fx->ctx) < 0 || kigen_inventory_new(&fx->inventory) < 0)
+        return -1;
+    fx->label = (struct kigen_label){ "team", "customs" };
+    fx->ks.name = "naccs";
+    fx->ks.path = "/srv/naccs";
+    fx->ks.labels.v = &fx->label;
+    fx->ks.labels.n = 1;
+    fx->config.keystores = &fx->ks;
+    fx->config.n_keystores = 1;
+    fx->config.policy = (struct kigen_policy){ .renew_before = 28 * 86400,
+                                               .critical_before = 7 * 86400,
+                                               .has_notify = true,
+                                               .notify_before = notify,
+                                               .n_notify = 6,
+                                               .renew_url = "https://renew.example/",
+                                               .reissue_note = "re-issue takes a day" };
+    fx->config.alerts.reminder_every = 86400;
+    kigen_engine_init(&fx->engine);
+    kigen_time_use_zone("UTC");
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    kigen_engine_done(&fx->engine);
+    kigen_inventory_free(fx->inventory);
+    kigen_read_ctx_free(fx->ctx);
+    free(fx);
+    return 0;
+}
+
+/* Puts the certificates of fixture certs/NAME.pem at path. */
+static void place(struct fixture *fx, const char *name, const char *path)
+{
+    char file[128];
+    size_t len;
+    uint8_t *buf;
+    struct kigen_file *f = kigen_file_new("naccs", path);
+    enum kigen_format format;
+    char err[256];
+
+    snprintf(file, sizeof(file), "certs/%s.pem", name);
+    buf = fixture_load(file, &len);
+    assert_non_null(f);
+    assert_int_equal(kigen_read_any(fx->ctx, buf, len, NULL, &f->certs, &format, err, sizeof(err)),
+                     1);
+    f->format = format;
+    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
+    free(buf);
+}
+
+static void drop(struct fixture *fx, const char *path)
+{
+    struct kigen_file *f = kigen_inventory_find(fx->inventory, "naccs", path);
+
+    assert_non_null(f);
+    kigen_inventory_remove(fx->inventory, f);
+}
+
+/* Evaluates at now; returns how many alerts were queued and clears the outbox. */
+static int evaluate(struct fixture *fx, int64_t now)
+{
+    struct kigen_view view;
+    int n;
+
+    assert_int_equal(kigen_view_build(&fx->config, fx->inventory, now, NULL, &view), 0);
+    n = kigen_engine_evaluate(&fx->engine, &fx->config, fx->inventory, &view, now);
+    kigen_view_done(&view);
+    assert_true(n >= 0);
+    return n;
+}
+
+static const struct kigen_alert *outbox(struct fixture *fx, size_t i)
+{
+    assert_true(i < fx->engine.n_outbox);
+    return fx->engine.outbox[i].alert;
+}
+
+static void deliver_all(struct fixture *fx)
+{
+    while (fx->engine.n_outbox)
+        kigen_engine_delivered(&fx->engine, fx->engine.outbox[0].id);
+}
+
+static void test_renewal_open_fires_once_then_reminds_daily(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z"); /* suzuki ends 2026-12-14T12:00Z: 20 days */
+    const struct kigen_alert *a;
+    char *sha = fact("renewal_open", "sha256");
+
+    place(fx, "renewal_open", "/srv/naccs/suzuki.p12");
+    /* renewal_open, and the 28d notify step crossed eight days ago. */
+    assert_int_equal(evaluate(fx, now), 2);
+    a = outbox(fx, 0);
+    assert_int_equal(a->event, KIGEN_EVENT_CERT_RENEWAL_OPEN);
+    assert_string_equal(kigen_alert_get(a, "KIGEN_EVENT"), "cert.renewal_open");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_SHA256"), sha);
+    assert_string_equal(kigen_alert_get(a, "KIGEN_DAYS_LEFT"), "20");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_NOT_AFTER"), "2026-12-14T12:00:00Z");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_RENEWAL_OPENS"), "2026-11-16T12:00:00Z");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_PATHS"), "/srv/naccs/suzuki.p12");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_LABEL_TEAM"), "customs");
+    assert_non_null(strstr(a->message, "renew it now at https://renew.example/"));
+    assert_int_equal(outbox(fx, 1)->event, KIGEN_EVENT_CERT_THRESHOLD);
+    deliver_all(fx);
+
+    assert_int_equal(evaluate(fx, now + 3600), 0);
+    assert_int_equal(evaluate(fx, now + 86399), 0);
+    assert_int_equal(evaluate(fx, now + 86400), 1);
+    assert_non_null(strstr(outbox(fx, 0)->message, "Reminder"));
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 86400 + 10), 0);
+    free(sha);
+}
+
+static void test_threshold_steps_fire_once_each(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t na = at("2029-02-01T00:00:00Z"); /* tanaka */
+
+    place(fx, "ok", "/srv/naccs/tanaka.p12");
+    assert_int_equal(evaluate(fx, na - 61 * 86400), 0);
+    assert_int_equal(evaluate(fx, na - 60 * 86400 - 1), 0);
+    assert_int_equal(evaluate(fx, na - 60 * 86400), 1);
+    assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_CERT_THRESHOLD);
+    assert_non_null(strstr(outbox(fx, 0)->message, "60d"));
+    assert_non_null(strstr(outbox(fx, 0)->message, "renewal opens on"));
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, na - 59 * 86400), 0);
+    /* Asleep from 60 days to 10: one alert for the state, one for the 14d step only. */
+    assert_int_equal(evaluate(fx, na - 10 * 86400), 2);
+    assert_non_null(strstr(outbox(fx, 1)->message, "14d"));
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, na - 10 * 86400 + 60), 0);
+}
+
+static void test_one_alert_for_a_certificate_in_two_files(void **state)
+{
+    struct fixture *fx = *state;
+
+    place(fx, "expired", "/srv/naccs/a.p12");
+    place(fx, "expired", "/srv/naccs/b.p12");
+    assert_int_equal(evaluate(fx, at("2026-11-24T12:00:00Z")), 1);
+    assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_CERT_EXPIRED);
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_PATHS"),
+                        "/srv/naccs/a.p12, /srv/naccs/b.p12");
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_DAYS_LEFT"), "-24");
+    assert_non_null(strstr(outbox(fx, 0)->message, "re-issued (re-issue takes a day)"));
+}
+
+static void test_saved_state_sends_nothing_twice_after_restart(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    char *text;
+    size_t len;
+    char err[256];
+
+    place(fx, "expired", "/srv/naccs/a.p12");
+    place(fx, "critical", "/srv/naccs/b.p12");
+    assert_int_equal(evaluate(fx, now), 3);
+    /* One alert confirmed, two still in flight when the daemon stops. */
+    kigen_engine_delivered(&fx->engine, fx->engine.outbox[0].id);
+    assert_int_equal(kigen_engine_save(&fx->engine, &text, &len), 0);
+    kigen_engine_done(&fx->engine);
+    kigen_engine_init(&fx->engine);
+    assert_int_equal(kigen_engine_load(&fx->engine, text, len, err, sizeof(err)), 0);
+    assert_int_equal(fx->engine.n_outbox, 2); /* delivered again: at least once */
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 60), 0);
+    free(text);
+}
+
+static void test_corrupt_or_truncated_state_is_refused(void **state)
+{
+    struct fixture *fx = *state;
+    char *text, err[256];
+    size_t len;
+
+    place(fx, "expired", "/srv/naccs/a.p12");
+    assert_int_equal(evaluate(fx, at("2026-11-24T12:00:00Z")), 1);
+    assert_int_equal(kigen_engine_save(&fx->engine, &text, &len), 0);
+    for (size_t cut = 0; cut < len; cut += 7) {
+        struct kigen_engine e;
+
+        kigen_engine_init(&e);
+        assert_int_equal(kigen_engine_load(&e, text, cut, err, sizeof(err)), -EINVAL);
+        assert_int_equal(e.n_outbox, 0);
+        kigen_engine_done(&e);
+    }
+    *strchr(text, '\n') = 'x'; /* two records run together */
+    assert_int_equal(kigen_engine_load(&fx->engine, text, len, err, sizeof(err)), -EINVAL);
+    assert_true(strlen(err) > 0);
+    free(text);
+}
+
+static void test_renewed_in_place_and_gone(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+
+    place(fx, "critical", "/srv/naccs/sato.p12");
+    place(fx, "expired", "/srv/naccs/old.p12");
+    assert_true(evaluate(fx, now) >= 2);
+    deliver_all(fx);
+    /* sato.p12 now holds a later certificate for the same subject; old.p12 is deleted. */
+    drop(fx, "/srv/naccs/sato.p12");
+    place(fx, "renewed", "/srv/naccs/sato.p12");
+    drop(fx, "/srv/naccs/old.p12");
+    assert_int_equal(evaluate(fx, now + 60), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const struct kigen_alert *a = outbox(fx, i);
+
+        if (a->event == KIGEN_EVENT_CERT_RENEWED) {
+            assert_string_equal(kigen_alert_get(a, "KIGEN_NOT_AFTER"), "2031-12-20T00:00:00Z");
+            assert_string_equal(kigen_alert_get(a, "KIGEN_PATHS"), "/srv/naccs/sato.p12");
+        } else {
+            assert_int_equal(a->event, KIGEN_EVENT_CERT_GONE);
+            assert_string_equal(kigen_alert_get(a, "KIGEN_PATHS"), "/srv/naccs/old.p12");
+        }
+    }
+    assert_int_not_equal(outbox(fx, 0)->event, outbox(fx, 1)->event);
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 120), 0);
+}
+
+static void test_scan_errors_fire_once_and_clear(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_file *f = kigen_file_new("naccs", "/srv/naccs/bad.p12");
+    int64_t now = at("2026-11-24T12:00:00Z");
+
+    f->error = KIGEN_E_WRONG_PASSWORD;
+    f->message = strdup("MAC verification failed");
+    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
+    assert_int_equal(evaluate(fx, now), 1);
+    assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_SCAN_ERROR);
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_PATHS"), "/srv/naccs/bad.p12");
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 86400 * 3), 0);
+    drop(fx, "/srv/naccs/bad.p12");
+    assert_int_equal(evaluate(fx, now + 86400 * 4), 0);
+    assert_int_equal(fx->engine.errors.n, 0);
+}
+
+static void test_next_wakeup_is_the_next_step_or_reminder(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    struct kigen_view view;
+
+    place(fx, "renewal_open", "/srv/naccs/suzuki.p12"); /* ends 2026-12-14T12:00Z */
+    assert_int_equal(evaluate(fx, now), 2);
+    assert_int_equal(kigen_view_build(&fx->config, fx->inventory, now, NULL, &view), 0);
+    /* The reminder (tomorrow) comes before the 14d step (2026-11-30T12:00Z). */
+    assert_int_equal(kigen_engine_next_wakeup(&fx->engine, &fx->config, &view, now), now + 86400);
+    kigen_view_done(&view);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_renewal_open_fires_once_then_reminds_daily, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_threshold_steps_fire_once_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_alert_for_a_certificate_in_two_files, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_saved_state_sends_nothing_twice_after_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_or_truncated_state_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_renewed_in_place_and_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_errors_fire_once_and_clear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_wakeup_is_the_next_step_or_reminder, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
