@@ -18,6 +18,7 @@
 #include "log.h"
 #include "report.h"
 #include "scan.h"
+#include "service.h"
 #include "timeutil.h"
 
 #define EXIT_USAGE 3 /* SPEC §6: usage or configuration error */
@@ -133,6 +134,12 @@ static int parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
+/* Under systemd stderr is the journal: a "<N>" prefix gives each line its priority. */
+static void journal_stream_log(enum kigen_log_level level, const char *message, void *data)
+{
+    fprintf(stderr, "<%d>%s\n", (int)level, message);
+}
+
 static int load_config(const char *path, struct kigen_config **ret_config)
 {
     char err[1024];
@@ -219,15 +226,14 @@ int main(int argc, char **argv)
         kigen_config_free(config);
         return 0;
     }
+    if (!o.once && getenv("JOURNAL_STREAM"))
+        kigen_log_setup(journal_stream_log, NULL, KIGEN_LOG_INFO);
     if (load_config(o.config_path, &config) < 0)
         return EXIT_USAGE;
     kigen_time_use_zone(config->timezone);
-    if (o.once) {
-        status = run_once(&o, config);
-    } else {
-        fprintf(stderr, "kigend: the resident daemon is not built yet; use --once\n");
-        status = EXIT_USAGE;
-    }
+    if (!o.once)
+        return kigend_service_run(o.config_path, config);
+    status = run_once(&o, config);
     kigen_config_free(config);
     return status;
 }

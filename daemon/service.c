@@ -1,0 +1,705 @@
+/*
+ * The resident daemon. One libuv loop owns everything:
+ *
+ *   scan      at start, every scan_interval, and soon after a watched directory changes
+ *   evaluate  after each scan, at the next state change or reminder (one timer), and when
+ *             the wall clock jumps
+ *   save      the engine's state (with its outbox) before the alerts go to the sinks
+ *   deliver   to the sinks; an alert leaves the outbox when they are done with it
+ *
+ * Signals: SIGHUP reloads (a bad configuration is rejected and the old one keeps running),
+ * SIGTERM and SIGINT stop. sd_notify: READY=1 after the first scan, STATUS=, WATCHDOG=1,
+ * RELOADING=1, STOPPING=1.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <uv.h>
+
+#include "engine.h"
+#include "inventory.h"
+#include "log.h"
+#include "maint.h"
+#include "metrics.h"
+#include "report.h"
+#include "scan.h"
+#include "sink.h"
+#include "timeutil.h"
+#include "tz.h"
+#include "watch.h"
+
+#define DEBOUNCE_MS     250
+#define DEBOUNCE_MAX_MS 750 /* a stream of changes still shows within a second */
+#define SAVE_RETRY_MS   30000
+#define SAVE_DELAY_MS   1000
+#define MAX_WAKEUP_MS   (7 * 86400 * 1000ull)
+#define STOP_GRACE_MS   5000 /* how long a stop waits for alerts in flight */
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+struct service {
+    uv_loop_t loop;
+    const char *config_path;
+    struct kigen_config *config;
+    struct kigen_config *next_config; /* accepted by a reload, waiting for the scan to end */
+    struct kigen_inventory *inventory;
+    struct kigen_scanner *scanner;
+    struct kigen_engine engine;
+    struct kigen_sinks *sinks;
+    struct kigen_watch watch;
+    uv_signal_t sighup;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t scan_timer;
+    uv_timer_t wakeup_timer;
+    uv_timer_t debounce_timer;
+    uv_timer_t watchdog_timer;
+    uv_timer_t save_timer;
+    uv_timer_t stop_timer;
+    uv_poll_t clock_poll;
+    int clock_fd;
+    char *state_path;
+    uint64_t first_change_ms;
+    uint64_t scan_started_ms;
+    uint64_t stop_deadline_ms;
+    struct kigen_view last;        /* counts of the last evaluation (records not kept) */
+    struct kigen_maint_set *maint; /* the maintenance windows of the configuration, or NULL */
+    struct kigen_tz *display_tz;   /* the configured timezone, for messages */
+    double scan_seconds;
+    bool ready;
+    bool stopping;
+    bool rescan_wanted;
+    bool saving;
+    bool save_again;
+    bool save_failing;
+    int watch_error_reported;
+    int status;
+};
+
+struct delivery {
+    struct service *svc;
+    uint64_t id;
+};
+
+static void start_scan(struct service *svc);
+static void save_state(struct service *svc);
+static void stop(struct service *svc);
+
+/* ---- status ---- */
+
+/* STATUS= from the last evaluation, with the scan counters the benchmarks read. */
+static void notify_status(struct service *svc)
+{
+    const struct kigen_inventory *inv = svc->inventory;
+
+    sd_notifyf(0,
+               "STATUS=Watching %zu certificates (%zu unique) in %zu keystores: %zu expired, "
+               "%zu critical, %zu renewal open; %zu unreadable files; last scan %.2f s; "
+               "files read %llu, unchanged %llu, scans %llu",
+               svc->last.n_records, svc->last.unique, svc->config->n_keystores,
+               svc->last.counts[KIGEN_STATE_EXPIRED], svc->last.counts[KIGEN_STATE_CRITICAL],
+               svc->last.counts[KIGEN_STATE_RENEWAL_OPEN], svc->last.n_errors, svc->scan_seconds,
+               (unsigned long long)inv->files_read, (unsigned long long)inv->files_unchanged,
+               (unsigned long long)inv->scans);
+}
+
+/* ---- delivery ---- */
+
+static void save_timer_cb(uv_timer_t *timer)
+{
+    save_state(container_of(timer, struct service, save_timer));
+}
+
+static void delivered_cb(void *data, unsigned failures)
+{
+    struct delivery *d = data;
+    struct service *svc = d->svc;
+
+    kigen_engine_delivered(&svc->engine, d->id);
+    free(d);
+    if (!svc->stopping && !uv_is_active((uv_handle_t *)&svc->save_timer))
+        uv_timer_start(&svc->save_timer, save_timer_cb, SAVE_DELAY_MS, 0);
+}
+
+static void dispatch(struct service *svc)
+{
+    for (size_t i = 0; i < svc->engine.n_outbox; i++) {
+        struct kigen_outbox_item *item = &svc->engine.outbox[i];
+        struct delivery *d;
+
+        if (item->dispatched)
+            continue;
+        d = malloc(sizeof(*d));
+        if (!d)
+            return; /* stays in the outbox; the next dispatch retries */
+        d->svc = svc;
+        d->id = item->id;
+        if (kigen_sinks_deliver(svc->sinks, item->alert, delivered_cb, d) < 0) {
+            free(d);
+            return;
+        }
+        item->dispatched = true;
+    }
+}
+
+/* ---- state ---- */
+
+static void save_done_cb(int status, void *data)
+{
+    struct service *svc = data;
+
+    svc->saving = false;
+    if (status < 0) {
+        if (!svc->save_failing)
+            kigen_log_errno(KIGEN_LOG_ERR, status,
+                            "Cannot write the alert state '%s', delivering anyway and retrying "
+                            "every %d s",
+                            svc->state_path, SAVE_RETRY_MS / 1000);
+        svc->save_failing = true;
+        svc->engine.dirty = true;
+        if (!svc->stopping)
+            uv_timer_start(&svc->save_timer, save_timer_cb, SAVE_RETRY_MS, 0);
+    } else if (svc->save_failing) {
+        kigen_log_notice("Alert state '%s' written again", svc->state_path);
+        svc->save_failing = false;
+    }
+    /* Nothing is lost for a full disk: the alerts go out whether or not the state was saved. */
+    if (!svc->stopping)
+        dispatch(svc);
+    if (svc->save_again) {
+        svc->save_again = false;
+        save_state(svc);
+    } else if (svc->stopping) {
+        stop(svc);
+    }
+}
+
+static void save_state(struct service *svc)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int r;
+
+    if (svc->saving) {
+        svc->save_again = true;
+        return;
+    }
+    if (!svc->engine.dirty) {
+        if (!svc->stopping)
+            dispatch(svc);
+        return;
+    }
+    r = kigen_engine_save(&svc->engine, &text, &len);
+    if (r == 0) {
+        svc->engine.dirty = false;
+        svc->saving = true;
+        r = kigen_textfile_write(&svc->loop, svc->state_path, text, len, save_done_cb, svc);
+        if (r < 0)
+            svc->saving = false;
+    }
+    if (r < 0)
+        save_done_cb(r, svc);
+}
+
+static void load_state(struct service *svc)
+{
+    char err[256] = "", *buf = NULL, *bad = NULL;
+    FILE *f = fopen(svc->state_path, "re");
+    size_t len = 0, n;
+    int r;
+
+    if (!f) {
+        if (errno != ENOENT)
+            kigen_log_errno(KIGEN_LOG_WARNING, -errno,
+                            "Cannot read the alert state '%s', starting afresh", svc->state_path);
+        return;
+    }
+    for (;;) {
+        char *p = realloc(buf, len + 65536);
+
+        if (!p)
+            break;
+        buf = p;
+        n = fread(buf + len, 1, 65536, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(f);
+    r = buf ? kigen_engine_load(&svc->engine, buf, len, err, sizeof(err)) : -ENOMEM;
+    free(buf);
+    if (r == 0) {
+        if (svc->engine.n_outbox)
+            kigen_log_notice("Delivering %zu alerts that were not confirmed before the last stop",
+                             svc->engine.n_outbox);
+        return;
+    }
+    /* Corrupt or truncated: keep it for a post-mortem, start afresh, never refuse to run. */
+    if (asprintf(&bad, "%s.corrupt", svc->state_path) >= 0)
+        (void)rename(svc->state_path, bad);
+    kigen_log_warn("The alert state '%s' is damaged (%s); kept as '%s', starting afresh",
+                   svc->state_path, err, bad ? bad : "?");
+    free(bad);
+    svc->engine.dirty = true;
+}
+
+/* ---- evaluation ---- */
+
+static void wakeup_cb(uv_timer_t *timer);
+
+static void write_textfile(struct service *svc, const struct kigen_view *view)
+{
+    struct kigen_metrics_extra extra = { .scan_duration_seconds = svc->scan_seconds };
+    char *text;
+    size_t len;
+    int r;
+
+    if (!svc->config->alerts.textfile)
+        return;
+    r = kigen_metrics_render(view, &extra, &text, &len);
+    if (r == 0)
+        r = kigen_textfile_write(&svc->loop, svc->config->alerts.textfile, text, len, NULL, NULL);
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot write the metrics textfile '%s', ignoring",
+                        svc->config->alerts.textfile);
+}
+
+static void evaluate(struct service *svc)
+{
+    int64_t now = (int64_t)time(NULL), next;
+    struct kigen_view view;
+    uint64_t delay;
+    int r;
+
+    if (svc->stopping)
+        return;
+    r = kigen_view_build(svc->config, svc->inventory, now, NULL, &view);
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot evaluate the inventory, retrying in a minute");
+        uv_timer_start(&svc->wakeup_timer, wakeup_cb, 60000, 0);
+        return;
+    }
+    r = kigen_engine_evaluate(&svc->engine, svc->config, svc->inventory, &view, now);
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot decide the alerts, retrying in a minute");
+    next = r < 0 ? now + 60 : kigen_engine_next_wakeup(&svc->engine, svc->config, &view, now);
+    write_textfile(svc, &view);
+    svc->last = view;
+    svc->last.records = NULL;
+    svc->last.errors = NULL;
+    kigen_view_done(&view);
+    /* Milliseconds after the second the change happens in, so that it has happened. */
+    delay = (uint64_t)(next - now) * 1000 + 5;
+    uv_timer_start(&svc->wakeup_timer, wakeup_cb, delay < MAX_WAKEUP_MS ? delay : MAX_WAKEUP_MS, 0);
+    save_state(svc);
+}
+
+static void wakeup_cb(uv_timer_t *timer)
+{
+    evaluate(container_of(timer, struct service, wakeup_timer));
+}
+
+/* The wall clock was set: deadlines measured on the monotonic clock are wrong now. */
+static void clock_cb(uv_poll_t *poll, int status, int events)
+{
+    struct service *svc = container_of(poll, struct service, clock_poll);
+    struct itimerspec far = { .it_value = { .tv_sec = INT32_MAX } };
+    uint64_t ticks;
+
+    (void)!read(svc->clock_fd, &ticks, sizeof(ticks)); /* ECANCELED: the clock changed */
+    timerfd_settime(svc->clock_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &far, NULL);
+    kigen_log_info("The system clock changed, evaluating again");
+    evaluate(svc);
+}
+
+/* ---- scanning ---- */
+
+static void update_watches(struct service *svc)
+{
+    const char *const *dirs;
+    size_t n = kigen_scanner_dirs(svc->scanner, &dirs), failed;
+    const char **paths = malloc((n + svc->config->n_keystores + 1) * sizeof(*paths));
+    struct stat st;
+
+    if (!paths)
+        return;
+    memcpy(paths, dirs, n * sizeof(*paths));
+    /* A keystore that is a single file is watched itself. */
+    for (size_t i = 0; i < svc->config->n_keystores; i++)
+        if (stat(svc->config->keystores[i].path, &st) == 0 && S_ISREG(st.st_mode))
+            paths[n++] = svc->config->keystores[i].path;
+    failed = kigen_watch_update(&svc->watch, paths, n);
+    free(paths);
+    if (failed && svc->watch_error_reported != svc->watch.last_error) {
+        kigen_log_warn("Cannot watch %zu directories for changes (%s%s); they are still "
+                       "rescanned every %lld s",
+                       failed, strerror(-svc->watch.last_error),
+                       svc->watch.last_error == -ENOSPC ? ": the inotify watch limit is reached"
+                                                        : "",
+                       (long long)svc->config->scan_interval);
+        svc->watch_error_reported = svc->watch.last_error;
+    } else if (!failed) {
+        svc->watch_error_reported = 0;
+    }
+}
+
+/*
+ * For alert messages: the next maintenance window (or the one in progress) of any target
+ * named in the configuration's windows, when it starts before the certificate expires.
+ */
+static bool maint_note_cb(int64_t now, int64_t before, char *out, size_t outlen, void *data)
+{
+    struct service *svc = data;
+    const char *best_target = NULL;
+    int64_t best_start = INT64_MAX, best_end = 0, start, end;
+    char from[64], to[64];
+
+    if (!svc->maint)
+        return false;
+    for (size_t i = 0; i < svc->config->n_maintenance; i++) {
+        const struct kigen_maintenance *m = &svc->config->maintenance[i];
+
+        for (size_t j = 0; j < m->targets.n; j++) {
+            const char *target = m->targets.v[j];
+
+            if (kigen_maint_set_active(svc->maint, target, now, &end) == 1)
+                start = now;
+            else if (kigen_maint_set_next(svc->maint, target, now, &start, &end) < 0)
+                continue;
+            if (start < before && start < best_start) {
+                best_start = start;
+                best_end = end;
+                best_target = target;
+            }
+        }
+    }
+    if (!best_target || !svc->display_tz ||
+        kigen_tz_format(svc->display_tz, best_start, from, sizeof(from)) < 0 ||
+        kigen_tz_format(svc->display_tz, best_end, to, sizeof(to)) < 0)
+        return false;
+    snprintf(out, outlen, "%s %s is down for maintenance from %s to %s, before it expires",
+             best_start <= now ? "Now:" : "Mind that", best_target, from, to);
+    return true;
+}
+
+/* Loads what the configuration needs from the system (zoneinfo); failures only narrow messages. */
+static void load_zones(struct service *svc)
+{
+    char err[256] = "";
+    int r;
+
+    kigen_maint_set_free(svc->maint);
+    svc->maint = NULL;
+    kigen_tz_free(svc->display_tz);
+    svc->display_tz = NULL;
+    r = kigen_maint_set_new(svc->config, &svc->maint, err, sizeof(err));
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, r, "Maintenance windows unavailable (%s), ignoring",
+                        err);
+    r = kigen_tz_load(svc->config->timezone, &svc->display_tz);
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot load timezone '%s', ignoring",
+                        svc->config->timezone);
+    kigen_time_use_zone(svc->config->timezone);
+}
+
+static void apply_config(struct service *svc, struct kigen_config *config)
+{
+    int r = kigen_sinks_configure(svc->sinks, &config->alerts);
+
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot apply the new alert settings, ignoring");
+    kigen_config_free(svc->config);
+    svc->config = config;
+    load_zones(svc);
+}
+
+static void scan_timer_cb(uv_timer_t *timer)
+{
+    start_scan(container_of(timer, struct service, scan_timer));
+}
+
+static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
+{
+    struct service *svc = data;
+
+    svc->scan_seconds = (double)(uv_now(&svc->loop) - svc->scan_started_ms) / 1000.0;
+    if (svc->stopping) {
+        stop(svc);
+        return;
+    }
+    if (status < 0 && status != -ECANCELED)
+        kigen_log_errno(KIGEN_LOG_ERR, status, "The scan failed, retrying at the next interval");
+    if (svc->next_config) {
+        apply_config(svc, svc->next_config);
+        svc->next_config = NULL;
+        start_scan(svc);
+        return;
+    }
+    if (status == 0)
+        update_watches(svc);
+    evaluate(svc);
+    if (!svc->ready) {
+        svc->ready = true;
+        sd_notify(0, "READY=1");
+        kigen_log_info("Watching %zu certificates in %zu keystores", svc->inventory->n_certs,
+                       svc->config->n_keystores);
+    }
+    notify_status(svc);
+    uv_timer_start(&svc->scan_timer, scan_timer_cb, (uint64_t)svc->config->scan_interval * 1000, 0);
+    if (svc->rescan_wanted)
+        start_scan(svc);
+}
+
+static void start_scan(struct service *svc)
+{
+    int r;
+
+    if (svc->stopping)
+        return;
+    if (kigen_scanner_is_busy(svc->scanner)) {
+        svc->rescan_wanted = true;
+        return;
+    }
+    svc->rescan_wanted = false;
+    svc->scan_started_ms = uv_now(&svc->loop);
+    r = kigen_scanner_start(svc->scanner, svc->config, scan_done_cb, svc);
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start a scan, retrying in a minute");
+        uv_timer_start(&svc->scan_timer, scan_timer_cb, 60000, 0);
+    }
+}
+
+static void debounce_cb(uv_timer_t *timer)
+{
+    struct service *svc = container_of(timer, struct service, debounce_timer);
+
+    svc->first_change_ms = 0;
+    start_scan(svc);
+}
+
+static void change_cb(struct kigen_watch *watch, const char *path, void *data)
+{
+    struct service *svc = data;
+    uint64_t now = uv_now(&svc->loop), delay = DEBOUNCE_MS;
+
+    /* A burst of writes is one scan; a stream of them still shows within a second. */
+    if (!svc->first_change_ms)
+        svc->first_change_ms = now;
+    if (now - svc->first_change_ms + delay > DEBOUNCE_MAX_MS)
+        delay = now - svc->first_change_ms >= DEBOUNCE_MAX_MS
+                    ? 0
+                    : DEBOUNCE_MAX_MS - (now - svc->first_change_ms);
+    uv_timer_start(&svc->debounce_timer, debounce_cb, delay, 0);
+}
+
+/* ---- reload and stop ---- */
+
+static void reload(struct service *svc)
+{
+    struct kigen_config *config = NULL;
+    struct kigen_alert *a;
+    char err[1024], msg[1200];
+    int r;
+
+    sd_notify(0, "RELOADING=1");
+    r = kigen_config_load(svc->config_path, &config, err, sizeof(err));
+    if (r < 0) {
+        kigen_log_err("Configuration rejected, the running one stays: %s", err);
+        snprintf(msg, sizeof(msg), "Configuration rejected, the running one stays: %s", err);
+        a = kigen_alert_new(KIGEN_EVENT_CONFIG_REJECTED, msg);
+    } else {
+        kigen_log_info("Configuration '%s' reloaded", svc->config_path);
+        snprintf(msg, sizeof(msg), "Configuration '%s' reloaded: %zu keystores.", svc->config_path,
+                 config->n_keystores);
+        a = kigen_alert_new(KIGEN_EVENT_CONFIG_RELOADED, msg);
+        if (kigen_scanner_is_busy(svc->scanner)) {
+            kigen_config_free(svc->next_config);
+            svc->next_config = config;
+        } else {
+            apply_config(svc, config);
+            start_scan(svc);
+        }
+    }
+    if (a && kigen_engine_queue(&svc->engine, a) == 0)
+        save_state(svc);
+    sd_notify(0, "READY=1");
+    notify_status(svc);
+}
+
+static void signal_cb(uv_signal_t *handle, int signum)
+{
+    struct service *svc = handle->data;
+
+    if (signum == SIGHUP) {
+        reload(svc);
+        return;
+    }
+    if (!svc->stopping) {
+        kigen_log_info("Stopping on signal %d", signum);
+        sd_notify(0, "STOPPING=1");
+        svc->stopping = true;
+        svc->stop_deadline_ms = uv_now(&svc->loop) + STOP_GRACE_MS;
+        kigen_scanner_cancel(svc->scanner);
+        stop(svc);
+    }
+}
+
+static void watchdog_cb(uv_timer_t *timer)
+{
+    sd_notify(0, "WATCHDOG=1");
+}
+
+static void sinks_closed_cb(void *data)
+{
+}
+
+static void stop_timer_cb(uv_timer_t *timer)
+{
+    stop(container_of(timer, struct service, stop_timer));
+}
+
+/* Closes everything once no scan or state write is in flight; uv_run then returns. */
+static void stop(struct service *svc)
+{
+    uv_handle_t *handles[] = {
+        (uv_handle_t *)&svc->sighup,         (uv_handle_t *)&svc->sigterm,
+        (uv_handle_t *)&svc->sigint,         (uv_handle_t *)&svc->scan_timer,
+        (uv_handle_t *)&svc->wakeup_timer,   (uv_handle_t *)&svc->debounce_timer,
+        (uv_handle_t *)&svc->watchdog_timer, (uv_handle_t *)&svc->save_timer,
+        (uv_handle_t *)&svc->stop_timer,
+    };
+
+    if (kigen_scanner_is_busy(svc->scanner))
+        return; /* scan_done_cb calls again */
+    if (kigen_sinks_pending(svc->sinks) && uv_now(&svc->loop) < svc->stop_deadline_ms) {
+        /* Alerts in flight: let them land, so that they leave the outbox. */
+        uv_timer_start(&svc->stop_timer, stop_timer_cb, 50, 0);
+        return;
+    }
+    if (svc->saving)
+        return; /* save_done_cb calls again */
+    if (svc->engine.dirty) {
+        save_state(svc); /* the last state, outbox included, then here again */
+        return;
+    }
+    for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++)
+        if (!uv_is_closing(handles[i]))
+            uv_close(handles[i], NULL);
+    if (svc->clock_fd >= 0 && !uv_is_closing((uv_handle_t *)&svc->clock_poll))
+        uv_close((uv_handle_t *)&svc->clock_poll, NULL);
+    kigen_watch_close(&svc->watch, NULL);
+    kigen_sinks_close(svc->sinks, sinks_closed_cb, svc);
+}
+
+/* ---- setup ---- */
+
+static int setup(struct service *svc)
+{
+    struct itimerspec far = { .it_value = { .tv_sec = INT32_MAX } };
+    uint64_t usec = 0;
+    int r;
+
+    r = uv_loop_init(&svc->loop);
+    if (r < 0)
+        return r;
+    r = kigen_inventory_new(&svc->inventory);
+    if (r == 0)
+        r = kigen_scanner_new(&svc->loop, svc->inventory, &svc->scanner);
+    if (r == 0)
+        r = kigen_sinks_new(&svc->loop, &svc->config->alerts, &svc->sinks);
+    if (r < 0)
+        return r;
+    kigen_engine_init(&svc->engine);
+    svc->engine.maint_fn = maint_note_cb;
+    svc->engine.maint_data = svc;
+    load_zones(svc);
+    kigen_watch_init(&svc->watch, &svc->loop, change_cb, svc);
+    uv_signal_init(&svc->loop, &svc->sighup);
+    uv_signal_init(&svc->loop, &svc->sigterm);
+    uv_signal_init(&svc->loop, &svc->sigint);
+    svc->sighup.data = svc->sigterm.data = svc->sigint.data = svc;
+    uv_signal_start(&svc->sighup, signal_cb, SIGHUP);
+    uv_signal_start(&svc->sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&svc->sigint, signal_cb, SIGINT);
+    uv_timer_init(&svc->loop, &svc->scan_timer);
+    uv_timer_init(&svc->loop, &svc->wakeup_timer);
+    uv_timer_init(&svc->loop, &svc->debounce_timer);
+    uv_timer_init(&svc->loop, &svc->watchdog_timer);
+    uv_timer_init(&svc->loop, &svc->save_timer);
+    uv_timer_init(&svc->loop, &svc->stop_timer);
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000)
+        uv_timer_start(&svc->watchdog_timer, watchdog_cb, usec / 2000, usec / 2000);
+    svc->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (svc->clock_fd >= 0 &&
+        timerfd_settime(svc->clock_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &far, NULL) ==
+            0 &&
+        uv_poll_init(&svc->loop, &svc->clock_poll, svc->clock_fd) == 0) {
+        uv_poll_start(&svc->clock_poll, UV_READABLE, clock_cb);
+    } else if (svc->clock_fd >= 0) {
+        close(svc->clock_fd);
+        svc->clock_fd = -1;
+    }
+    if (asprintf(&svc->state_path, "%s/state.jsonl", svc->config->state_dir) < 0)
+        return -ENOMEM;
+    if (mkdir(svc->config->state_dir, 0700) < 0 && errno != EEXIST)
+        kigen_log_errno(KIGEN_LOG_WARNING, -errno, "Cannot create the state directory '%s'",
+                        svc->config->state_dir);
+    return 0;
+}
+
+int kigend_service_run(const char *config_path, struct kigen_config *config)
+{
+    struct service *svc = calloc(1, sizeof(*svc));
+    int r;
+
+    if (!svc) {
+        kigen_config_free(config);
+        return 1;
+    }
+    svc->config_path = config_path;
+    svc->config = config;
+    svc->clock_fd = -1;
+    r = setup(svc);
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start");
+        svc->status = 1;
+        goto out;
+    }
+    load_state(svc);
+    /* Alerts that were waiting when the daemon last stopped go out first. */
+    if (svc->engine.n_outbox)
+        save_state(svc);
+    start_scan(svc);
+    uv_run(&svc->loop, UV_RUN_DEFAULT);
+out:
+    uv_run(&svc->loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(&svc->loop) == UV_EBUSY)
+        kigen_log_debug("Event loop closed with handles still open");
+    if (svc->clock_fd >= 0)
+        close(svc->clock_fd);
+    kigen_sinks_free(svc->sinks);
+    kigen_scanner_free(svc->scanner);
+    kigen_inventory_free(svc->inventory);
+    kigen_engine_done(&svc->engine);
+    kigen_config_free(svc->config);
+    kigen_config_free(svc->next_config);
+    kigen_maint_set_free(svc->maint);
+    kigen_tz_free(svc->display_tz);
+    free(svc->state_path);
+    r = svc->status;
+    free(svc);
+    return r;
+}

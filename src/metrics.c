@@ -1,0 +1,390 @@
+/*
+ * Metrics of SPEC §10 in the Prometheus text exposition format (version 0.0.4), and the
+ * atomic file write that node_exporter's textfile collector needs.
+ *
+ * Every certificate gives eight samples (three dates and five states) that share one label
+ * set, so each label set is escaped once into an arena and copied for each sample, and all
+ * goes into one growing buffer sized from the arena up front. 100,000 certificates give
+ * about 250 MB of text; the cost is that copying, not formatting.
+ */
+#include "metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "policy.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+struct out {
+    char *s;
+    size_t len, cap;
+    bool failed;
+};
+
+static void reserve(struct out *o, size_t n)
+{
+    size_t cap;
+    char *v;
+
+    if (o->failed || o->cap - o->len >= n + 1)
+        return;
+    cap = o->cap ? o->cap : 4096;
+    while (cap - o->len < n + 1)
+        cap *= 2;
+    v = realloc(o->s, cap);
+    if (!v) {
+        o->failed = true;
+        return;
+    }
+    o->s = v;
+    o->cap = cap;
+}
+
+static void add(struct out *o, const char *s, size_t n)
+{
+    reserve(o, n);
+    if (o->failed)
+        return;
+    memcpy(o->s + o->len, s, n);
+    o->len += n;
+    o->s[o->len] = '\0';
+}
+
+static void add_str(struct out *o, const char *s)
+{
+    add(o, s, strlen(s));
+}
+
+static void add_int(struct out *o, int64_t v)
+{
+    char buf[24], *p = buf + sizeof(buf);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    add(o, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+/* A label value: '\', '"' and newline are escaped as the exposition format requires. */
+static void add_escaped(struct out *o, const char *v)
+{
+    for (;;) {
+        size_t n = strcspn(v, "\\\"\n");
+
+        add(o, v, n);
+        v += n;
+        if (!*v)
+            return;
+        add(o, *v == '\n' ? "\\n" : *v == '"' ? "\\\"" : "\\\\", 2);
+        v++;
+    }
+}
+
+static void add_label(struct out *o, bool first, const char *name, const char *value)
+{
+    if (!first)
+        add(o, ",", 1);
+    add_str(o, name);
+    add(o, "=\"", 2);
+    add_escaped(o, value);
+    add(o, "\"", 1);
+}
+
+/* keystore path entry subject issuer serial sha256, then the keystore's configured labels. */
+static void add_record_labels(struct out *o, const struct kigen_record *rec)
+{
+    char hex[65];
+
+    kigen_cert_sha256_hex(rec->cert, hex);
+    add_label(o, true, "keystore", rec->file->keystore);
+    add_label(o, false, "path", rec->file->path);
+    add_label(o, false, "entry", rec->cert->entry);
+    add_label(o, false, "subject", rec->cert->subject);
+    add_label(o, false, "issuer", rec->cert->issuer);
+    add_label(o, false, "serial", rec->cert->serial);
+    add_label(o, false, "sha256", hex);
+    if (rec->keystore)
+        for (size_t i = 0; i < rec->keystore->labels.n; i++)
+            add_label(o, false, rec->keystore->labels.v[i].name, rec->keystore->labels.v[i].value);
+}
+
+static void add_header(struct out *o, const char *name, const char *help)
+{
+    add(o, "# HELP ", 7);
+    add_str(o, name);
+    add(o, " ", 1);
+    add_str(o, help);
+    add(o, "\n# TYPE ", 8);
+    add_str(o, name);
+    add(o, " gauge\n", 7);
+}
+
+/* name{labels[,extra]} value */
+static void add_sample(struct out *o, const char *name, const char *labels, size_t labels_len,
+                       const char *extra, int64_t value)
+{
+    add_str(o, name);
+    add(o, "{", 1);
+    add(o, labels, labels_len);
+    if (extra) {
+        if (labels_len)
+            add(o, ",", 1);
+        add_str(o, extra);
+    }
+    add(o, "} ", 2);
+    add_int(o, value);
+    add(o, "\n", 1);
+}
+
+enum date {
+    NOT_AFTER,
+    NOT_BEFORE,
+    RENEWAL_OPENS
+};
+
+static int64_t date_of(const struct kigen_record *rec, enum date d)
+{
+    return d == NOT_AFTER    ? rec->cert->not_after
+           : d == NOT_BEFORE ? rec->cert->not_before
+                             : rec->renewal_opens;
+}
+
+int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metrics_extra *extra,
+                         char **ret_text, size_t *ret_len)
+{
+    static const struct {
+        const char *name, *help;
+    } dates[] = {
+        [NOT_AFTER] = { "kigen_cert_not_after_seconds",
+                        "End of the certificate's validity, in Unix time." },
+        [NOT_BEFORE] = { "kigen_cert_not_before_seconds",
+                         "Start of the certificate's validity, in Unix time." },
+        [RENEWAL_OPENS] = { "kigen_cert_renewal_opens_seconds",
+                            "When the renewal window opens (not_after - renew_before), in Unix "
+                            "time." },
+    };
+    struct out labels = { 0 }, o = { 0 };
+    size_t *offs = NULL, errors[KIGEN_E_TOO_LARGE - KIGEN_E_UNREADABLE + 1] = { 0 };
+    char buf[64];
+    int r = -ENOMEM;
+
+    /* Every label set once; offs[i] .. offs[i + 1] is record i's. */
+    offs = malloc((view->n_records + 1) * sizeof(*offs));
+    if (!offs)
+        goto out;
+    offs[0] = 0;
+    for (size_t i = 0; i < view->n_records; i++) {
+        add_record_labels(&labels, &view->records[i]);
+        offs[i + 1] = labels.len;
+    }
+    if (labels.failed)
+        goto out;
+    /* Eight samples per record: the labels and about 60 bytes of name and value each. */
+    reserve(&o, 8 * (labels.len + 64 * view->n_records) + 4096);
+
+    for (size_t d = 0; d < sizeof(dates) / sizeof(dates[0]); d++) {
+        add_header(&o, dates[d].name, dates[d].help);
+        for (size_t i = 0; i < view->n_records; i++)
+            add_sample(&o, dates[d].name, labels.s + offs[i], offs[i + 1] - offs[i], NULL,
+                       date_of(&view->records[i], (enum date)d));
+    }
+    add_header(&o, "kigen_cert_state",
+               "1 for the certificate's current state (ok, renewal_open, critical, expired, "
+               "not_yet_valid), 0 for the others.");
+    for (size_t i = 0; i < view->n_records; i++) {
+        for (int s = 0; s < KIGEN_STATE_COUNT; s++) {
+            snprintf(buf, sizeof(buf), "state=\"%s\"", kigen_state_name((enum kigen_state)s));
+            add_sample(&o, "kigen_cert_state", labels.s + offs[i], offs[i + 1] - offs[i], buf,
+                       (int)view->records[i].state == s);
+        }
+    }
+
+    /* Probe metrics (kigen_probe_up, _duration_seconds, _tls_not_after_seconds) go here. */
+
+    for (size_t i = 0; i < view->n_errors; i++) {
+        int e = view->errors[i]->error;
+
+        if (e >= KIGEN_E_UNREADABLE && e <= KIGEN_E_TOO_LARGE)
+            errors[e - KIGEN_E_UNREADABLE]++;
+    }
+    add_header(&o, "kigen_scan_errors", "Files that could not be read, by error kind.");
+    for (int e = KIGEN_E_UNREADABLE; e <= KIGEN_E_TOO_LARGE; e++) {
+        snprintf(buf, sizeof(buf), "error=\"%s\"", kigen_err_name(e));
+        add_sample(&o, "kigen_scan_errors", "", 0, buf, (int64_t)errors[e - KIGEN_E_UNREADABLE]);
+    }
+    add_header(&o, "kigen_scan_duration_seconds", "How long the last full scan took.");
+    snprintf(buf, sizeof(buf), "kigen_scan_duration_seconds %.9g\n",
+             extra ? extra->scan_duration_seconds : 0.0);
+    add_str(&o, buf);
+    add_header(&o, "kigen_certificates", "Certificates in the inventory, one per file and entry.");
+    add_str(&o, "kigen_certificates ");
+    add_int(&o, (int64_t)view->n_records);
+    add(&o, "\n", 1);
+    if (o.failed)
+        goto out;
+    *ret_text = o.s;
+    *ret_len = o.len;
+    o.s = NULL;
+    r = 0;
+out:
+    free(o.s);
+    free(labels.s);
+    free(offs);
+    return r;
+}
+
+struct textfile_job {
+    uv_work_t work;
+    char *path;
+    char *text;
+    size_t len;
+    int result;
+    void (*done_cb)(int status, void *data);
+    void *data;
+};
+
+static void textfile_job_free(struct textfile_job *job)
+{
+    if (!job)
+        return;
+    free(job->path);
+    free(job->text);
+    free(job);
+}
+
+/* fsync() of the directory makes the rename durable; some file systems cannot, ignoring. */
+static int sync_dir(const char *path)
+{
+    char *copy = strdup(path);
+    int fd, r = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        r = -errno;
+    else if (fsync(fd) < 0 && errno != EINVAL && errno != EROFS)
+        r = -errno;
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return r;
+}
+
+/*
+ * PATH.tmp.<pid>.XXXXXX in the same directory, written, flushed, given mode 0644 (the reader
+ * is often another user, such as node_exporter) and renamed over PATH. The random suffix
+ * keeps two writes of the same path apart. Thread pool: touches only its arguments.
+ */
+static int write_atomically(const char *path, const char *text, size_t len)
+{
+    char *tmp = NULL;
+    bool is_created = false;
+    size_t off = 0;
+    int fd = -1, r = 0;
+
+    if (asprintf(&tmp, "%s.tmp.%ld.XXXXXX", path, (long)getpid()) < 0) {
+        tmp = NULL;
+        r = -ENOMEM;
+        goto out;
+    }
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    is_created = true;
+    if (fchmod(fd, 0644) < 0) {
+        r = -errno;
+        goto out;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = -errno;
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) < 0) {
+        r = -errno;
+        goto out;
+    }
+    r = close(fd) < 0 ? -errno : 0;
+    fd = -1;
+    if (r < 0)
+        goto out;
+    if (rename(tmp, path) < 0) {
+        r = -errno;
+        goto out;
+    }
+    is_created = false;
+    r = sync_dir(path);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (is_created)
+        unlink(tmp);
+    free(tmp);
+    return r;
+}
+
+static void textfile_work_cb(uv_work_t *work)
+{
+    struct textfile_job *job = container_of(work, struct textfile_job, work);
+
+    job->result = write_atomically(job->path, job->text, job->len);
+}
+
+static void textfile_after_cb(uv_work_t *work, int status)
+{
+    struct textfile_job *job = container_of(work, struct textfile_job, work);
+
+    if (job->done_cb)
+        job->done_cb(status < 0 ? status : job->result, job->data);
+    textfile_job_free(job);
+}
+
+int kigen_textfile_write(uv_loop_t *loop, const char *path, char *text, size_t len,
+                         void (*done_cb)(int status, void *data), void *data)
+{
+    struct textfile_job *job = calloc(1, sizeof(*job));
+    int r;
+
+    if (!job) {
+        free(text);
+        return -ENOMEM;
+    }
+    job->text = text;
+    job->len = len;
+    job->done_cb = done_cb;
+    job->data = data;
+    job->path = strdup(path);
+    if (!job->path) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = uv_queue_work(loop, &job->work, textfile_work_cb, textfile_after_cb);
+    if (r < 0)
+        goto out;
+    job = NULL;
+out:
+    textfile_job_free(job);
+    return r;
+}

@@ -1,0 +1,136 @@
+/*
+ * Delivery of alerts to the configured consumers (SPEC §7): journald, syslog (RFC 5424) and
+ * an exec hook. Each sink has its own queue; a sink that fails or blocks never stalls the
+ * loop or the other sinks. Loop thread only.
+ *
+ * An alert is copied once and shared by the sinks that deliver it. Each sink keeps at most
+ * queue_max alerts waiting (see struct kigen_sink_limits); beyond that it drops its oldest
+ * waiting alert, which counts as a failure of that alert, and logs one warning per burst.
+ * A sink that cannot deliver logs one warning per failed alert, saying it carries on.
+ */
+#ifndef KIGEN_SINK_H
+#define KIGEN_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "alert.h"
+#include "config.h"
+
+struct kigen_sinks;
+
+/*
+ * Called once per delivered alert when every enabled sink is done with it. failures counts
+ * the sinks that could not deliver it (they have logged why).
+ */
+typedef void (*kigen_sinks_done_cb)(void *data, unsigned failures);
+
+/* The bounds every sink keeps; a zero field in kigen_sinks_set_limits() keeps the default. */
+struct kigen_sink_limits {
+    uint64_t exec_timeout_ms; /* a hook still running then is killed; default 30 000 */
+    uint64_t retry_ms;        /* syslog retries an unreachable socket this long; default 30 000 */
+    size_t queue_max;         /* alerts waiting per sink; default 10 000 */
+};
+
+/* At most this many exec hooks run at once; the others wait in the exec sink's queue. */
+#define KIGEN_SINK_EXEC_MAX_RUNNING 4
+
+/* Sinks configured by alerts (copied). Returns 0 or -errno; *ret_sinks on success. */
+int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
+                    struct kigen_sinks **ret_sinks);
+
+/*
+ * Replaces the limits (tests lower the timeouts). Applies to deliveries that start after the
+ * call; a zero field keeps its default.
+ */
+void kigen_sinks_set_limits(struct kigen_sinks *sinks, const struct kigen_sink_limits *limits);
+
+/*
+ * Applies a new alerts section (after a reload); queued alerts still go out. A sink whose
+ * setting did not change keeps its queue and connection; one that changed or went away
+ * finishes what it holds with its old setting, then closes. Returns 0 or -ENOMEM (then
+ * nothing changed).
+ */
+int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_alerts *alerts);
+
+/*
+ * Queues alert (copied) for every enabled sink. done_cb (may be NULL) runs on the loop thread
+ * after the last sink finished with it, also when no sink is enabled. It always runs from
+ * the loop in a later callback, never from within kigen_sinks_deliver(). Returns 0, -ENOMEM,
+ * or -ESHUTDOWN after kigen_sinks_close(); on failure done_cb is not called.
+ */
+int kigen_sinks_deliver(struct kigen_sinks *sinks, const struct kigen_alert *alert,
+                        kigen_sinks_done_cb done_cb, void *data);
+
+/* Alerts whose done_cb has not run yet: queued, in flight, or about to be reported. */
+size_t kigen_sinks_pending(const struct kigen_sinks *sinks);
+
+/*
+ * Stops the sinks: queued and in-flight alerts are dropped (their done_cb is not called),
+ * running hooks are killed, and closed_cb runs once every handle is closed. Alerts already
+ * delivered whose done_cb had not run yet get it now, before kigen_sinks_close() returns.
+ * closed_cb never runs from within kigen_sinks_close().
+ */
+void kigen_sinks_close(struct kigen_sinks *sinks, void (*closed_cb)(void *data), void *data);
+
+/* Frees the sinks once closed_cb has run (their handles live in them); NULL is a no-op. */
+void kigen_sinks_free(struct kigen_sinks *sinks);
+
+/*
+ * The contract between the dispatcher (sink.c) and the sinks (sink_journald.c, sink_syslog.c,
+ * sink_exec.c); callers of the functions above need none of it.
+ *
+ * A sink embeds struct kigen_sink and is driven by the dispatcher, which owns the queue and
+ * hands it at most max_in_flight alerts at a time, in queue order, through send(). The alert
+ * stays valid until the sink reports it with kigen_sink_finish().
+ */
+struct kigen_sink;
+
+struct kigen_sink_type {
+    const char *name; /* "journald", "syslog", "exec": for messages */
+    unsigned max_in_flight;
+    /*
+     * Allocates a sink for target (the socket path or command; NULL for journald). Touches no
+     * loop, so that free() undoes it at once. Returns 0 or -ENOMEM.
+     */
+    int (*create)(const char *target, struct kigen_sink **ret_sink);
+    /* Initialises the sink's handles on loop; cannot fail. */
+    void (*start)(struct kigen_sink *sink, uv_loop_t *loop);
+    /*
+     * Starts delivering alert. Returns 1 when it was delivered at once, 0 when it is under
+     * way (kigen_sink_finish() follows from a later callback, never from within send()), or
+     * a negative errno when it failed (the sink has logged why).
+     */
+    int (*send)(struct kigen_sink *sink, const struct kigen_alert *alert, void *token);
+    /*
+     * Stops: aborts what is under way (reporting each alert with kigen_sink_finish(), quietly,
+     * then or later),
+     * closes the handles, and calls kigen_sink_closed() once none is left open and no work
+     * is in flight (from within close() when nothing was open).
+     */
+    void (*close)(struct kigen_sink *sink);
+    /* Releases a sink that closed, or one that was never started. */
+    void (*free)(struct kigen_sink *sink);
+};
+
+struct kigen_sink {
+    const struct kigen_sink_type *type;
+    const struct kigen_sink_limits *limits; /* the dispatcher's; read when a delivery starts */
+    bool is_closing;                        /* close() was called: fail quietly */
+    void *slot;                             /* the dispatcher's queue; sink.c only */
+};
+
+extern const struct kigen_sink_type kigen_sink_journald;
+extern const struct kigen_sink_type kigen_sink_syslog;
+extern const struct kigen_sink_type kigen_sink_exec;
+
+/* Reports the end of the delivery send() returned 0 for; failed when it did not get through. */
+void kigen_sink_finish(struct kigen_sink *sink, void *token, bool failed);
+
+/* Reports that a closing sink has no handle open and nothing in flight. */
+void kigen_sink_closed(struct kigen_sink *sink);
+
+#endif

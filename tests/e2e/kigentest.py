@@ -1,0 +1,167 @@
+"""Helpers for the end-to-end tests that run the real daemon.
+
+Everything is real: the kigend binary, a Unix datagram socket bound by the test as the
+daemon's syslog and NOTIFY_SOCKET, files made by openssl at test time, and libfaketime for
+the clock (the monotonic clock stays real, so libuv's timers run at real speed).
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+KIGEND = os.environ["KIGEND"]
+FIX = os.environ["KIGEN_FIXTURES"]
+CERTS = os.path.join(FIX, "certs")
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def finish(name, n_cases):
+    if failures:
+        print("%s: %d passed, %d failed" % (name, max(0, n_cases - len(failures)), len(failures)))
+        raise SystemExit(1)
+    print("%d passed, 0 failed" % n_cases)
+
+
+class Dgram:
+    """A Unix datagram socket the daemon writes to (syslog, sd_notify)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.messages = []
+
+    def read(self, timeout=0.0):
+        end = time.time() + timeout
+        while True:
+            left = end - time.time()
+            self.sock.settimeout(max(left, 0.001))
+            try:
+                data = self.sock.recv(1 << 20)
+                self.messages.append(data.decode("utf-8", "replace"))
+            except (socket.timeout, BlockingIOError):
+                if time.time() >= end:
+                    return self.messages
+
+    def wait_for(self, pred, timeout):
+        end = time.time() + timeout
+        while time.time() < end:
+            self.read(0.05)
+            hits = [m for m in self.messages if pred(m)]
+            if hits:
+                return hits
+        return []
+
+    def close(self):
+        self.sock.close()
+
+
+SD_RE = re.compile(r'(\w+)="((?:[^"\\\]]|\\.)*)"')
+
+
+def parse_syslog(msg):
+    """An RFC 5424 message: (msgid, structured data as a dict, message)."""
+    m = re.match(r"<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|\[.*?[^\\]\]) ?(.*)$", msg, re.S)
+    if not m:
+        return None
+    sd = {k: re.sub(r"\\(.)", r"\1", v) for k, v in SD_RE.findall(m.group(7))}
+    return {"pri": int(m.group(1)), "msgid": m.group(6), "sd": sd, "msg": m.group(8)}
+
+
+class Daemon:
+    """One kigend process in a scratch directory with its own config, syslog and notify socket."""
+
+    def __init__(self, name, keystores, extra="", faketime=None):
+        self.dir = tempfile.mkdtemp(prefix="kigen-%s-" % name)
+        self.state = os.path.join(self.dir, "state")
+        self.syslog = Dgram(os.path.join(self.dir, "syslog.sock"))
+        self.notify = Dgram(os.path.join(self.dir, "notify.sock"))
+        self.config = os.path.join(self.dir, "kigen.yaml")
+        self.faketime = faketime
+        self.proc = None
+        self.write_config(keystores, extra)
+
+    def write_config(self, keystores, extra=""):
+        ks = "".join("  - { name: %s, path: %s }\n" % (n, p) for n, p in keystores)
+        with open(self.config, "w") as f:
+            f.write("state_dir: %s\nscan_interval: 1h\ntimezone: UTC\nkeystores:\n%s"
+                    "probes: { targets: [] }\nalerts:\n  journald: false\n  syslog: %s\n%s"
+                    % (self.state, ks, self.syslog.path, extra))
+
+    def start(self, env=None, prefix=()):
+        e = dict(os.environ, NOTIFY_SOCKET=self.notify.path)
+        if self.faketime:
+            e.update(LD_PRELOAD=FAKETIME_LIB, FAKETIME=self.faketime,
+                     FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_DONT_RESET="1")
+        e.update(env or {})
+        self.log = open(os.path.join(self.dir, "stderr.log"), "ab")
+        self.proc = subprocess.Popen(list(prefix) + [KIGEND, "--config", self.config],
+                                     stdout=self.log, stderr=self.log, env=e)
+        return self.notify.wait_for(lambda m: "READY=1" in m, 30)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        if self.proc:
+            self.log.close()
+        self.proc = None
+        return rc
+
+    def stderr(self):
+        with open(os.path.join(self.dir, "stderr.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def alerts(self, timeout=0.0):
+        """Every alert received on syslog so far, parsed."""
+        self.syslog.read(timeout)
+        return [a for a in (parse_syslog(m) for m in self.syslog.messages) if a]
+
+    def wait_alert(self, pred, timeout):
+        end = time.time() + timeout
+        while time.time() < end:
+            hits = [a for a in self.alerts(0.05) if pred(a)]
+            if hits:
+                return hits
+        return []
+
+    def close(self):
+        self.stop()
+        self.syslog.close()
+        self.notify.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cert(name):
+    """The path of a certificate file made by tests/gen/gen_certs.sh."""
+    return os.path.join(CERTS, name)
+
+
+def fact(leaf, key):
+    with open(os.path.join(CERTS, leaf + ".facts")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition(" ")
+            if k == key:
+                return v
+    raise KeyError(key)

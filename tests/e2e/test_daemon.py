@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""End to end: the resident daemon under a real NOTIFY_SOCKET and syslog socket.
+
+Covers sd_notify, change-driven rescans (drop, change, remove, a burst of 1,000 files), a
+threshold crossed under libfaketime, restart and reload with no duplicate, a broken reload,
+a corrupt state file, an unwritable state directory and an exec hook that hangs.
+"""
+import os
+import shutil
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kigentest import Daemon, cert, check, fact, finish  # noqa: E402
+
+NOW = "@2026-11-24 12:00:00"
+cases = 0
+
+
+def events(d, name):
+    return [a for a in d.alerts() if a["msgid"] == name]
+
+
+def case_lifecycle():
+    """sd_notify, first alerts, reload, restart: nothing twice."""
+    global cases
+    cases += 1
+    ks = os.path.join("/tmp", "kigen-ks-%d" % os.getpid())
+    os.makedirs(ks, exist_ok=True)
+    shutil.copy(cert("expired.pem"), os.path.join(ks, "takahashi.pem"))
+    d = Daemon("life", [("naccs", ks)], faketime=NOW)
+    try:
+        check(d.start(), "READY=1 after the first scan: %s" % d.stderr())
+        check(any(m.startswith("STATUS=Watching 1 certificates") for m in d.notify.read(0.2)),
+              "STATUS= with counts: %s" % d.notify.messages)
+        hits = d.wait_alert(lambda a: a["msgid"] == "cert.expired", 5)
+        if check(hits, "cert.expired delivered to syslog"):
+            sd = hits[0]["sd"]
+            check(sd.get("sha256") == fact("expired", "sha256"), "sha256 field %r" % sd)
+            check(sd.get("paths") == os.path.join(ks, "takahashi.pem"), "paths field %r" % sd)
+            check(sd.get("days_left") == "-24", "days_left field %r" % sd)
+            check("re-issue" in hits[0]["msg"], "message says re-issue: %s" % hits[0]["msg"])
+            check(hits[0]["pri"] == 3 * 8 + 3, "facility daemon, priority err: %d" % hits[0]["pri"])
+        d.notify.messages.clear()
+        d.signal(signal.SIGHUP)
+        check(d.wait_alert(lambda a: a["msgid"] == "config.reloaded", 5), "config.reloaded")
+        msgs = d.notify.read(0.5)
+        check("RELOADING=1" in msgs and msgs.index("RELOADING=1") < len(msgs) - 1 and
+              any("READY=1" in m for m in msgs[msgs.index("RELOADING=1"):]),
+              "RELOADING=1 then READY=1: %s" % msgs)
+        time.sleep(1.5)
+        check(len(events(d, "cert.expired")) == 1, "a reload sends nothing twice")
+
+        # A broken configuration is rejected; the old one keeps running.
+        good = open(d.config).read()
+        with open(d.config, "a") as f:
+            f.write("bogus_key: 1\n")
+        d.signal(signal.SIGHUP)
+        hits = d.wait_alert(lambda a: a["msgid"] == "config.rejected", 5)
+        check(hits and "bogus_key" in hits[0]["msg"], "config.rejected names the problem")
+        shutil.copy(cert("critical.pem"), os.path.join(ks, "sato.pem"))
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.critical", 5),
+              "the old configuration still watches after a rejected reload")
+        with open(d.config, "w") as f:
+            f.write(good)
+
+        d.notify.messages.clear()
+        check(d.stop() == 0, "SIGTERM stops cleanly with status 0")
+        check(any("STOPPING=1" in m for m in d.notify.read(0.2)), "STOPPING=1 on stop")
+        before = len(d.alerts())
+        check(d.start(), "READY=1 after a restart")
+        time.sleep(2)
+        check(len(d.alerts()) == before, "a restart sends nothing twice: %s"
+              % [a["msgid"] for a in d.alerts()[before:]])
+    finally:
+        d.close()
+        shutil.rmtree(ks, ignore_errors=True)
+
+
+def case_changes():
+    """Files dropped, changed, removed, and a burst of 1,000, seen within a second or so."""
+    global cases
+    cases += 1
+    ks = os.path.join("/tmp", "kigen-ch-%d" % os.getpid())
+    os.makedirs(os.path.join(ks, "sub"), exist_ok=True)
+    d = Daemon("changes", [("ks", ks)], faketime=NOW)
+    try:
+        check(d.start(), "READY=1 on an empty keystore")
+        t0 = time.time()
+        shutil.copy(cert("critical.pem"), os.path.join(ks, "sub", "sato.pem"))
+        hits = d.wait_alert(lambda a: a["msgid"] == "cert.critical", 5)
+        check(hits and time.time() - t0 < 2.5, "a dropped file is read at once (%.2f s)"
+              % (time.time() - t0))
+        # The same location now holds a later certificate for the same subject.
+        tmp = os.path.join(ks, "sub", ".sato.tmp")
+        shutil.copy(cert("renewed.pem"), tmp)
+        os.rename(tmp, os.path.join(ks, "sub", "sato.pem"))
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.renewed", 5), "cert.renewed")
+        # A new directory is watched too.
+        os.makedirs(os.path.join(ks, "new"))
+        time.sleep(1.2)
+        shutil.copy(cert("expired.pem"), os.path.join(ks, "new", "old.pem"))
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.expired", 5),
+              "a file in a new directory is seen")
+        os.unlink(os.path.join(ks, "new", "old.pem"))
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.gone", 5), "cert.gone on removal")
+        # A burst of 1,000 files.
+        d.notify.messages.clear()
+        burst = os.path.join(ks, "burst")
+        os.makedirs(burst)
+        time.sleep(1.2)
+        for i in range(1000):
+            shutil.copy(cert("ok.pem"), os.path.join(burst, "c%04d.pem" % i))
+        hits = d.notify.wait_for(lambda m: m.startswith("STATUS=Watching 1001 certificates"), 15)
+        check(hits, "1,000 new files are all in the inventory: %s" % d.notify.messages[-2:])
+    finally:
+        d.close()
+        shutil.rmtree(ks, ignore_errors=True)
+
+
+def case_threshold_crossed():
+    """A renewal window that opens while the daemon runs: the timer fires, no polling."""
+    global cases
+    cases += 1
+    ks = os.path.join("/tmp", "kigen-th-%d" % os.getpid())
+    os.makedirs(ks, exist_ok=True)
+    shutil.copy(cert("renewal_open.pem"), os.path.join(ks, "suzuki.pem"))
+    # suzuki ends 2026-12-14T12:00:00Z: its renewal window opens at 2026-11-16T12:00:00Z.
+    d = Daemon("threshold", [("ks", ks)], faketime="@2026-11-16 11:59:57")
+    try:
+        check(d.start(), "READY=1")
+        early = d.wait_alert(lambda a: a["msgid"] == "cert.threshold", 3)
+        check(early and "60d" in early[0]["msg"], "the 60d step already passed is announced")
+        check(not events(d, "cert.renewal_open"), "nothing before the window opens")
+        hits = d.wait_alert(lambda a: a["msgid"] == "cert.renewal_open", 8)
+        check(hits, "cert.renewal_open when the window opens")
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.threshold" and "28d" in a["msg"], 3),
+              "the 28d step")
+    finally:
+        d.close()
+        shutil.rmtree(ks, ignore_errors=True)
+
+
+def case_state_trouble():
+    """A corrupt state file, an unwritable state directory, a hook that hangs."""
+    global cases
+    cases += 1
+    ks = os.path.join("/tmp", "kigen-st-%d" % os.getpid())
+    os.makedirs(ks, exist_ok=True)
+    shutil.copy(cert("expired.pem"), os.path.join(ks, "a.pem"))
+    d = Daemon("state", [("ks", ks)], extra='  exec: "sleep 600"\n', faketime=NOW)
+    try:
+        os.makedirs(d.state)
+        with open(os.path.join(d.state, "state.jsonl"), "w") as f:
+            f.write('{"kigen_state":1}\n{"cert": tru')
+        check(d.start(), "READY=1 with a corrupt state file")
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.expired", 5),
+              "alerts flow while an exec hook hangs")
+        check("damaged" in d.stderr(), "the corrupt state is reported: %s" % d.stderr())
+        check(os.path.exists(os.path.join(d.state, "state.jsonl.corrupt")),
+              "the corrupt state is kept aside")
+        time.sleep(1.5)
+        d.stop()
+        check(open(os.path.join(d.state, "state.jsonl")).read().startswith('{"kigen_state":1}'),
+              "the state was replaced")
+    finally:
+        d.close()
+
+    # Unwritable state directory: run as nobody, state dir owned by root.
+    d = Daemon("rostate", [("ks", ks)])  # real time: the certificate expired in 2026-11
+    try:
+        os.makedirs(d.state, mode=0o755)
+        for p in (d.dir, ks):
+            os.chmod(p, 0o755)
+        os.chmod(os.path.join(ks, "a.pem"), 0o644)
+        os.chmod(d.config, 0o644)
+        for s in (d.syslog.path, d.notify.path):
+            os.chmod(s, 0o777)
+        check(d.start(prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]),
+              "READY=1 as an unprivileged user: %s" % d.stderr())
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.expired", 5),
+              "an alert is delivered although its state cannot be written")
+        time.sleep(0.5)
+        check("Cannot write the alert state" in d.stderr(), "the write failure is logged: %s"
+              % d.stderr())
+    finally:
+        d.close()
+        shutil.rmtree(ks, ignore_errors=True)
+
+
+def main():
+    if os.geteuid() != 0:
+        print("test_daemon needs root (it runs the daemon as another user)")
+        sys.exit(1)
+    case_lifecycle()
+    case_changes()
+    case_threshold_crossed()
+    case_state_trouble()
+    finish("test_daemon", cases)
+
+
+if __name__ == "__main__":
+    main()
