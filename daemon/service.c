@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
@@ -74,9 +75,10 @@ struct service {
     uint64_t first_change_ms;
     uint64_t scan_started_ms;
     uint64_t stop_deadline_ms;
-    struct kigen_view last;        /* counts of the last evaluation (records not kept) */
-    struct kigen_maint_set *maint; /* the maintenance windows of the configuration, or NULL */
-    struct kigen_tz *display_tz;   /* the configured timezone, for messages */
+    struct kigen_view last;         /* counts of the last evaluation (records not kept) */
+    struct kigen_maint_set *maint;  /* the maintenance windows of the configuration, or NULL */
+    struct kigen_tz *display_tz;    /* the configured timezone, for messages */
+    struct kigen_strmap secret_env; /* env: password sources, taken out of the environment */
     double scan_seconds;
     bool ready;
     bool stopping;
@@ -415,12 +417,51 @@ static void load_zones(struct service *svc)
     kigen_time_use_zone(svc->config->timezone);
 }
 
+/*
+ * Moves the values of `env:` password sources out of the environment (and wipes them in
+ * place, which also clears /proc/PID/environ), so that no exec hook inherits them.
+ */
+static void capture_secret_env(struct service *svc, const struct kigen_config *config)
+{
+    for (size_t i = 0; i < config->n_keystores; i++) {
+        for (size_t j = 0; j < config->keystores[i].n_passwords; j++) {
+            const struct kigen_password_source *src = &config->keystores[i].passwords[j];
+            char *value, *copy;
+
+            if (src->kind != KIGEN_PASSWORD_ENV || kigen_strmap_get(&svc->secret_env, src->value) ||
+                !(value = getenv(src->value)))
+                continue;
+            copy = strdup(value);
+            if (!copy || kigen_strmap_put(&svc->secret_env, src->value, copy) < 0) {
+                free(copy);
+                continue; /* left in the environment: still works, less hidden */
+            }
+            OPENSSL_cleanse(value, strlen(value));
+            unsetenv(src->value);
+        }
+    }
+}
+
+static const char *secret_getenv(const char *name, void *data)
+{
+    struct service *svc = data;
+
+    return kigen_strmap_get(&svc->secret_env, name);
+}
+
+static void free_secret_cb(const char *key, void *value, void *data)
+{
+    OPENSSL_cleanse(value, strlen(value));
+    free(value);
+}
+
 static void apply_config(struct service *svc, struct kigen_config *config)
 {
     int r = kigen_sinks_configure(svc->sinks, &config->alerts);
 
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot apply the new alert settings, ignoring");
+    capture_secret_env(svc, config);
     kigen_config_free(svc->config);
     svc->config = config;
     load_zones(svc);
@@ -622,6 +663,8 @@ static int setup(struct service *svc)
         r = kigen_sinks_new(&svc->loop, &svc->config->alerts, &svc->sinks);
     if (r < 0)
         return r;
+    capture_secret_env(svc, svc->config);
+    kigen_scanner_set_getenv(svc->scanner, secret_getenv, svc);
     kigen_engine_init(&svc->engine);
     svc->engine.maint_fn = maint_note_cb;
     svc->engine.maint_data = svc;
@@ -698,6 +741,8 @@ out:
     kigen_config_free(svc->next_config);
     kigen_maint_set_free(svc->maint);
     kigen_tz_free(svc->display_tz);
+    kigen_strmap_foreach(&svc->secret_env, free_secret_cb, NULL);
+    kigen_strmap_clear(&svc->secret_env);
     free(svc->state_path);
     r = svc->status;
     free(svc);

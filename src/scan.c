@@ -49,6 +49,8 @@ struct kigen_scanner {
     struct scan *scan;  /* the running scan, or NULL */
     atomic_bool cancel; /* set by kigen_scanner_cancel(), read by the workers */
     char **dirs;        /* the directories the last complete scan walked */
+    const char *(*getenv_fn)(const char *name, void *data); /* env: password sources */
+    void *getenv_data;
     size_t n_dirs;
 };
 
@@ -931,6 +933,13 @@ bool kigen_scanner_is_busy(const struct kigen_scanner *scanner)
     return scanner->scan != NULL;
 }
 
+void kigen_scanner_set_getenv(struct kigen_scanner *scanner,
+                              const char *(*getenv_fn)(const char *name, void *data), void *data)
+{
+    scanner->getenv_fn = getenv_fn;
+    scanner->getenv_data = data;
+}
+
 void kigen_scanner_cancel(struct kigen_scanner *scanner)
 {
     if (scanner->scan)
@@ -981,7 +990,8 @@ int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config
 
             switch (src->kind) {
             case KIGEN_PASSWORD_ENV:
-                value = getenv(src->value);
+                value = scanner->getenv_fn ? scanner->getenv_fn(src->value, scanner->getenv_data)
+                                           : getenv(src->value);
                 if (value) {
                     s->secrets[i].v[j] = strdup(value);
                     if (!s->secrets[i].v[j])

@@ -40,6 +40,13 @@ int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config
 bool kigen_scanner_is_busy(const struct kigen_scanner *scanner);
 
 /*
+ * Where `env:` password sources are looked up (default getenv). The daemon keeps them out of
+ * its environment, so that exec hooks and /proc/PID/environ never show them.
+ */
+void kigen_scanner_set_getenv(struct kigen_scanner *scanner,
+                              const char *(*getenv_fn)(const char *name, void *data), void *data);
+
+/*
  * Asks the running scan to stop soon: its done_cb still runs, with -ECANCELED, and the
  * inventory keeps what was merged so far. No-op when idle.
  */

@@ -95,7 +95,8 @@ class Daemon:
         self.write_config(keystores, extra)
 
     def write_config(self, keystores, extra=""):
-        ks = "".join("  - { name: %s, path: %s }\n" % (n, p) for n, p in keystores)
+        ks = "".join("  - { name: %s, path: %s%s }\n" % (k[0], k[1], ", " + k[2] if len(k) > 2 else "")
+                     for k in keystores)
         with open(self.config, "w") as f:
             f.write("state_dir: %s\nscan_interval: 1h\ntimezone: UTC\nkeystores:\n%s"
                     "probes: { targets: [] }\nalerts:\n  journald: false\n  syslog: %s\n%s"

@@ -189,6 +189,36 @@ def case_state_trouble():
         shutil.rmtree(ks, ignore_errors=True)
 
 
+def case_secrets():
+    """A password from the environment opens the file and reaches no hook, log or alert."""
+    global cases
+    cases += 1
+    ks = os.path.join("/tmp", "kigen-sec-%d" % os.getpid())
+    os.makedirs(ks, exist_ok=True)
+    shutil.copy(cert("modern.p12"), os.path.join(ks, "tanaka.p12"))
+    shutil.copy(cert("expired.pem"), os.path.join(ks, "old.pem"))
+    envfile = os.path.join(ks, "hook.env")
+    d = Daemon("secrets", [("ks", ks, "passwords: [ { env: NACCS_PASS_CANARY } ]")],
+               extra='  exec: "env > %s"\n' % envfile, faketime=NOW)
+    try:
+        check(d.start(env={"NACCS_PASS_CANARY": "Tanaka-2026"}), "READY=1")
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.expired", 5), "an alert")
+        time.sleep(1)
+        check(d.notify.wait_for(lambda m: "unreadable files" in m and "; 0 unreadable" in m, 3),
+              "the PKCS#12 file opened with the environment's password: %s" % d.notify.messages)
+        hook = open(envfile).read() if os.path.exists(envfile) else ""
+        check("KIGEN_EVENT=cert.expired" in hook, "the hook ran with the alert's fields")
+        check("Tanaka-2026" not in hook and "NACCS_PASS_CANARY" not in hook,
+              "the password is not in the hook's environment")
+        with open("/proc/%d/environ" % d.proc.pid, "rb") as f:
+            check(b"Tanaka-2026" not in f.read(), "the password is not in /proc/PID/environ")
+        check("Tanaka-2026" not in d.stderr(), "the password is not logged")
+        check(all("Tanaka-2026" not in m for m in d.syslog.messages), "nor in any alert")
+    finally:
+        d.close()
+        shutil.rmtree(ks, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0:
         print("test_daemon needs root (it runs the daemon as another user)")
@@ -197,6 +227,7 @@ def main():
     case_changes()
     case_threshold_crossed()
     case_state_trouble()
+    case_secrets()
     finish("test_daemon", cases)
 
 
