@@ -53,7 +53,8 @@ static void usage(FILE *out)
                  "  -c, --config FILE        configuration (default /etc/kigen/kigen.yaml)\n"
                  "      --once               scan once, print the report, exit 0/1/2 (Nagios)\n"
                  "      --format FORMAT      json or table (default: table on a terminal)\n"
-                 "      --now TIME           evaluate at TIME (RFC 3339) instead of now\n"
+                 "      --now TIME           evaluate at TIME (RFC 3339) instead of now; for the\n"
+                 "                           daemon, its clock starts at TIME (tests, rehearsals)\n"
                  "      --check-config FILE  validate FILE and exit 0, or 3 with the error\n"
                  "  -h, --help               this text\n"
                  "      --version            the version\n");
@@ -127,8 +128,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, "kigend: unexpected argument '%s'\n", argv[optind]);
         return -EINVAL;
     }
-    if ((o->format != FORMAT_AUTO || o->has_now) && !o->once) {
-        fprintf(stderr, "kigend: --format and --now go with --once\n");
+    if (o->format != FORMAT_AUTO && !o->once) {
+        fprintf(stderr, "kigend: --format goes with --once\n");
         return -EINVAL;
     }
     return 0;
@@ -232,7 +233,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     kigen_time_use_zone(config->timezone);
     if (!o.once)
-        return kigend_service_run(o.config_path, config);
+        return kigend_service_run(o.config_path, config,
+                                  o.has_now ? o.now - (int64_t)time(NULL) : 0);
     status = run_once(&o, config);
     kigen_config_free(config);
     return status;

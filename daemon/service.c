@@ -79,6 +79,7 @@ struct service {
     struct kigen_maint_set *maint;  /* the maintenance windows of the configuration, or NULL */
     struct kigen_tz *display_tz;    /* the configured timezone, for messages */
     struct kigen_strmap secret_env; /* env: password sources, taken out of the environment */
+    int64_t clock_offset;           /* --now: seconds added to the wall clock (testing) */
     double scan_seconds;
     bool ready;
     bool stopping;
@@ -280,7 +281,7 @@ static void write_textfile(struct service *svc, const struct kigen_view *view)
 
 static void evaluate(struct service *svc)
 {
-    int64_t now = (int64_t)time(NULL), next;
+    int64_t now = (int64_t)time(NULL) + svc->clock_offset, next;
     struct kigen_view view;
     uint64_t delay;
     int r;
@@ -703,7 +704,7 @@ static int setup(struct service *svc)
     return 0;
 }
 
-int kigend_service_run(const char *config_path, struct kigen_config *config)
+int kigend_service_run(const char *config_path, struct kigen_config *config, int64_t clock_offset)
 {
     struct service *svc = calloc(1, sizeof(*svc));
     int r;
@@ -712,6 +713,7 @@ int kigend_service_run(const char *config_path, struct kigen_config *config)
         kigen_config_free(config);
         return 1;
     }
+    svc->clock_offset = clock_offset;
     svc->config_path = config_path;
     svc->config = config;
     svc->clock_fd = -1;

@@ -2,12 +2,16 @@
 #ifndef KIGEND_SERVICE_H
 #define KIGEND_SERVICE_H
 
+#include <stdint.h>
+
 #include "config.h"
 
 /*
  * Runs until SIGTERM or SIGINT. Takes ownership of config; config_path is re-read on SIGHUP.
- * Returns the process exit status.
+ * clock_offset (seconds, usually 0) is added to the wall clock wherever certificates are
+ * judged: `kigend --now TIME` starts the daemon's clock at TIME, which then runs at real
+ * speed, for tests and rehearsals. Returns the process exit status.
  */
-int kigend_service_run(const char *config_path, struct kigen_config *config);
+int kigend_service_run(const char *config_path, struct kigen_config *config, int64_t clock_offset);
 
 #endif

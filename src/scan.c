@@ -305,7 +305,7 @@ static bool has_name(const struct dent *dents, size_t n, const char *name)
 {
     struct dent key = { (char *)name, false };
 
-    return bsearch(&key, dents, n, sizeof(*dents), cmp_dents) != NULL;
+    return n && bsearch(&key, dents, n, sizeof(*dents), cmp_dents) != NULL;
 }
 
 static int walk_dir(struct walk *w, const char *dir, int depth);
@@ -422,7 +422,8 @@ static int walk_dir(struct walk *w, const char *dir, int depth)
      * Sorted, and links after real entries: the same file reached twice is reported under its
      * own name, and the same way every scan.
      */
-    qsort(dents, n, sizeof(*dents), cmp_dents);
+    if (n)
+        qsort(dents, n, sizeof(*dents), cmp_dents);
     for (int links = 0; links <= 1; links++) {
         for (size_t i = 0; i < n && r >= 0; i++) {
             if (dents[i].is_link != links)

@@ -2,7 +2,7 @@
 """End to end: the resident daemon under a real NOTIFY_SOCKET and syslog socket.
 
 Covers sd_notify, change-driven rescans (drop, change, remove, a burst of 1,000 files), a
-threshold crossed under libfaketime, restart and reload with no duplicate, a broken reload,
+threshold crossed under an injected clock, restart and reload with no duplicate, a broken reload,
 a corrupt state file, an unwritable state directory and an exec hook that hangs.
 """
 import os
@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kigentest import Daemon, cert, check, fact, finish  # noqa: E402
 
-NOW = "@2026-11-24 12:00:00"
+NOW = "2026-11-24T12:00:00Z"
 cases = 0
 
 
@@ -29,7 +29,7 @@ def case_lifecycle():
     ks = os.path.join("/tmp", "kigen-ks-%d" % os.getpid())
     os.makedirs(ks, exist_ok=True)
     shutil.copy(cert("expired.pem"), os.path.join(ks, "takahashi.pem"))
-    d = Daemon("life", [("naccs", ks)], faketime=NOW)
+    d = Daemon("life", [("naccs", ks)], now=NOW)
     try:
         check(d.start(), "READY=1 after the first scan: %s" % d.stderr())
         check(any(m.startswith("STATUS=Watching 1 certificates") for m in d.notify.read(0.2)),
@@ -84,7 +84,7 @@ def case_changes():
     cases += 1
     ks = os.path.join("/tmp", "kigen-ch-%d" % os.getpid())
     os.makedirs(os.path.join(ks, "sub"), exist_ok=True)
-    d = Daemon("changes", [("ks", ks)], faketime=NOW)
+    d = Daemon("changes", [("ks", ks)], now=NOW)
     try:
         check(d.start(), "READY=1 on an empty keystore")
         t0 = time.time()
@@ -127,7 +127,7 @@ def case_threshold_crossed():
     os.makedirs(ks, exist_ok=True)
     shutil.copy(cert("renewal_open.pem"), os.path.join(ks, "suzuki.pem"))
     # suzuki ends 2026-12-14T12:00:00Z: its renewal window opens at 2026-11-16T12:00:00Z.
-    d = Daemon("threshold", [("ks", ks)], faketime="@2026-11-16 11:59:57")
+    d = Daemon("threshold", [("ks", ks)], now="2026-11-16T11:59:57Z")
     try:
         check(d.start(), "READY=1")
         early = d.wait_alert(lambda a: a["msgid"] == "cert.threshold", 3)
@@ -149,7 +149,7 @@ def case_state_trouble():
     ks = os.path.join("/tmp", "kigen-st-%d" % os.getpid())
     os.makedirs(ks, exist_ok=True)
     shutil.copy(cert("expired.pem"), os.path.join(ks, "a.pem"))
-    d = Daemon("state", [("ks", ks)], extra='  exec: "sleep 600"\n', faketime=NOW)
+    d = Daemon("state", [("ks", ks)], extra='  exec: "sleep 600"\n', now=NOW)
     try:
         os.makedirs(d.state)
         with open(os.path.join(d.state, "state.jsonl"), "w") as f:
@@ -199,7 +199,7 @@ def case_secrets():
     shutil.copy(cert("expired.pem"), os.path.join(ks, "old.pem"))
     envfile = os.path.join(ks, "hook.env")
     d = Daemon("secrets", [("ks", ks, "passwords: [ { env: NACCS_PASS_CANARY } ]")],
-               extra='  exec: "env > %s"\n' % envfile, faketime=NOW)
+               extra='  exec: "env > %s"\n' % envfile, now=NOW)
     try:
         check(d.start(env={"NACCS_PASS_CANARY": "Tanaka-2026"}), "READY=1")
         check(d.wait_alert(lambda a: a["msgid"] == "cert.expired", 5), "an alert")
