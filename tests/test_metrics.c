@@ -356,23 +356,7 @@ static void test_scan_errors_are_counted_by_kind_and_all_kinds_shown(void **stat
     kigen_view_done(&view);
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-    struct timespec t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
-static void test_hundred_thousand_certificates_render_in_well_under_a_second(void **state)
+static void test_hundred_thousand_certificates_render_completely(void **state)
 {
     struct fixture *fx = *state;
     enum {
@@ -381,17 +365,10 @@ static void test_hundred_thousand_certificates_render_in_well_under_a_second(voi
     struct kigen_file **files = calloc(N, sizeof(*files));
     struct kigen_view view = { .now = at(NOW) };
     struct kigen_certs certs = { 0 };
-    struct timespec t0;
     char err[256], path[64], last[64];
     enum kigen_format format;
     size_t len, lines = 0;
-    double took;
     char *text;
-#ifdef SANITIZED
-    const double limit = 10.0; /* the instrumented build checks every byte copied */
-#else
-    const double limit = 0.5;
-#endif
 
     assert_non_null(files);
     assert_int_equal(
@@ -412,11 +389,8 @@ static void test_hundred_thousand_certificates_render_in_well_under_a_second(voi
     }
     view.n_records = N;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* How fast is for bench/ (rule: no timing in unit tests); here, that all of it is there. */
     text = render(&view, 2.0, &len);
-    took = seconds_since(&t0);
-    print_message("rendered %d certificates, %zu bytes, in %.3f s\n", N, len, took);
-    assert_true(took < limit);
     for (const char *p = text; (p = strchr(p, '\n')); p++)
         lines++;
     assert_int_equal(lines, 2 * 7 + 8 * (size_t)N + 6 + 1 + 1);
@@ -543,7 +517,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_errors_are_counted_by_kind_and_all_kinds_shown,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_hundred_thousand_certificates_render_in_well_under_a_second, setup, teardown),
+            test_hundred_thousand_certificates_render_completely, setup, teardown),
         cmocka_unit_test_setup_teardown(test_textfile_is_replaced_atomically_and_readable, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_textfile_in_missing_directory_reports_the_error, setup,

@@ -87,11 +87,11 @@ def case_changes():
     d = Daemon("changes", [("ks", ks)], now=NOW)
     try:
         check(d.start(), "READY=1 on an empty keystore")
-        t0 = time.time()
+        # scan_interval is 1h: an alert within the wait means the watch saw the change (how
+        # fast is measured by bench/daemon_bench.py, not asserted here).
         shutil.copy(cert("critical.pem"), os.path.join(ks, "sub", "sato.pem"))
-        hits = d.wait_alert(lambda a: a["msgid"] == "cert.critical", 5)
-        check(hits and time.time() - t0 < 2.5, "a dropped file is read at once (%.2f s)"
-              % (time.time() - t0))
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.critical", 10),
+              "a dropped file is read without waiting for scan_interval")
         # The same location now holds a later certificate for the same subject.
         tmp = os.path.join(ks, "sub", ".sato.tmp")
         shutil.copy(cert("renewed.pem"), tmp)
