@@ -14,6 +14,7 @@
 #include "service.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,11 +30,13 @@
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
+#include "control.h"
 #include "engine.h"
 #include "inventory.h"
 #include "log.h"
 #include "maint.h"
 #include "metrics.h"
+#include "proto.h"
 #include "report.h"
 #include "scan.h"
 #include "sink.h"
@@ -81,6 +84,8 @@ struct service {
     struct kigen_strmap secret_env; /* env: password sources, taken out of the environment */
     int64_t clock_offset;           /* --now: seconds added to the wall clock (testing) */
     double scan_seconds;
+    struct kigen_control *control; /* the status socket; NULL without one */
+    int64_t last_scan_end;         /* when the last scan ended, on the daemon's clock */
     bool ready;
     bool stopping;
     bool rescan_wanted;
@@ -478,6 +483,7 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
     struct service *svc = data;
 
     svc->scan_seconds = (double)(uv_now(&svc->loop) - svc->scan_started_ms) / 1000.0;
+    svc->last_scan_end = (int64_t)time(NULL) + svc->clock_offset;
     if (svc->stopping) {
         stop(svc);
         return;
@@ -549,7 +555,8 @@ static void change_cb(struct kigen_watch *watch, const char *path, void *data)
 
 /* ---- reload and stop ---- */
 
-static void reload(struct service *svc)
+/* Returns 0, or a negative errno with the reason in errbuf (may be NULL) for a rejection. */
+static int reload(struct service *svc, char *errbuf, size_t errlen)
 {
     struct kigen_config *config = NULL;
     struct kigen_alert *a;
@@ -559,6 +566,8 @@ static void reload(struct service *svc)
     sd_notify(0, "RELOADING=1");
     r = kigen_config_load(svc->config_path, &config, err, sizeof(err));
     if (r < 0) {
+        if (errbuf)
+            snprintf(errbuf, errlen, "%s", err);
         kigen_log_err("Configuration rejected, the running one stays: %s", err);
         snprintf(msg, sizeof(msg), "Configuration rejected, the running one stays: %s", err);
         a = kigen_alert_new(KIGEN_EVENT_CONFIG_REJECTED, msg);
@@ -579,6 +588,7 @@ static void reload(struct service *svc)
         save_state(svc);
     sd_notify(0, "READY=1");
     notify_status(svc);
+    return r < 0 ? r : 0;
 }
 
 static void signal_cb(uv_signal_t *handle, int signum)
@@ -586,13 +596,15 @@ static void signal_cb(uv_signal_t *handle, int signum)
     struct service *svc = handle->data;
 
     if (signum == SIGHUP) {
-        reload(svc);
+        reload(svc, NULL, 0);
         return;
     }
     if (!svc->stopping) {
         kigen_log_info("Stopping on signal %d", signum);
         sd_notify(0, "STOPPING=1");
         svc->stopping = true;
+        kigen_control_close(svc->control, NULL, NULL); /* no new question while stopping */
+        svc->control = NULL;
         svc->stop_deadline_ms = uv_now(&svc->loop) + STOP_GRACE_MS;
         kigen_scanner_cancel(svc->scanner);
         stop(svc);
@@ -646,6 +658,62 @@ static void stop(struct service *svc)
     kigen_sinks_close(svc->sinks, sinks_closed_cb, svc);
 }
 
+/* ---- status socket ---- */
+
+static int rescan_action(void *data, char *errbuf, size_t errlen)
+{
+    struct service *svc = data;
+
+    if (svc->stopping) {
+        snprintf(errbuf, errlen, "the daemon is stopping");
+        return -ESHUTDOWN;
+    }
+    start_scan(svc); /* a scan in progress is followed by another */
+    return 0;
+}
+
+static int reload_action(void *data, char *errbuf, size_t errlen)
+{
+    return reload(data, errbuf, errlen);
+}
+
+/* One request: answered from what the loop holds right now, never waiting for a scan. */
+static int control_cb(void *data, const char *line, size_t len, bool is_privileged,
+                      char **ret_answer, size_t *ret_len)
+{
+    struct service *svc = data;
+    const struct kigen_proto_ctx ctx = {
+        .config = svc->config,
+        .inventory = svc->inventory,
+        .engine = &svc->engine,
+        .last_view = svc->ready ? &svc->last : NULL,
+        .now = (int64_t)time(NULL) + svc->clock_offset,
+        .scans = svc->inventory->scans,
+        .files_read = svc->inventory->files_read,
+        .files_unchanged = svc->inventory->files_unchanged,
+        .last_scan_end = svc->last_scan_end,
+        .last_scan_seconds = svc->scan_seconds,
+        .is_scanning = kigen_scanner_is_busy(svc->scanner),
+        .rescan = rescan_action,
+        .reload = reload_action,
+        .data = svc,
+    };
+
+    return kigen_proto_answer(&ctx, line, len, is_privileged, ret_answer, ret_len);
+}
+
+/* The socket is how people ask; alerts matter more: without it, the daemon carries on. */
+static void open_control(struct service *svc)
+{
+    char err[512];
+    int fd = sd_listen_fds(1) >= 1 ? SD_LISTEN_FDS_START : -1;
+    int r = kigen_control_start(&svc->loop, svc->config->socket, fd, control_cb, svc, &svc->control,
+                                err, sizeof(err));
+
+    if (r < 0)
+        kigen_log_warn("Cannot open the status socket: %s; running without it", err);
+}
+
 /* ---- setup ---- */
 
 static int setup(struct service *svc)
@@ -671,6 +739,8 @@ static int setup(struct service *svc)
     svc->engine.maint_data = svc;
     load_zones(svc);
     kigen_watch_init(&svc->watch, &svc->loop, change_cb, svc);
+    signal(SIGPIPE, SIG_IGN); /* a status client that goes away is a write error, not a death */
+    open_control(svc);        /* before any thread-pool work: it sets the umask for a moment */
     uv_signal_init(&svc->loop, &svc->sighup);
     uv_signal_init(&svc->loop, &svc->sigterm);
     uv_signal_init(&svc->loop, &svc->sigint);
@@ -730,6 +800,7 @@ int kigend_service_run(const char *config_path, struct kigen_config *config, int
     start_scan(svc);
     uv_run(&svc->loop, UV_RUN_DEFAULT);
 out:
+    kigen_control_close(svc->control, NULL, NULL);
     uv_run(&svc->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&svc->loop) == UV_EBUSY)
         kigen_log_debug("Event loop closed with handles still open");

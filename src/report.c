@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,10 +276,33 @@ static json_t *summary_json(const struct kigen_view *v)
     return o;
 }
 
-/* Dumps and frees j; a NULL j (ENOMEM while building) fails the report. */
-static int dump(FILE *out, json_t *j)
+struct json_t *kigen_report_summary_json(const struct kigen_view *view)
 {
-    int r = j && json_dumpf(j, out, JSON_COMPACT | JSON_ENSURE_ASCII) == 0 ? 0 : -EIO;
+    return summary_json(view);
+}
+
+struct json_t *kigen_report_text_json(const char *s)
+{
+    return text_json(s);
+}
+
+/* Where the document goes: a FILE or a growing buffer, both through jansson's callback type. */
+struct out {
+    json_dump_callback_t write;
+    void *data;
+};
+
+static int put(const struct out *o, const char *s)
+{
+    return o->write(s, strlen(s), o->data) == 0 ? 0 : -EIO;
+}
+
+/* Dumps and frees j; a NULL j (ENOMEM while building) fails the report. */
+static int dump(const struct out *o, json_t *j)
+{
+    int r = j && json_dump_callback(j, o->write, o->data, JSON_COMPACT | JSON_ENSURE_ASCII) == 0
+                ? 0
+                : -EIO;
 
     json_decref(j);
     return r;
@@ -286,30 +310,120 @@ static int dump(FILE *out, json_t *j)
 
 /*
  * The document is streamed one record at a time: building the whole tree for 100,000
- * certificates would cost far more memory than the inventory itself.
+ * certificates would cost far more memory than the inventory itself. nl goes between records
+ * and after the document: "\n" for files, "" for the socket's one-line answer.
  */
-int kigen_report_json(FILE *out, const struct kigen_view *view)
+static int write_document(const struct out *o, const struct kigen_view *view, const char *nl)
 {
-    char now[KIGEN_RFC3339_LEN];
+    char now[KIGEN_RFC3339_LEN], head[128];
     int r;
 
     kigen_time_format_utc(view->now, now);
-    fprintf(out, "{\"generated_at\":\"%s\",\"summary\":", now);
-    r = dump(out, summary_json(view));
-    fputs(",\n\"certificates\":[", out);
+    snprintf(head, sizeof(head), "{\"generated_at\":\"%s\",\"summary\":", now);
+    r = put(o, head);
+    if (r == 0)
+        r = dump(o, summary_json(view));
+    if (r == 0)
+        r = put(o, ",") < 0 || put(o, nl) < 0 || put(o, "\"certificates\":[") < 0 ? -EIO : 0;
     for (size_t i = 0; i < view->n_records && r == 0; i++) {
-        fputs(i ? ",\n" : "\n", out);
-        r = dump(out, record_json(&view->records[i], view->now));
+        r = put(o, i ? "," : "");
+        if (r == 0)
+            r = put(o, nl);
+        if (r == 0)
+            r = dump(o, record_json(&view->records[i], view->now));
     }
-    fputs("],\n\"errors\":[", out);
+    if (r == 0)
+        r = put(o, "],") < 0 || put(o, nl) < 0 || put(o, "\"errors\":[") < 0 ? -EIO : 0;
     for (size_t i = 0; i < view->n_errors && r == 0; i++) {
-        fputs(i ? ",\n" : "\n", out);
-        r = dump(out, error_json(view->errors[i]));
+        r = put(o, i ? "," : "");
+        if (r == 0)
+            r = put(o, nl);
+        if (r == 0)
+            r = dump(o, error_json(view->errors[i]));
     }
-    fputs("],\n\"probes\":[]}\n", out);
+    if (r == 0)
+        r = put(o, "],") < 0 || put(o, nl) < 0 || put(o, "\"probes\":[]}") < 0 || put(o, nl) < 0
+                ? -EIO
+                : 0;
+    return r;
+}
+
+static int file_write_cb(const char *s, size_t len, void *data)
+{
+    return fwrite(s, 1, len, data) == len ? 0 : -1;
+}
+
+int kigen_report_json(FILE *out, const struct kigen_view *view)
+{
+    struct out o = { file_write_cb, out };
+    int r = write_document(&o, view, "\n");
+
     if (r == 0 && (fflush(out) != 0 || ferror(out)))
         r = -EIO;
     return r;
+}
+
+struct buf {
+    char *p;
+    size_t len;
+    size_t cap;
+};
+
+static int buf_write_cb(const char *s, size_t len, void *data)
+{
+    struct buf *b = data;
+
+    if (b->cap - b->len <= len) {
+        size_t cap = b->cap;
+        char *p;
+
+        while (cap - b->len <= len) {
+            if (cap > SIZE_MAX / 2)
+                return -1;
+            cap *= 2;
+        }
+        p = realloc(b->p, cap);
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, len);
+    b->len += len;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+/* About what one record costs in the document; a good guess saves most of the reallocs. */
+#define RECORD_GUESS 640
+#define ERROR_GUESS  256
+
+int kigen_report_json_text(const struct kigen_view *view, char **ret_text, size_t *ret_len)
+{
+    struct buf b = { 0 };
+    struct out o = { buf_write_cb, &b };
+    char *p;
+    int r;
+
+    b.cap = 1024;
+    if (view->n_records < (SIZE_MAX / 4) / RECORD_GUESS &&
+        view->n_errors < (SIZE_MAX / 4) / ERROR_GUESS)
+        b.cap += view->n_records * RECORD_GUESS + view->n_errors * ERROR_GUESS;
+    b.p = malloc(b.cap);
+    if (!b.p)
+        return -ENOMEM;
+    r = write_document(&o, view, "");
+    if (r < 0) {
+        free(b.p);
+        return -ENOMEM; /* the only way a buffer write fails */
+    }
+    /* Give back the guess's slack: the answer may wait a long time for a slow client. */
+    p = realloc(b.p, b.len + 1);
+    if (p)
+        b.p = p;
+    *ret_text = b.p;
+    *ret_len = b.len;
+    return 0;
 }
 
 static const char *state_colour(enum kigen_state state)

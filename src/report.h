@@ -12,6 +12,8 @@
 #include "inventory.h"
 #include "policy.h"
 
+struct json_t; /* <jansson.h> */
+
 struct kigen_record {
     const struct kigen_file *file;
     const struct kigen_cert *cert;
@@ -53,6 +55,21 @@ int kigen_view_exit_status(const struct kigen_view *view);
 
 /* Writes the SPEC §6 JSON document, one record a line. Returns 0 or -EIO. */
 int kigen_report_json(FILE *out, const struct kigen_view *view);
+
+/*
+ * The same document on one line with no trailing newline: the socket's list answer (SPEC §9).
+ * On success *ret_text is a malloc'd NUL-terminated text of *ret_len bytes, sized to fit.
+ * Returns 0 or -ENOMEM.
+ */
+int kigen_report_json_text(const struct kigen_view *view, char **ret_text, size_t *ret_len);
+
+/*
+ * The pieces the socket's other answers share with the document, as new jansson references
+ * (NULL on ENOMEM): the "summary" object of the view, and a JSON string for s in which bytes
+ * that are not valid UTF-8 (file names need not be) read '?'.
+ */
+struct json_t *kigen_report_summary_json(const struct kigen_view *view);
+struct json_t *kigen_report_text_json(const char *s);
 
 /* Writes a table for people, dates in the process's local zone. Returns 0 or -EIO. */
 int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour);

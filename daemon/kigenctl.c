@@ -1,0 +1,966 @@
+/*
+ * kigenctl: asks a running kigend over its status socket (SPEC §9) and shows the answer as
+ * tables for people, or as is for scripts (--json).
+ *
+ * Exit status: status and list follow SPEC §6 over what they show (0 ok, 1 attention,
+ * 2 critical or expired), so that they work as Nagios/Icinga checks; other commands exit 1
+ * when the daemon refuses the request; 3 is a usage error or a daemon that cannot be reached.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "duration.h"
+#include "policy.h"
+#include "timeutil.h"
+
+#define EXIT_UNKNOWN   3 /* SPEC §6: usage error; here also "the daemon cannot be reached" */
+#define DEFAULT_CONFIG "/etc/kigen/kigen.yaml"
+#define DEFAULT_SOCKET "/run/kigen/kigen.sock"
+#define MAX_ANSWER     (512u << 20) /* 100,000 certificates are about 40 MB */
+#define TIMEOUT_S      60           /* of silence from the daemon */
+
+struct options {
+    const char *socket_path;
+    const char *config_path;
+    bool json;
+    bool help;
+    const char *state;
+    const char *within;
+    const char *keystore;
+    const char *cmd;
+    const char *sha256;
+};
+
+/* How tables are drawn on this output. */
+struct term {
+    size_t width; /* columns; 0: no limit (not a terminal) */
+    bool colour;
+    const char *ellipsis;
+    size_t ellipsis_width;
+};
+
+struct command {
+    const char *name;
+    const char *synopsis;
+    const char *help;
+    /* Prints an {"ok":true} answer for people; 0, or -ENOMEM. */
+    int (*show)(const struct options *o, const struct term *t, json_t *answer);
+};
+
+static const struct command *find_command(const char *name);
+
+/* ---- output helpers ---- */
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s ? s : "";
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* An RFC 3339 time of the answer in the configured zone; the text as is if it is not one. */
+static void local_date(const char *rfc3339, char *out, size_t outlen)
+{
+    int64_t t;
+
+    if (kigen_time_parse(rfc3339, &t) == 0)
+        kigen_time_format_local(t, out, outlen);
+    else
+        snprintf(out, outlen, "%s", rfc3339);
+}
+
+static const char *state_colour(const struct term *t, const char *state)
+{
+    if (!t->colour)
+        return "";
+    if (strcmp(state, "ok") == 0)
+        return "\033[32m";
+    if (strcmp(state, "renewal_open") == 0 || strcmp(state, "not_yet_valid") == 0)
+        return "\033[33m";
+    if (strcmp(state, "critical") == 0 || strcmp(state, "expired") == 0)
+        return "\033[31m";
+    return "";
+}
+
+static const char *reset(const struct term *t)
+{
+    return t->colour ? "\033[0m" : "";
+}
+
+/* The width of the character at s (*ret_len bytes); a byte that is no character counts 1. */
+static size_t char_width(const char *s, size_t *ret_len)
+{
+    mbstate_t st = { 0 };
+    wchar_t wc;
+    size_t n = mbrtowc(&wc, s, MB_CUR_MAX, &st);
+    int w;
+
+    if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
+        *ret_len = 1;
+        return 1;
+    }
+    *ret_len = n;
+    w = wcwidth(wc);
+    return w < 0 ? 1 : (size_t)w;
+}
+
+static size_t text_width(const char *s)
+{
+    size_t w = 0, n;
+
+    while (*s) {
+        w += char_width(s, &n);
+        s += n;
+    }
+    return w;
+}
+
+/*
+ * Prints s in a cell of width columns (0: as is): cut with an ellipsis at its end, or at its
+ * start when keep_end (a path's file name matters most), and padded when pad.
+ */
+static void cell(const struct term *t, const char *s, size_t width, bool keep_end, bool pad)
+{
+    size_t w = text_width(s), n, cw;
+
+    if (width == 0 || w <= width) {
+        fputs(s, stdout);
+        for (; pad && w < width; w++)
+            putchar(' ');
+        return;
+    }
+    if (width <= t->ellipsis_width) {
+        for (size_t i = 0; i < width; i++)
+            putchar('.');
+        return;
+    }
+    if (keep_end) {
+        /* Drop characters from the start until the rest fits after the ellipsis. */
+        while (*s && w > width - t->ellipsis_width) {
+            w -= char_width(s, &n);
+            s += n;
+        }
+        fputs(t->ellipsis, stdout);
+        fputs(s, stdout);
+        w += t->ellipsis_width;
+    } else {
+        const char *p = s;
+
+        w = 0;
+        while (*p && w + (cw = char_width(p, &n)) <= width - t->ellipsis_width) {
+            w += cw;
+            p += n;
+        }
+        fwrite(s, 1, (size_t)(p - s), stdout);
+        fputs(t->ellipsis, stdout);
+        w += t->ellipsis_width;
+    }
+    for (; pad && w < width; w++)
+        putchar(' ');
+}
+
+/* ---- status ---- */
+
+static const char *verdict(int status)
+{
+    return status == 0 ? "OK" : status == 1 ? "ATTENTION" : "CRITICAL";
+}
+
+static int show_status(const struct options *o, const struct term *t, json_t *a)
+{
+    json_t *s = json_object_get(a, "summary");
+    long long status = jint(a, "exit_status");
+    const char *colour = status == 0   ? state_colour(t, "ok")
+                         : status == 1 ? state_colour(t, "renewal_open")
+                                       : state_colour(t, "expired");
+    char date[64];
+    static const struct {
+        const char *key, *label;
+    } rows[] = {
+        { "ok", "ok" },           { "renewal_open", "renewal open" },   { "critical", "critical" },
+        { "expired", "expired" }, { "not_yet_valid", "not yet valid" },
+    };
+
+    printf("kigend on %s: %s%s%s\n", o->socket_path, colour, verdict((int)status), reset(t));
+    printf("  %-16s %lld (%lld unique) in %lld keystores\n", "certificates",
+           jint(s, "certificates"), jint(s, "unique"), jint(a, "keystores"));
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        long long n = jint(s, rows[i].key);
+
+        printf("  %s%-16s%s %lld\n", n ? state_colour(t, rows[i].key) : "", rows[i].label,
+               n ? reset(t) : "", n);
+    }
+    printf("  %-16s %lld\n", "unreadable files", jint(s, "errors"));
+    printf("  %-16s %lld\n", "probes down", jint(s, "probes_down"));
+    if (json_is_string(json_object_get(a, "last_scan"))) {
+        local_date(jstr(a, "last_scan"), date, sizeof(date));
+        printf("  %-16s %s, %.2f s (%lld scans; %lld files read, %lld unchanged)%s\n", "last scan",
+               date, json_number_value(json_object_get(a, "scan_seconds")), jint(a, "scans"),
+               jint(a, "files_read"), jint(a, "files_unchanged"),
+               json_is_true(json_object_get(a, "scanning")) ? "; scanning now" : "");
+    } else {
+        printf("  %-16s %s\n", "last scan", "none yet; scanning now");
+    }
+    return 0;
+}
+
+/* SPEC §6 over a summary: what kigen_view_exit_status() computes in the daemon. */
+static int summary_status(json_t *s)
+{
+    if (jint(s, "critical") || jint(s, "expired"))
+        return 2;
+    if (jint(s, "renewal_open") || jint(s, "not_yet_valid") || jint(s, "errors") ||
+        jint(s, "probes_down"))
+        return 1;
+    return 0;
+}
+
+/* ---- list ---- */
+
+struct row {
+    const char *state;
+    char days[24];
+    char date[64];
+    const char *keystore;
+    char *location;
+    const char *subject;
+};
+
+static size_t max_sz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+static int show_list(const struct options *o, const struct term *t, json_t *a)
+{
+    json_t *certs = json_object_get(a, "certificates"), *errors = json_object_get(a, "errors");
+    json_t *s = json_object_get(a, "summary"), *c;
+    size_t n = json_array_size(certs), i, w_state = 5, w_days = 4, w_date = 9, w_ks = 8;
+    size_t w_loc = 8, w_subj = 7, room;
+    bool two_lines = false;
+    struct row *rows = calloc(n ? n : 1, sizeof(*rows));
+    char date[64];
+
+    if (!rows)
+        return -ENOMEM;
+    json_array_foreach(certs, i, c)
+    {
+        struct row *r = &rows[i];
+
+        r->state = jstr(c, "state");
+        snprintf(r->days, sizeof(r->days), "%lld", jint(c, "days_left"));
+        local_date(jstr(c, "not_after"), r->date, sizeof(r->date));
+        r->keystore = jstr(c, "keystore");
+        if (asprintf(&r->location, "%s [%s]", jstr(c, "path"), jstr(c, "entry")) < 0)
+            r->location = NULL;
+        r->subject = jstr(c, "subject");
+        w_state = max_sz(w_state, strlen(r->state));
+        w_days = max_sz(w_days, strlen(r->days));
+        w_date = max_sz(w_date, text_width(r->date));
+        w_ks = max_sz(w_ks, text_width(r->keystore));
+        w_loc = max_sz(w_loc, r->location ? text_width(r->location) : 0);
+        w_subj = max_sz(w_subj, text_width(r->subject));
+    }
+    if (w_ks > 16)
+        w_ks = 16;
+    /*
+     * Location and subject share what the fixed columns leave, the shorter giving way; on a
+     * narrow terminal the subject goes on a line of its own instead.
+     */
+    if (t->width) {
+        size_t fixed = w_state + 1 + w_days + 2 + w_date + 2 + w_ks + 2 + 2;
+
+        room = t->width > fixed ? t->width - fixed : 0;
+        if (w_loc + w_subj > room && room < 60) {
+            two_lines = true;
+            w_loc = room + 2 > 20 ? room + 2 : 20;
+            w_subj = t->width > 24 ? t->width - 4 : 20;
+        } else if (w_loc + w_subj > room) {
+            if (w_loc <= room / 2)
+                w_subj = room - w_loc;
+            else if (w_subj <= room / 2)
+                w_loc = room - w_subj;
+            else {
+                w_loc = room / 2;
+                w_subj = room - w_loc;
+            }
+        }
+    }
+    if (n) {
+        printf("%-*s %*s  ", (int)w_state, "STATE", (int)w_days, "DAYS");
+        cell(t, "NOT AFTER", w_date, false, true);
+        fputs("  ", stdout);
+        cell(t, "KEYSTORE", w_ks, false, true);
+        fputs("  ", stdout);
+        cell(t, "LOCATION", w_loc, false, !two_lines);
+        fputs(two_lines ? "\n    SUBJECT\n" : "  SUBJECT\n", stdout);
+    }
+    for (i = 0; i < n; i++) {
+        struct row *r = &rows[i];
+
+        printf("%s%-*s%s %*s  ", state_colour(t, r->state), (int)w_state, r->state, reset(t),
+               (int)w_days, r->days);
+        cell(t, r->date, w_date, false, true);
+        fputs("  ", stdout);
+        cell(t, r->keystore, w_ks, false, true);
+        fputs("  ", stdout);
+        cell(t, r->location ? r->location : "", w_loc, true, !two_lines);
+        fputs(two_lines ? "\n    " : "  ", stdout);
+        cell(t, r->subject, t->width ? w_subj : 0, false, false);
+        putchar('\n');
+        free(r->location);
+    }
+    free(rows);
+    if (json_array_size(errors)) {
+        printf("%sERROR            KEYSTORE          PATH: REASON\n", n ? "\n" : "");
+        json_array_foreach(errors, i, c)
+        {
+            char *line = NULL;
+
+            printf("%-16s ", jstr(c, "error"));
+            cell(t, jstr(c, "keystore"), 16, false, true);
+            fputs("  ", stdout);
+            if (asprintf(&line, "%s: %s", jstr(c, "path"), jstr(c, "message")) >= 0) {
+                cell(t, line, t->width > 36 ? t->width - 36 : 0, false, false);
+                free(line);
+            }
+            putchar('\n');
+        }
+    }
+    local_date(jstr(a, "generated_at"), date, sizeof(date));
+    printf("%s%lld certificates (%lld unique) at %s:\n%lld ok, %lld renewal open, %lld critical, "
+           "%lld expired, %lld not yet valid; %lld unreadable files",
+           n || json_array_size(errors) ? "\n" : "", jint(s, "certificates"), jint(s, "unique"),
+           date, jint(s, "ok"), jint(s, "renewal_open"), jint(s, "critical"), jint(s, "expired"),
+           jint(s, "not_yet_valid"), jint(s, "errors"));
+    if (jint(s, "probes_down"))
+        printf("; %lld probes down", jint(s, "probes_down"));
+    putchar('\n');
+    return 0;
+}
+
+/* ---- show ---- */
+
+static void labels_text(json_t *labels, char *out, size_t outlen)
+{
+    const char *key;
+    json_t *v;
+    size_t used = 0;
+
+    out[0] = '\0';
+    json_object_foreach(labels, key, v)
+    {
+        int n = snprintf(out + used, outlen - used, "%s%s=%s", used ? "," : "", key,
+                         json_string_value(v) ? json_string_value(v) : "");
+
+        if (n < 0 || (size_t)n >= outlen - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+static int show_show(const struct options *o, const struct term *t, json_t *a)
+{
+    static const char *const dates[] = { "not_before", "not_after", "renewal_opens" };
+    json_t *v;
+    size_t i, w_ks = 0;
+    char date[64], labels[512];
+
+    printf("%-14s %s\n", "sha256", jstr(a, "sha256"));
+    printf("%-14s %s\n", "subject", jstr(a, "subject"));
+    printf("%-14s %s\n", "issuer", jstr(a, "issuer"));
+    printf("%-14s %s\n", "serial", jstr(a, "serial"));
+    for (i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+        char label[32];
+
+        local_date(jstr(a, dates[i]), date, sizeof(date));
+        snprintf(label, sizeof(label), "%s", dates[i]);
+        for (char *p = label; *p; p++)
+            if (*p == '_')
+                *p = ' ';
+        printf("%-14s %s\n", label, date);
+    }
+    printf("%-14s %lld\n", "days left", jint(a, "days_left"));
+    printf("%-14s %s%s%s\n", "state", state_colour(t, jstr(a, "state")), jstr(a, "state"),
+           reset(t));
+    printf("\nlocations\n");
+    json_array_foreach(json_object_get(a, "locations"), i, v) w_ks =
+        max_sz(w_ks, text_width(jstr(v, "keystore")));
+    json_array_foreach(json_object_get(a, "locations"), i, v)
+    {
+        labels_text(json_object_get(v, "labels"), labels, sizeof(labels));
+        fputs("  ", stdout);
+        cell(t, jstr(v, "keystore"), w_ks, false, true);
+        printf("  %s [%s]  %s%s%s\n", jstr(v, "path"), jstr(v, "entry"), jstr(v, "format"),
+               labels[0] ? "  " : "", labels);
+    }
+    printf("\nalerts sent\n");
+    if (json_array_size(json_object_get(a, "alerts")) == 0)
+        printf("  none\n");
+    json_array_foreach(json_object_get(a, "alerts"), i, v)
+    {
+        local_date(jstr(v, "sent"), date, sizeof(date));
+        printf("  %-18s %s\n", jstr(v, "event"), date);
+    }
+    return 0;
+}
+
+/* ---- probes, metrics, actions ---- */
+
+static int show_probes(const struct options *o, const struct term *t, json_t *a)
+{
+    json_t *probes = json_object_get(a, "probes"), *p;
+    size_t i;
+
+    if (json_array_size(probes) == 0) {
+        printf("No probe targets are configured.\n");
+        return 0;
+    }
+    printf("%-16s %-32s %5s  %-12s %10s  %s\n", "NAME", "HOST", "PORT", "STATE", "CONNECT",
+           "ERROR");
+    json_array_foreach(probes, i, p)
+    {
+        json_t *ms = json_object_get(p, "connect_ms");
+        char connect[32] = "-";
+
+        if (json_is_number(ms))
+            snprintf(connect, sizeof(connect), "%.1f ms", json_number_value(ms));
+        printf("%-16s %-32s %5lld  %s%-12s%s %10s  %s\n", jstr(p, "name"), jstr(p, "host"),
+               jint(p, "port"),
+               state_colour(t, strcmp(jstr(p, "state"), "up") == 0     ? "ok"
+                               : strcmp(jstr(p, "state"), "down") == 0 ? "expired"
+                                                                       : "renewal_open"),
+               jstr(p, "state"), reset(t), connect, jstr(p, "error"));
+    }
+    return 0;
+}
+
+static int show_metrics(const struct options *o, const struct term *t, json_t *a)
+{
+    const char *text = jstr(a, "metrics");
+    size_t len = strlen(text);
+
+    fwrite(text, 1, len, stdout);
+    if (len && text[len - 1] != '\n')
+        putchar('\n');
+    return 0;
+}
+
+static int show_ok(const struct options *o, const struct term *t, json_t *a)
+{
+    printf("ok\n");
+    return 0;
+}
+
+/* ---- talking to the daemon ---- */
+
+static int connect_socket(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct timeval tv = { .tv_sec = TIMEOUT_S };
+    int fd, r;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        r = errno;
+        close(fd);
+        errno = r;
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const char *s, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        s += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Reads one answer line into a malloc'd buffer (*ret_len bytes, NUL-terminated, newline
+ * dropped). Returns 0, or -errno: -EAGAIN for silence past the timeout, -EPIPE for a
+ * connection closed before the newline, -EFBIG past MAX_ANSWER.
+ */
+static int read_line(int fd, char **ret_line, size_t *ret_len)
+{
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap), *nl = NULL, *p;
+
+    if (!buf)
+        return -ENOMEM;
+    while (!nl) {
+        ssize_t n;
+
+        if (cap - len < 65536) {
+            if (cap >= MAX_ANSWER) {
+                free(buf);
+                return -EFBIG;
+            }
+            p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int r = n == 0 ? -EPIPE : errno == EWOULDBLOCK ? -EAGAIN : -errno;
+
+            free(buf);
+            return r;
+        }
+        nl = memchr(buf + len, '\n', (size_t)n);
+        len += (size_t)n;
+    }
+    len = (size_t)(nl - buf);
+    buf[len] = '\0';
+    *ret_line = buf;
+    *ret_len = len;
+    return 0;
+}
+
+static char *build_request(const struct options *o)
+{
+    json_t *req = json_pack("{ss}", "cmd", o->cmd);
+    char *text = NULL;
+
+    if (!req)
+        return NULL;
+    if (o->state)
+        json_object_set_new(req, "state", json_string(o->state));
+    if (o->within)
+        json_object_set_new(req, "within", json_string(o->within));
+    if (o->keystore)
+        json_object_set_new(req, "keystore", json_string(o->keystore));
+    if (o->sha256)
+        json_object_set_new(req, "sha256", json_string(o->sha256));
+    text = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    return text;
+}
+
+/* Sends the request and reads the answer; on failure says why on stderr and returns < 0. */
+static int ask(const struct options *o, char **ret_line, size_t *ret_len)
+{
+    char *req = build_request(o), *line = NULL;
+    int fd = -1, r;
+
+    if (!req) {
+        fprintf(stderr, "kigenctl: out of memory\n");
+        return -ENOMEM;
+    }
+    fd = connect_socket(o->socket_path);
+    if (fd < 0) {
+        r = -errno;
+        fprintf(stderr, "kigenctl: cannot connect to %s: %s\n", o->socket_path, strerror(-r));
+        goto out;
+    }
+    r = send_all(fd, req, strlen(req));
+    if (r == 0)
+        r = send_all(fd, "\n", 1);
+    if (r < 0) {
+        fprintf(stderr, "kigenctl: cannot send the request to %s: %s\n", o->socket_path,
+                strerror(-r));
+        goto out;
+    }
+    r = read_line(fd, &line, ret_len);
+    if (r == -EAGAIN)
+        fprintf(stderr, "kigenctl: no answer from %s within %d s\n", o->socket_path, TIMEOUT_S);
+    else if (r == -EPIPE)
+        fprintf(stderr, "kigenctl: %s closed the connection without answering\n", o->socket_path);
+    else if (r == -EFBIG)
+        fprintf(stderr, "kigenctl: the answer from %s is larger than %u MiB, refusing it\n",
+                o->socket_path, MAX_ANSWER >> 20);
+    else if (r < 0)
+        fprintf(stderr, "kigenctl: cannot read the answer from %s: %s\n", o->socket_path,
+                strerror(-r));
+    if (r == 0)
+        *ret_line = line;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(req);
+    return r;
+}
+
+/* ---- commands and options ---- */
+
+static const struct command commands[] = {
+    { "status", "status",
+      "Shows how many certificates the daemon watches, how many are in their renewal window,\n"
+      "critical or expired, unreadable files, probes down and the last scan. Exits 0 when all\n"
+      "is well, 1 when something needs attention, 2 when anything is critical or expired.\n",
+      show_status },
+    { "list", "list [--state STATE] [--within DURATION] [--keystore NAME]",
+      "Lists the certificates (one line per file and entry) and the files that cannot be read.\n"
+      "Exits 0/1/2 over what it lists, like status. With --json, prints the SPEC report document.\n"
+      "\n"
+      "      --state STATE        only ok, renewal_open, critical, expired or not_yet_valid\n"
+      "      --within DURATION    only those ending within DURATION (30d, 12h, 2w), expired "
+      "included\n"
+      "      --keystore NAME      only the keystore NAME (its unreadable files too)\n",
+      show_list },
+    { "show", "show SHA256",
+      "Shows one certificate by its SHA-256 fingerprint: its facts, every location that holds\n"
+      "it, and the alerts sent about it.\n",
+      show_show },
+    { "probes", "probes", "Shows whether the hosts needed for renewal can be reached.\n",
+      show_probes },
+    { "rescan", "rescan",
+      "Starts a full scan of every keystore now. Needs root or the daemon's user.\n", show_ok },
+    { "reload", "reload",
+      "Re-reads the configuration; a bad one is rejected and the running one stays. Needs root\n"
+      "or the daemon's user.\n",
+      show_ok },
+    { "metrics", "metrics", "Prints the Prometheus text the daemon would export.\n", show_metrics },
+};
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static const char common_options[] =
+    "  -s, --socket PATH   the daemon's socket (default: socket: of the configuration,\n"
+    "                      else " DEFAULT_SOCKET ")\n"
+    "  -c, --config FILE   where the socket and timezone come from (default " DEFAULT_CONFIG ")\n"
+    "  -j, --json          print the daemon's answer as is, one JSON line\n"
+    "  -h, --help          this text\n";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: kigenctl [OPTIONS] COMMAND [ARGS]\n"
+            "\n"
+            "Asks a running kigend over its status socket.\n"
+            "\n"
+            "Commands:\n"
+            "  status              counts and the last scan; exits 0/1/2 like a Nagios check\n"
+            "  list                the certificates (--state, --within, --keystore); 0/1/2\n"
+            "  show SHA256         one certificate, its locations and the alerts sent\n"
+            "  probes              whether the renewal hosts can be reached\n"
+            "  rescan              scan every keystore now (root or the daemon's user)\n"
+            "  reload              re-read the configuration (root or the daemon's user)\n"
+            "  metrics             the Prometheus text\n"
+            "\n"
+            "Options:\n"
+            "%s"
+            "      --version       the version\n"
+            "\n"
+            "Run 'kigenctl COMMAND --help' for one command. Exit status: 0 ok, 1 attention or\n"
+            "a refused request, 2 critical or expired, 3 usage error or no daemon.\n",
+            common_options);
+}
+
+static void command_usage(const struct command *c)
+{
+    printf("Usage: kigenctl [OPTIONS] %s\n\n%s\nOptions:\n%s", c->synopsis, c->help,
+           common_options);
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    enum {
+        OPT_STATE = 256,
+        OPT_WITHIN,
+        OPT_KEYSTORE,
+        OPT_VERSION,
+    };
+    static const struct option longopts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "config", required_argument, NULL, 'c' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { "state", required_argument, NULL, OPT_STATE },
+        { "within", required_argument, NULL, OPT_WITHIN },
+        { "keystore", required_argument, NULL, OPT_KEYSTORE },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "s:c:jh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            o->socket_path = optarg;
+            break;
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        case 'h':
+            o->help = true;
+            break;
+        case OPT_STATE:
+            o->state = optarg;
+            break;
+        case OPT_WITHIN:
+            o->within = optarg;
+            break;
+        case OPT_KEYSTORE:
+            o->keystore = optarg;
+            break;
+        case OPT_VERSION:
+            printf("kigenctl %s\n", KIGEN_VERSION);
+            exit(0);
+        default:
+            fprintf(stderr, "Try 'kigenctl --help'.\n");
+            return -EINVAL;
+        }
+    }
+    if (optind < argc)
+        o->cmd = argv[optind++];
+    if (o->cmd && strcmp(o->cmd, "show") == 0 && optind < argc)
+        o->sha256 = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "kigenctl: unexpected argument '%s'\n", argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Checks what the daemon would refuse anyway, so that a typo is a usage error (3) here. */
+static int check_options(const struct options *o)
+{
+    int64_t d;
+    bool known = false;
+
+    if (!o->cmd) {
+        usage(stderr);
+        return -EINVAL;
+    }
+    if (!find_command(o->cmd)) {
+        fprintf(stderr, "kigenctl: unknown command '%s'; try 'kigenctl --help'\n", o->cmd);
+        return -EINVAL;
+    }
+    if (strcmp(o->cmd, "list") != 0 && (o->state || o->within || o->keystore)) {
+        fprintf(stderr, "kigenctl: --state, --within and --keystore go with list\n");
+        return -EINVAL;
+    }
+    if (strcmp(o->cmd, "show") == 0 && !o->sha256) {
+        fprintf(stderr, "kigenctl: show needs a SHA-256 fingerprint (kigenctl list shows them)\n");
+        return -EINVAL;
+    }
+    for (int s = 0; o->state && s < KIGEN_STATE_COUNT; s++)
+        known |= strcmp(o->state, kigen_state_name(s)) == 0;
+    if (o->state && !known) {
+        fprintf(stderr,
+                "kigenctl: --state must be ok, renewal_open, critical, expired or not_yet_valid, "
+                "not '%s'\n",
+                o->state);
+        return -EINVAL;
+    }
+    if (o->within && kigen_duration_parse(o->within, &d) < 0) {
+        fprintf(stderr,
+                "kigenctl: --within '%s' is not a duration (an integer and one of s m h d w, "
+                "like 30d)\n",
+                o->within);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * The socket and the timezone. An explicit --config must load; the default one is used when
+ * it exists and parses (an unprivileged user may not be able to read it).
+ */
+static int load_config(struct options *o, struct kigen_config **ret_config)
+{
+    struct kigen_config *config = NULL;
+    char err[1024];
+    int r;
+
+    r = kigen_config_load(o->config_path ? o->config_path : DEFAULT_CONFIG, &config, err,
+                          sizeof(err));
+    if (r < 0 && o->config_path) {
+        fprintf(stderr, "kigenctl: %s\n", err);
+        return r;
+    }
+    if (r == 0) {
+        kigen_time_use_zone(config->timezone);
+        if (!o->socket_path)
+            o->socket_path = config->socket;
+    }
+    if (!o->socket_path)
+        o->socket_path = DEFAULT_SOCKET;
+    *ret_config = config;
+    return 0;
+}
+
+static void term_setup(struct term *t)
+{
+    struct winsize ws;
+    const char *columns = getenv("COLUMNS"), *no_colour = getenv("NO_COLOR");
+    bool is_tty = isatty(STDOUT_FILENO);
+
+    if (is_tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        t->width = ws.ws_col;
+    else if (columns && atoi(columns) > 0)
+        t->width = (size_t)atoi(columns);
+    t->colour = is_tty && !(no_colour && *no_colour);
+    if (strcmp(nl_langinfo(CODESET), "UTF-8") == 0) {
+        t->ellipsis = "…";
+        t->ellipsis_width = 1;
+    } else {
+        t->ellipsis = "...";
+        t->ellipsis_width = 3;
+    }
+}
+
+/* The exit status an answer gives, whether it is shown as a table or as is. */
+static int answer_status(const struct options *o, json_t *a)
+{
+    bool is_check = strcmp(o->cmd, "status") == 0 || strcmp(o->cmd, "list") == 0;
+    json_t *ok = json_object_get(a, "ok");
+
+    if (json_is_false(ok))
+        return is_check ? EXIT_UNKNOWN : 1;
+    if (strcmp(o->cmd, "status") == 0) {
+        long long s = jint(a, "exit_status");
+
+        return s >= 0 && s <= 2 ? (int)s : EXIT_UNKNOWN;
+    }
+    if (strcmp(o->cmd, "list") == 0)
+        return summary_status(json_object_get(a, "summary"));
+    return 0;
+}
+
+/*
+ * Of a list answer printed as is, only the summary is needed, for the exit status: parsing
+ * 100,000 records just to count them takes longer than the daemon takes to write them. The
+ * report starts {"generated_at":"...","summary":{...}, (SPEC §6); anything else gives NULL
+ * and is parsed whole.
+ */
+static json_t *parse_report_head(const char *line, size_t len)
+{
+    static const char start[] = "{\"generated_at\":\"", key[] = "\"summary\":";
+    const char *p;
+    json_t *summary, *head;
+
+    if (len < sizeof(start) || memcmp(line, start, sizeof(start) - 1) != 0)
+        return NULL;
+    p = memmem(line, len < 128 ? len : 128, key, sizeof(key) - 1);
+    if (!p)
+        return NULL;
+    p += sizeof(key) - 1;
+    summary = json_loadb(p, len - (size_t)(p - line), JSON_DISABLE_EOF_CHECK, NULL);
+    if (!json_is_object(summary)) {
+        json_decref(summary);
+        return NULL;
+    }
+    head = json_object();
+    if (!head || json_object_set_new(head, "summary", summary) < 0) {
+        json_decref(head);
+        return NULL;
+    }
+    return head;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = { 0 };
+    struct kigen_config *config = NULL;
+    const struct command *cmd;
+    struct term t = { 0 };
+    char *line = NULL;
+    size_t len = 0;
+    json_t *answer = NULL;
+    json_error_t jerr;
+    int status = EXIT_UNKNOWN;
+
+    setlocale(LC_CTYPE, "");
+    if (parse_options(argc, argv, &o) < 0)
+        return EXIT_UNKNOWN;
+    if (o.help) {
+        cmd = o.cmd ? find_command(o.cmd) : NULL;
+        if (cmd)
+            command_usage(cmd);
+        else
+            usage(stdout);
+        return 0;
+    }
+    if (check_options(&o) < 0 || load_config(&o, &config) < 0)
+        return EXIT_UNKNOWN;
+    cmd = find_command(o.cmd);
+    if (ask(&o, &line, &len) < 0)
+        goto out;
+    if (o.json && strcmp(o.cmd, "list") == 0)
+        answer = parse_report_head(line, len);
+    if (!answer)
+        answer = json_loadb(line, len, 0, &jerr);
+    if (!json_is_object(answer)) {
+        fprintf(stderr, "kigenctl: the answer from %s is not a JSON object%s%s\n", o.socket_path,
+                answer ? "" : ": ", answer ? "" : jerr.text);
+        goto out;
+    }
+    status = answer_status(&o, answer);
+    if (o.json) {
+        fwrite(line, 1, len, stdout);
+        putchar('\n');
+    } else if (json_is_false(json_object_get(answer, "ok"))) {
+        fprintf(stderr, "kigenctl: %s\n", jstr(answer, "error"));
+    } else {
+        term_setup(&t);
+        if (cmd->show(&o, &t, answer) < 0) {
+            fprintf(stderr, "kigenctl: out of memory\n");
+            status = EXIT_UNKNOWN;
+        }
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "kigenctl: cannot write the output: %s\n", strerror(errno));
+        status = EXIT_UNKNOWN;
+    }
+out:
+    json_decref(answer);
+    free(line);
+    kigen_config_free(config);
+    return status;
+}

@@ -1,0 +1,83 @@
+/*
+ * The status socket's protocol (SPEC §9): one JSON request line in, one JSON answer object
+ * out. No I/O: control.c carries the bytes, this file decides what they say. It only reads
+ * the inventory, the configuration and the engine's memory of what was sent. Loop thread.
+ *
+ * Requests and answers (compact JSON on one line; only metrics may hold UTF-8 as is):
+ *
+ *   {"cmd":"status"}
+ *       {"ok":true,"generated_at":T,"summary":{SPEC §6 summary},"exit_status":0|1|2,
+ *        "evaluated_at":T,"keystores":N,"scanning":B,"last_scan":T|null,"scan_seconds":S,
+ *        "scans":N,"files_read":N,"files_unchanged":N}
+ *   {"cmd":"list","state":"renewal_open","within":"30d","keystore":"naccs"}  (all optional)
+ *       the SPEC §6 document itself, on one line. It has no "ok" member: SPEC §6 says the
+ *       socket's list answer is the same document as kigend --once prints, and a script
+ *       tells it from an error by the absence of "ok":false.
+ *   {"cmd":"show","sha256":"<64 hex>"}
+ *       {"ok":true,"sha256","subject","issuer","serial","not_before","not_after",
+ *        "renewal_opens","days_left","state","locations":[{"keystore","path","format",
+ *        "entry","labels"}],"alerts":[{"event":"cert.expired","sent":T}]}
+ *   {"cmd":"probes"}                 {"ok":true,"probes":[...]}
+ *   {"cmd":"rescan"} {"cmd":"reload"} {"ok":true}; privileged peers only
+ *   {"cmd":"metrics"}                {"ok":true,"metrics":"<Prometheus text>"}
+ *
+ * Any failure: {"ok":false,"error":"reason"}. No answer ever holds a password: the inventory
+ * holds none, and the configuration's password sources are never read here.
+ */
+#ifndef KIGEN_PROTO_H
+#define KIGEN_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "engine.h"
+#include "inventory.h"
+#include "report.h"
+
+/*
+ * What a request is answered from. The daemon fills one on the stack for each request (it is
+ * cheap), so that the pointers are never stale after a reload.
+ */
+struct kigen_proto_ctx {
+    const struct kigen_config *config;
+    const struct kigen_inventory *inventory;
+    const struct kigen_engine *engine; /* NULL: show has no alert history */
+    /*
+     * Counts of the daemon's last evaluation (a view whose records may be NULL), or NULL.
+     * When set, status answers from it in O(1); when NULL, status builds a view at now, which
+     * sorts the inventory (O(n log n), milliseconds for 10,000 certificates).
+     */
+    const struct kigen_view *last_view;
+    int64_t now; /* evaluation time of list, show and metrics; generated_at */
+    /* The scanner's facts for status. */
+    uint64_t scans;
+    uint64_t files_read;
+    uint64_t files_unchanged;
+    int64_t last_scan_end; /* Unix seconds; 0 before the first scan ends */
+    double last_scan_seconds;
+    bool is_scanning;
+    /*
+     * Actions of rescan and reload, called on the loop thread from kigen_proto_answer() for a
+     * privileged peer only. They return 0 once the action is started (rescan) or done
+     * (reload), or a negative errno with a one-line reason in errbuf. NULL: not available.
+     */
+    int (*rescan)(void *data, char *errbuf, size_t errlen);
+    int (*reload)(void *data, char *errbuf, size_t errlen);
+    void *data;
+    /* Probes arrive with the probes issue: their results will hang here. */
+};
+
+/*
+ * Answers one request line (len bytes, no newline; it need not be NUL-terminated) for a peer
+ * that is_privileged (uid 0 or the daemon's own uid). On success returns 0 and *ret_answer
+ * holds a malloc'd NUL-terminated JSON object of *ret_len bytes with no newline; a bad
+ * request is answered with {"ok":false,...} and still returns 0. Returns -ENOMEM when the
+ * answer cannot be built (nothing is written then). Loop thread: the answer is computed
+ * synchronously from the in-memory inventory.
+ */
+int kigen_proto_answer(const struct kigen_proto_ctx *ctx, const char *line, size_t len,
+                       bool is_privileged, char **ret_answer, size_t *ret_len);
+
+#endif

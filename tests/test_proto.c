@@ -1,0 +1,624 @@
+#include <ctype.h>
+#include <errno.h>
+
+#include <jansson.h>
+
+#include "engine.h"
+#include "err.h"
+#include "metrics.h"
+#include "proto.h"
+#include "readtest.h"
+#include "timeutil.h"
+
+#define NOW "2026-11-24T12:00:00Z"
+
+static int64_t notify[] = { 60 * 86400, 28 * 86400, 14 * 86400, 7 * 86400, 3 * 86400, 86400 };
+
+struct fixture {
+    struct kigen_read_ctx *ctx;
+    struct kigen_keystore ks[2];
+    struct kigen_label label;
+    struct kigen_config config;
+    struct kigen_inventory *inventory;
+    struct kigen_engine engine;
+    struct kigen_proto_ctx proto;
+    int rescans;
+    int reloads;
+    bool reload_fails;
+};
+
+static int64_t at(const char *s)
+{
+    int64_t t;
+
+    assert_int_equal(kigen_time_parse(s, &t), 0);
+    return t;
+}
+
+static int rescan_cb(void *data, char *errbuf, size_t errlen)
+{
+    struct fixture *fx = data;
+
+    fx->rescans++;
+    return 0;
+}
+
+static int reload_cb(void *data, char *errbuf, size_t errlen)
+{
+    struct fixture *fx = data;
+
+    fx->reloads++;
+    if (!fx->reload_fails)
+        return 0;
+    snprintf(errbuf, errlen, "kigen.yaml:3:1: unknown key 'bogus'");
+    return -EINVAL;
+}
+
+/* Puts the certificates of fixture certs/NAME.pem at (keystore, path). */
+static void place(struct fixture *fx, const char *name, const char *keystore, const char *path)
+{
+    char file[128], err[256];
+    size_t len;
+    uint8_t *buf;
+    struct kigen_file *f = kigen_file_new(keystore, path);
+    enum kigen_format format;
+
+    snprintf(file, sizeof(file), "certs/%s.pem", name);
+    buf = fixture_load(file, &len);
+    assert_non_null(f);
+    assert_int_equal(kigen_read_any(fx->ctx, buf, len, NULL, &f->certs, &format, err, sizeof(err)),
+                     1);
+    f->format = format;
+    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
+    free(buf);
+}
+
+static void place_error(struct fixture *fx, const char *keystore, const char *path, int error,
+                        const char *message)
+{
+    struct kigen_file *f = kigen_file_new(keystore, path);
+
+    assert_non_null(f);
+    f->format = KIGEN_FORMAT_PKCS12;
+    f->error = error;
+    f->message = strdup(message);
+    assert_non_null(f->message);
+    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
+}
+
+/*
+ * Two keystores at 2026-11-24T12:00Z: naccs holds one certificate in each state but
+ * not_yet_valid and a file with the wrong password; web holds the not_yet_valid one and a
+ * second copy of the expired one. 6 records, 5 unique.
+ */
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+
+    if (!fx || kigen_read_ctx_new(&fx->ctx) < 0 || kigen_inventory_new(&fx->inventory) < 0)
+        return -1;
+    fx->label = (struct kigen_label){ "team", "customs" };
+    fx->ks[0].name = "naccs";
+    fx->ks[0].path = "/srv/naccs";
+    fx->ks[0].labels.v = &fx->label;
+    fx->ks[0].labels.n = 1;
+    fx->ks[1].name = "web";
+    fx->ks[1].path = "/srv/web";
+    fx->config.keystores = fx->ks;
+    fx->config.n_keystores = 2;
+    fx->config.policy = (struct kigen_policy){ .renew_before = 28 * 86400,
+                                               .critical_before = 7 * 86400,
+                                               .has_notify = true,
+                                               .notify_before = notify,
+                                               .n_notify = 6 };
+    fx->config.alerts.reminder_every = 86400;
+    kigen_engine_init(&fx->engine);
+    kigen_time_use_zone("UTC");
+    place(fx, "ok", "naccs", "/srv/naccs/tanaka.pem");
+    place(fx, "renewal_open", "naccs", "/srv/naccs/suzuki.pem");
+    place(fx, "critical", "naccs", "/srv/naccs/sato.pem");
+    place(fx, "expired", "naccs", "/srv/naccs/takahashi.pem");
+    place(fx, "not_yet_valid", "web", "/srv/web/watanabe.pem");
+    place(fx, "expired", "web", "/srv/web/copy.pem");
+    place_error(fx, "naccs", "/srv/naccs/broken.p12", KIGEN_E_WRONG_PASSWORD,
+                "none of 2 passwords fits");
+    fx->proto = (struct kigen_proto_ctx){
+        .config = &fx->config,
+        .inventory = fx->inventory,
+        .engine = &fx->engine,
+        .now = at(NOW),
+        .scans = 3,
+        .files_read = 7,
+        .files_unchanged = 14,
+        .last_scan_end = at("2026-11-24T11:59:58Z"),
+        .last_scan_seconds = 0.25,
+        .rescan = rescan_cb,
+        .reload = reload_cb,
+        .data = fx,
+    };
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    kigen_engine_done(&fx->engine);
+    kigen_inventory_free(fx->inventory);
+    kigen_read_ctx_free(fx->ctx);
+    free(fx);
+    return 0;
+}
+
+/* The raw answer to req: one line, NUL-terminated, exactly *ret_len bytes. */
+static char *ask_raw(struct fixture *fx, const char *req, size_t req_len, bool privileged,
+                     size_t *ret_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    assert_int_equal(kigen_proto_answer(&fx->proto, req, req_len, privileged, &text, &len), 0);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    assert_null(memchr(text, '\n', len));
+    if (ret_len)
+        *ret_len = len;
+    return text;
+}
+
+static json_t *ask(struct fixture *fx, const char *req, bool privileged)
+{
+    char *text = ask_raw(fx, req, strlen(req), privileged, NULL);
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+
+    if (!j)
+        fail_msg("answer to %s is not JSON (%s): %s", req, jerr.text, text);
+    assert_true(json_is_object(j));
+    free(text);
+    return j;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!json_is_string(v))
+        fail_msg("no string member '%s'", key);
+    return json_string_value(v);
+}
+
+static long long num(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!json_is_integer(v))
+        fail_msg("no integer member '%s'", key);
+    return json_integer_value(v);
+}
+
+/* The answer to req is {"ok":false,"error":E} with want in E. */
+static void assert_refused(struct fixture *fx, const char *req, bool privileged, const char *want)
+{
+    json_t *j = ask(fx, req, privileged);
+
+    assert_true(json_is_false(json_object_get(j, "ok")));
+    if (!strstr(str(j, "error"), want))
+        fail_msg("error for %s: '%s' lacks '%s'", req, str(j, "error"), want);
+    assert_int_equal(json_object_size(j), 2);
+    json_decref(j);
+}
+
+static void test_status_counts_the_whole_inventory(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *j = ask(fx, "{\"cmd\":\"status\"}", false), *s;
+
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_string_equal(str(j, "generated_at"), NOW);
+    assert_string_equal(str(j, "evaluated_at"), NOW);
+    s = json_object_get(j, "summary");
+    assert_int_equal(num(s, "certificates"), 6);
+    assert_int_equal(num(s, "unique"), 5);
+    assert_int_equal(num(s, "ok"), 1);
+    assert_int_equal(num(s, "renewal_open"), 1);
+    assert_int_equal(num(s, "critical"), 1);
+    assert_int_equal(num(s, "expired"), 2);
+    assert_int_equal(num(s, "not_yet_valid"), 1);
+    assert_int_equal(num(s, "errors"), 1);
+    assert_int_equal(num(s, "probes_down"), 0);
+    assert_int_equal(json_object_size(s), 9);
+    assert_int_equal(num(j, "exit_status"), 2);
+    assert_int_equal(num(j, "keystores"), 2);
+    assert_string_equal(str(j, "last_scan"), "2026-11-24T11:59:58Z");
+    assert_true(json_real_value(json_object_get(j, "scan_seconds")) == 0.25);
+    assert_int_equal(num(j, "scans"), 3);
+    assert_int_equal(num(j, "files_read"), 7);
+    assert_int_equal(num(j, "files_unchanged"), 14);
+    assert_true(json_is_false(json_object_get(j, "scanning")));
+    json_decref(j);
+}
+
+static void test_status_answers_from_the_last_evaluation_when_given(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_view last = { .now = at("2026-11-24T11:00:00Z"), .n_records = 2, .unique = 2 };
+    json_t *j, *s;
+
+    last.counts[KIGEN_STATE_OK] = 1;
+    last.counts[KIGEN_STATE_RENEWAL_OPEN] = 1;
+    fx->proto.last_view = &last;
+    fx->proto.last_scan_end = 0;
+    fx->proto.is_scanning = true;
+    j = ask(fx, "{\"cmd\":\"status\"}", false);
+    s = json_object_get(j, "summary");
+    assert_int_equal(num(s, "certificates"), 2);
+    assert_int_equal(num(s, "renewal_open"), 1);
+    assert_int_equal(num(s, "expired"), 0);
+    assert_int_equal(num(j, "exit_status"), 1);
+    assert_string_equal(str(j, "generated_at"), NOW);
+    assert_string_equal(str(j, "evaluated_at"), "2026-11-24T11:00:00Z");
+    assert_true(json_is_null(json_object_get(j, "last_scan")));
+    assert_true(json_is_true(json_object_get(j, "scanning")));
+    json_decref(j);
+}
+
+/* The number of records, and of errors, in a list answer. */
+static void assert_list(struct fixture *fx, const char *req, size_t records, size_t errors,
+                        int exit_status)
+{
+    json_t *j = ask(fx, req, false), *s = json_object_get(j, "summary");
+    long long st = num(s, "critical") || num(s, "expired")                                 ? 2
+                   : num(s, "renewal_open") || num(s, "not_yet_valid") || num(s, "errors") ? 1
+                                                                                           : 0;
+
+    assert_null(json_object_get(j, "ok"));
+    if (json_array_size(json_object_get(j, "certificates")) != records)
+        fail_msg("%s: %zu records, want %zu", req,
+                 json_array_size(json_object_get(j, "certificates")), records);
+    assert_int_equal(num(s, "certificates"), records);
+    assert_int_equal(json_array_size(json_object_get(j, "errors")), errors);
+    assert_int_equal(st, exit_status);
+    json_decref(j);
+}
+
+static void test_list_filters_by_state_within_and_keystore(void **state)
+{
+    struct fixture *fx = *state;
+
+    assert_list(fx, "{\"cmd\":\"list\"}", 6, 1, 2);
+    assert_list(fx, "{\"cmd\":\"list\",\"state\":\"expired\"}", 2, 1, 2);
+    assert_list(fx, "{\"cmd\":\"list\",\"state\":\"ok\"}", 1, 1, 1);
+    assert_list(fx, "{\"cmd\":\"list\",\"state\":\"not_yet_valid\"}", 1, 1, 1);
+    /* now + 30d = 2026-12-24T12:00Z: suzuki, sato and both expired copies. */
+    assert_list(fx, "{\"cmd\":\"list\",\"within\":\"30d\"}", 4, 1, 2);
+    /* now + 3d is sato's not_after exactly: kept (not_after <= now + within). */
+    assert_list(fx, "{\"cmd\":\"list\",\"within\":\"3d\"}", 3, 1, 2);
+    assert_list(fx, "{\"cmd\":\"list\",\"within\":\"259199s\"}", 2, 1, 2);
+    assert_list(fx, "{\"cmd\":\"list\",\"keystore\":\"web\"}", 2, 0, 2);
+    assert_list(fx, "{\"cmd\":\"list\",\"keystore\":\"web\",\"state\":\"not_yet_valid\"}", 1, 0, 1);
+    assert_list(fx, "{\"cmd\":\"list\",\"keystore\":\"naccs\",\"state\":\"renewal_open\"}", 1, 1,
+                1);
+    assert_list(fx, "{\"cmd\":\"list\",\"keystore\":\"web\",\"state\":\"ok\"}", 0, 0, 0);
+}
+
+static void test_list_answer_is_the_report_document_on_one_line(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_view_filter filter = { .state = KIGEN_STATE_EXPIRED, .within = -1 };
+    struct kigen_view view;
+    const char *reqs[] = { "{\"cmd\":\"list\"}", "{\"cmd\":\"list\",\"state\":\"expired\"}" };
+
+    for (size_t i = 0; i < 2; i++) {
+        char *doc = NULL, *answer;
+        size_t doc_len = 0, len, k = 0;
+        FILE *f = open_memstream(&doc, &doc_len);
+
+        assert_non_null(f);
+        assert_int_equal(
+            kigen_view_build(&fx->config, fx->inventory, at(NOW), i ? &filter : NULL, &view), 0);
+        assert_int_equal(kigen_report_json(f, &view), 0);
+        fclose(f);
+        kigen_view_done(&view);
+        /* kigend --once puts a newline after each record; the socket's line has none. */
+        for (size_t p = 0; p < doc_len; p++)
+            if (doc[p] != '\n')
+                doc[k++] = doc[p];
+        doc[k] = '\0';
+        answer = ask_raw(fx, reqs[i], strlen(reqs[i]), false, &len);
+        assert_string_equal(answer, doc);
+        assert_true(strncmp(answer, "{\"generated_at\":\"" NOW "\",\"summary\":",
+                            strlen("{\"generated_at\":\"" NOW "\",\"summary\":")) == 0);
+        free(answer);
+        free(doc);
+    }
+}
+
+static void test_list_record_has_the_spec_fields(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *j = ask(fx, "{\"cmd\":\"list\",\"state\":\"critical\"}", false);
+    json_t *r = json_array_get(json_object_get(j, "certificates"), 0);
+    json_t *e = json_array_get(json_object_get(j, "errors"), 0);
+    char *sha = fact("critical", "sha256"), *subject = fact("critical", "subject");
+
+    assert_string_equal(str(r, "sha256"), sha);
+    assert_string_equal(str(r, "keystore"), "naccs");
+    assert_string_equal(str(r, "path"), "/srv/naccs/sato.pem");
+    assert_string_equal(str(r, "format"), "pem");
+    assert_string_equal(str(r, "entry"), "0");
+    assert_string_equal(str(r, "subject"), subject);
+    assert_string_equal(str(r, "not_after"), "2026-11-27T12:00:00Z");
+    assert_string_equal(str(r, "renewal_opens"), "2026-10-30T12:00:00Z");
+    assert_int_equal(num(r, "days_left"), 3);
+    assert_string_equal(str(r, "state"), "critical");
+    assert_string_equal(str(json_object_get(r, "labels"), "team"), "customs");
+    assert_string_equal(str(e, "path"), "/srv/naccs/broken.p12");
+    assert_string_equal(str(e, "error"), "wrong_password");
+    assert_string_equal(str(e, "message"), "none of 2 passwords fits");
+    assert_int_equal(json_array_size(json_object_get(j, "probes")), 0);
+    free(sha);
+    free(subject);
+    json_decref(j);
+}
+
+static void test_list_refuses_bad_filters(void **state)
+{
+    struct fixture *fx = *state;
+
+    assert_refused(fx, "{\"cmd\":\"list\",\"state\":\"bogus\"}", false, "unknown state \"bogus\"");
+    assert_refused(fx, "{\"cmd\":\"list\",\"state\":3}", false, "\"state\" must be a string");
+    assert_refused(fx, "{\"cmd\":\"list\",\"within\":\"30\"}", false,
+                   "bad duration \"30\" for \"within\"");
+    assert_refused(fx, "{\"cmd\":\"list\",\"within\":\"soon\"}", false, "bad duration");
+    assert_refused(fx, "{\"cmd\":\"list\",\"within\":30}", false, "\"within\" must be a string");
+    assert_refused(fx, "{\"cmd\":\"list\",\"keystore\":\"nacs\"}", false,
+                   "unknown keystore \"nacs\"");
+    assert_refused(fx, "{\"cmd\":\"list\",\"keystore\":null}", false,
+                   "\"keystore\" must be a string");
+    assert_refused(fx, "{\"cmd\":\"list\",\"limit\":10}", false,
+                   "unknown field \"limit\" for list");
+}
+
+static void test_show_lists_locations_and_alert_history(void **state)
+{
+    struct fixture *fx = *state;
+    char *sha = fact("expired", "sha256"), *subject = fact("expired", "subject");
+    char *issuer = fact("expired", "issuer"), *serial = fact("expired", "serial"), req[128];
+    struct kigen_view view;
+    json_t *j, *locs, *l, *alerts;
+
+    /* The engine decides at now: cert.expired is sent then. */
+    assert_int_equal(kigen_view_build(&fx->config, fx->inventory, at(NOW), NULL, &view), 0);
+    assert_true(kigen_engine_evaluate(&fx->engine, &fx->config, fx->inventory, &view, at(NOW)) > 0);
+    kigen_view_done(&view);
+
+    snprintf(req, sizeof(req), "{\"cmd\":\"show\",\"sha256\":\"%s\"}", sha);
+    j = ask(fx, req, false);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_string_equal(str(j, "sha256"), sha);
+    assert_string_equal(str(j, "subject"), subject);
+    assert_string_equal(str(j, "issuer"), issuer);
+    assert_string_equal(str(j, "serial"), serial);
+    assert_string_equal(str(j, "not_before"), "2021-10-01T00:00:00Z");
+    assert_string_equal(str(j, "not_after"), "2026-11-01T00:00:00Z");
+    assert_string_equal(str(j, "renewal_opens"), "2026-10-04T00:00:00Z");
+    assert_int_equal(num(j, "days_left"), -24);
+    assert_string_equal(str(j, "state"), "expired");
+    locs = json_object_get(j, "locations");
+    assert_int_equal(json_array_size(locs), 2);
+    l = json_array_get(locs, 0);
+    assert_string_equal(str(l, "keystore"), "naccs");
+    assert_string_equal(str(l, "path"), "/srv/naccs/takahashi.pem");
+    assert_string_equal(str(l, "format"), "pem");
+    assert_string_equal(str(l, "entry"), "0");
+    assert_string_equal(str(json_object_get(l, "labels"), "team"), "customs");
+    l = json_array_get(locs, 1);
+    assert_string_equal(str(l, "keystore"), "web");
+    assert_string_equal(str(l, "path"), "/srv/web/copy.pem");
+    assert_int_equal(json_object_size(json_object_get(l, "labels")), 0);
+    alerts = json_object_get(j, "alerts");
+    assert_int_equal(json_array_size(alerts), 1);
+    assert_string_equal(str(json_array_get(alerts, 0), "event"), "cert.expired");
+    assert_string_equal(str(json_array_get(alerts, 0), "sent"), NOW);
+    json_decref(j);
+
+    /* Upper case is the same fingerprint; a certificate never alerted has no history. */
+    for (char *p = sha; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    snprintf(req, sizeof(req), "{\"cmd\":\"show\",\"sha256\":\"%s\"}", sha);
+    j = ask(fx, req, false);
+    assert_string_equal(str(j, "state"), "expired");
+    json_decref(j);
+    free(sha);
+    sha = fact("ok", "sha256");
+    snprintf(req, sizeof(req), "{\"cmd\":\"show\",\"sha256\":\"%s\"}", sha);
+    j = ask(fx, req, false);
+    assert_string_equal(str(j, "state"), "ok");
+    assert_int_equal(json_array_size(json_object_get(j, "alerts")), 0);
+    json_decref(j);
+    free(sha);
+    free(subject);
+    free(issuer);
+    free(serial);
+}
+
+static void test_show_refuses_unknown_and_bad_fingerprints(void **state)
+{
+    struct fixture *fx = *state;
+
+    assert_refused(fx,
+                   "{\"cmd\":\"show\",\"sha256\":"
+                   "\"0000000000000000000000000000000000000000000000000000000000000000\"}",
+                   false, "unknown certificate");
+    assert_refused(fx, "{\"cmd\":\"show\",\"sha256\":\"b998e86d\"}", false, "64 hex digits");
+    assert_refused(fx,
+                   "{\"cmd\":\"show\",\"sha256\":"
+                   "\"g998e86dc92eee4fdfef76351f4cdb5c22c707f66ef37374400198dbfd4d33df\"}",
+                   false, "64 hex digits");
+    assert_refused(fx, "{\"cmd\":\"show\"}", false, "show needs \"sha256\"");
+    assert_refused(fx, "{\"cmd\":\"show\",\"sha256\":42}", false, "\"sha256\" must be a string");
+}
+
+static void test_malformed_requests_are_answered_not_fatal(void **state)
+{
+    struct fixture *fx = *state;
+    static const char nul[] = "{\"cmd\":\"status\"}\0{}";
+    char *text;
+    json_t *j;
+
+    assert_refused(fx, "{", false, "malformed JSON");
+    assert_refused(fx, "status", false, "malformed JSON");
+    assert_refused(fx, "", false, "malformed JSON");
+    assert_refused(fx, "{\"cmd\":\"status\"} {\"cmd\":\"status\"}", false, "malformed JSON");
+    assert_refused(fx, "{\"cmd\":\"status\",\"cmd\":\"list\"}", false, "malformed JSON");
+    assert_refused(fx, "[{\"cmd\":\"status\"}]", false, "must be a JSON object");
+    assert_refused(fx, "42", false, "must be a JSON object");
+    assert_refused(fx, "\"status\"", false, "must be a JSON object");
+    assert_refused(fx, "{}", false, "missing \"cmd\"");
+    assert_refused(fx, "{\"cmd\":1}", false, "\"cmd\" must be a string");
+    assert_refused(fx, "{\"cmd\":\"stats\"}", false, "unknown cmd \"stats\"");
+    assert_refused(fx, "{\"cmd\":\"status\",\"verbose\":true}", false,
+                   "unknown field \"verbose\" for status");
+    /* A NUL inside the line is no request. */
+    text = ask_raw(fx, nul, sizeof(nul) - 1, false, NULL);
+    j = json_loads(text, 0, NULL);
+    assert_true(json_is_false(json_object_get(j, "ok")));
+    json_decref(j);
+    free(text);
+}
+
+static void test_error_quotes_are_escaped_and_bounded(void **state)
+{
+    struct fixture *fx = *state;
+    char req[512], want[128];
+    json_t *j;
+
+    snprintf(req, sizeof(req), "{\"cmd\":\"%s\\\"\\n%0200d\"}", "x", 0);
+    j = ask(fx, req, false);
+    assert_true(json_is_false(json_object_get(j, "ok")));
+    snprintf(want, sizeof(want), "unknown cmd \"x\"\n%061d\" (", 0);
+    assert_non_null(strstr(str(j, "error"), want));
+    json_decref(j);
+}
+
+static void test_rescan_and_reload_need_privilege(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *j;
+
+    assert_refused(fx, "{\"cmd\":\"rescan\"}", false,
+                   "permission denied: rescan needs root or the daemon's user");
+    assert_refused(fx, "{\"cmd\":\"reload\"}", false,
+                   "permission denied: reload needs root or the daemon's user");
+    assert_int_equal(fx->rescans, 0);
+    assert_int_equal(fx->reloads, 0);
+    j = ask(fx, "{\"cmd\":\"rescan\"}", true);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_int_equal(json_object_size(j), 1);
+    json_decref(j);
+    assert_int_equal(fx->rescans, 1);
+    j = ask(fx, "{\"cmd\":\"reload\"}", true);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    json_decref(j);
+    assert_int_equal(fx->reloads, 1);
+    fx->reload_fails = true;
+    assert_refused(fx, "{\"cmd\":\"reload\"}", true,
+                   "reload failed: kigen.yaml:3:1: unknown key 'bogus'");
+    assert_int_equal(fx->reloads, 2);
+    fx->proto.rescan = NULL;
+    assert_refused(fx, "{\"cmd\":\"rescan\"}", true, "rescan is not available");
+    /* Even a bad field is refused before the action runs. */
+    assert_refused(fx, "{\"cmd\":\"reload\",\"force\":true}", true, "unknown field \"force\"");
+    assert_int_equal(fx->reloads, 2);
+}
+
+static void test_probes_is_empty_until_probes_exist(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *j = ask(fx, "{\"cmd\":\"probes\"}", false);
+
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_true(json_is_array(json_object_get(j, "probes")));
+    assert_int_equal(json_array_size(json_object_get(j, "probes")), 0);
+    json_decref(j);
+}
+
+static void test_metrics_carries_the_prometheus_text(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_metrics_extra extra = { .scan_duration_seconds = 0.25 };
+    struct kigen_view view;
+    char *text, *sha = fact("critical", "sha256"), want[160];
+    size_t len;
+    json_t *j = ask(fx, "{\"cmd\":\"metrics\"}", false);
+
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_int_equal(kigen_view_build(&fx->config, fx->inventory, at(NOW), NULL, &view), 0);
+    assert_int_equal(kigen_metrics_render(&view, &extra, &text, &len), 0);
+    kigen_view_done(&view);
+    assert_string_equal(str(j, "metrics"), text);
+    snprintf(want, sizeof(want), "kigen_cert_not_after_seconds{keystore=\"naccs\"");
+    assert_non_null(strstr(str(j, "metrics"), want));
+    snprintf(want, sizeof(want), "sha256=\"%s\"", sha);
+    assert_non_null(strstr(str(j, "metrics"), want));
+    free(text);
+    free(sha);
+    json_decref(j);
+    assert_refused(fx, "{\"cmd\":\"metrics\",\"format\":\"text\"}", false, "unknown field");
+}
+
+static void test_odd_bytes_in_paths_stay_valid_json(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *j, *r;
+    char *sha = fact("renewed", "sha256"), req[128];
+
+    /* Latin-1 bytes, a quote and a tab: not UTF-8, not plain. */
+    place(fx, "renewed", "naccs", "/srv/naccs/m\xfcller \"new\"\t.pem");
+    /* Valid since 2026-11-20: ok, after tanaka (2029) by not_after. */
+    j = ask(fx, "{\"cmd\":\"list\",\"keystore\":\"naccs\",\"state\":\"ok\"}", false);
+    assert_int_equal(json_array_size(json_object_get(j, "certificates")), 2);
+    r = json_array_get(json_object_get(j, "certificates"), 1);
+    assert_string_equal(str(r, "sha256"), sha);
+    assert_string_equal(str(r, "path"), "/srv/naccs/m?ller \"new\"\t.pem");
+    json_decref(j);
+    snprintf(req, sizeof(req), "{\"cmd\":\"show\",\"sha256\":\"%s\"}", sha);
+    j = ask(fx, req, false);
+    assert_string_equal(str(json_array_get(json_object_get(j, "locations"), 0), "path"),
+                        "/srv/naccs/m?ller \"new\"\t.pem");
+    json_decref(j);
+    j = ask(fx, "{\"cmd\":\"metrics\"}", false);
+    assert_non_null(strstr(str(j, "metrics"), "m?ller \\\"new\\\"\t.pem"));
+    json_decref(j);
+    free(sha);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_status_counts_the_whole_inventory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_answers_from_the_last_evaluation_when_given,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters_by_state_within_and_keystore, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_list_answer_is_the_report_document_on_one_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_list_record_has_the_spec_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_refuses_bad_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_show_lists_locations_and_alert_history, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_show_refuses_unknown_and_bad_fingerprints, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_requests_are_answered_not_fatal, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_error_quotes_are_escaped_and_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rescan_and_reload_need_privilege, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probes_is_empty_until_probes_exist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_carries_the_prometheus_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_odd_bytes_in_paths_stay_valid_json, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
