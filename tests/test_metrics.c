@@ -516,8 +516,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_scan_errors_are_counted_by_kind_and_all_kinds_shown,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_hundred_thousand_certificates_render_completely, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hundred_thousand_certificates_render_completely, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_textfile_is_replaced_atomically_and_readable, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_textfile_in_missing_directory_reports_the_error, setup,
