@@ -14,6 +14,7 @@
 #include "service.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -89,6 +90,9 @@ struct service {
     bool ready;
     bool stopping;
     bool rescan_wanted;
+    bool full_wanted;            /* the changes need a full scan */
+    bool scan_is_full;           /* the running (or last) scan walked every keystore */
+    struct kigen_strmap changed; /* paths reported by the watches since the last scan */
     bool saving;
     bool save_again;
     bool save_failing;
@@ -102,6 +106,7 @@ struct delivery {
 };
 
 static void start_scan(struct service *svc);
+static void start_changed_scan(struct service *svc);
 static void save_state(struct service *svc);
 static void stop(struct service *svc);
 
@@ -183,6 +188,9 @@ static void save_done_cb(int status, void *data)
         kigen_log_notice("Alert state '%s' written again", svc->state_path);
         svc->save_failing = false;
     }
+    /* After a burst of alerts, give the memory of their texts back to the system. */
+    if (svc->engine.n_outbox == 0)
+        malloc_trim(0);
     /* Nothing is lost for a full disk: the alerts go out whether or not the state was saved. */
     if (!svc->stopping)
         dispatch(svc);
@@ -286,6 +294,9 @@ static void write_textfile(struct service *svc, const struct kigen_view *view)
 
 static void evaluate(struct service *svc)
 {
+    static const struct kigen_view_filter all_unsorted = { .state = -1,
+                                                           .within = -1,
+                                                           .is_unsorted = true };
     int64_t now = (int64_t)time(NULL) + svc->clock_offset, next;
     struct kigen_view view;
     uint64_t delay;
@@ -293,7 +304,7 @@ static void evaluate(struct service *svc)
 
     if (svc->stopping)
         return;
-    r = kigen_view_build(svc->config, svc->inventory, now, NULL, &view);
+    r = kigen_view_build(svc->config, svc->inventory, now, &all_unsorted, &view);
     if (r < 0) {
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot evaluate the inventory, retrying in a minute");
         uv_timer_start(&svc->wakeup_timer, wakeup_cb, 60000, 0);
@@ -508,7 +519,7 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
     notify_status(svc);
     uv_timer_start(&svc->scan_timer, scan_timer_cb, (uint64_t)svc->config->scan_interval * 1000, 0);
     if (svc->rescan_wanted)
-        start_scan(svc);
+        start_changed_scan(svc);
 }
 
 static void start_scan(struct service *svc)
@@ -519,9 +530,13 @@ static void start_scan(struct service *svc)
         return;
     if (kigen_scanner_is_busy(svc->scanner)) {
         svc->rescan_wanted = true;
+        svc->full_wanted = true;
         return;
     }
     svc->rescan_wanted = false;
+    svc->full_wanted = false;
+    svc->scan_is_full = true;
+    kigen_strmap_clear(&svc->changed); /* a full scan sees every change */
     svc->scan_started_ms = uv_now(&svc->loop);
     r = kigen_scanner_start(svc->scanner, svc->config, scan_done_cb, svc);
     if (r < 0) {
@@ -530,18 +545,78 @@ static void start_scan(struct service *svc)
     }
 }
 
+struct paths {
+    const char **v;
+    size_t n;
+};
+
+static void collect_cb(const char *key, void *value, void *data)
+{
+    struct paths *p = data;
+
+    p->v[p->n++] = key;
+}
+
+/* Reads what the watches reported: those paths alone, or everything when that is simpler. */
+static void start_changed_scan(struct service *svc)
+{
+    struct paths p = { NULL, 0 };
+    int r = -ENOMEM;
+
+    if (svc->stopping)
+        return;
+    if (kigen_scanner_is_busy(svc->scanner)) {
+        svc->rescan_wanted = true;
+        return;
+    }
+    if (svc->full_wanted || svc->changed.n > 1000) {
+        start_scan(svc);
+        return;
+    }
+    if (svc->changed.n == 0)
+        return;
+    p.v = malloc(svc->changed.n * sizeof(*p.v));
+    if (p.v) {
+        kigen_strmap_foreach(&svc->changed, collect_cb, &p);
+        svc->rescan_wanted = false;
+        svc->scan_is_full = false;
+        svc->scan_started_ms = uv_now(&svc->loop);
+        r = kigen_scanner_start_paths(svc->scanner, svc->config, p.v, p.n, scan_done_cb, svc);
+    }
+    free(p.v);
+    kigen_strmap_clear(&svc->changed);
+    if (r < 0)
+        start_scan(svc);
+}
+
 static void debounce_cb(uv_timer_t *timer)
 {
     struct service *svc = container_of(timer, struct service, debounce_timer);
 
     svc->first_change_ms = 0;
-    start_scan(svc);
+    start_changed_scan(svc);
 }
 
-static void change_cb(struct kigen_watch *watch, const char *path, void *data)
+static void change_cb(struct kigen_watch *watch, const char *path, const char *name, void *data)
 {
     struct service *svc = data;
     uint64_t now = uv_now(&svc->loop), delay = DEBOUNCE_MS;
+    char *full = NULL;
+    size_t len;
+
+    /* FILE.pass changed: FILE is what must be read again. */
+    if (name && asprintf(&full, "%s/%s", path, name) >= 0) {
+        len = strlen(full);
+        if (len > 5 && strcmp(full + len - 5, ".pass") == 0)
+            full[len - 5] = '\0';
+    }
+    /* A keystore that is a file, or an event without a name: the whole picture. */
+    if (!full || kigen_strmap_put(&svc->changed, full, svc) < 0)
+        svc->full_wanted = true;
+    for (size_t i = 0; i < svc->config->n_keystores && !svc->full_wanted; i++)
+        if (strcmp(svc->config->keystores[i].path, full) == 0)
+            svc->full_wanted = true;
+    free(full);
 
     /* A burst of writes is one scan; a stream of them still shows within a second. */
     if (!svc->first_change_ms)
@@ -814,6 +889,7 @@ out:
     kigen_config_free(svc->next_config);
     kigen_maint_set_free(svc->maint);
     kigen_tz_free(svc->display_tz);
+    kigen_strmap_clear(&svc->changed);
     kigen_strmap_foreach(&svc->secret_env, free_secret_cb, NULL);
     kigen_strmap_clear(&svc->secret_env);
     free(svc->state_path);

@@ -34,7 +34,8 @@ int kigen_read_ctx_new(struct kigen_read_ctx **ret_ctx)
     ctx->provider_legacy = OSSL_PROVIDER_load(ctx->libctx, "legacy");
     ERR_clear_error();
     ctx->sha256 = EVP_MD_fetch(ctx->libctx, "SHA256", NULL);
-    if (!ctx->sha256)
+    ctx->scratch = BIO_new(BIO_s_mem());
+    if (!ctx->sha256 || !ctx->scratch)
         goto out;
     *ret_ctx = ctx;
     ctx = NULL;
@@ -49,6 +50,7 @@ void kigen_read_ctx_free(struct kigen_read_ctx *ctx)
     if (!ctx)
         return;
     EVP_MD_free(ctx->sha256);
+    BIO_free(ctx->scratch);
     if (ctx->provider_legacy)
         OSSL_PROVIDER_unload(ctx->provider_legacy);
     if (ctx->provider_default)
@@ -68,23 +70,21 @@ static int asn1_time_to_unix(const ASN1_TIME *t, int64_t *ret)
 }
 
 /* RFC 2253, as `openssl x509 -nameopt RFC2253` prints it. Returns a malloc'd string. */
-static char *name_to_string(const X509_NAME *name)
+static char *name_to_string(const struct kigen_read_ctx *ctx, const X509_NAME *name)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
     char *data, *s = NULL;
     long len;
 
-    if (!bio)
-        return NULL;
-    if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
-        len = BIO_get_mem_data(bio, &data);
+    (void)BIO_reset(ctx->scratch);
+    if (X509_NAME_print_ex(ctx->scratch, name, 0, XN_FLAG_RFC2253) >= 0) {
+        len = BIO_get_mem_data(ctx->scratch, &data);
         s = malloc((size_t)len + 1);
         if (s) {
             memcpy(s, data, (size_t)len);
             s[len] = '\0';
         }
     }
-    BIO_free(bio);
+    (void)BIO_reset(ctx->scratch);
     return s;
 }
 
@@ -166,8 +166,8 @@ static int add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
     r = asn1_time_to_unix(X509_get0_notAfter(x509), &c.not_after);
     if (r < 0)
         goto out;
-    subject = name_to_string(X509_get_subject_name(x509));
-    issuer = name_to_string(X509_get_issuer_name(x509));
+    subject = name_to_string(ctx, X509_get_subject_name(x509));
+    issuer = name_to_string(ctx, X509_get_issuer_name(x509));
     serial = serial_to_string(X509_get0_serialNumber(x509));
     if (!subject || !issuer || !serial) {
         r = -ENOMEM;

@@ -36,6 +36,7 @@ struct kigen_read_ctx {
     EVP_MD *sha256;
     OSSL_PROVIDER *provider_default;
     OSSL_PROVIDER *provider_legacy; /* RC2 and DES for old PKCS#12 files; may be NULL */
+    BIO *scratch;                   /* a memory BIO reused for names: BIO_new takes a global lock */
 };
 
 /*

@@ -344,6 +344,7 @@ static int set_str(char **dst, const char *src)
     return 0;
 }
 
+/* Updates what is remembered of a certificate. Returns 1 if it changed, 0, or -ENOMEM. */
 static int remember(struct kigen_tracked *t, const struct group *g)
 {
     struct buf loc = { 0 };
@@ -358,13 +359,18 @@ static int remember(struct kigen_tracked *t, const struct group *g)
         free(loc.s);
         return -ENOMEM;
     }
+    if (t->locations && strcmp(t->locations, loc.s) == 0 && t->subject && t->issuer &&
+        t->not_after == g->worst->cert->not_after) {
+        free(loc.s);
+        return 0; /* the usual case: nothing to save */
+    }
     free(t->locations);
     t->locations = loc.s;
     t->not_after = g->worst->cert->not_after;
     if (set_str(&t->subject, g->worst->cert->subject) < 0 ||
         set_str(&t->issuer, g->worst->cert->issuer) < 0)
         return -ENOMEM;
-    return 0;
+    return 1;
 }
 
 static int evaluate_group(struct kigen_engine *engine, const struct kigen_config *config,
@@ -389,6 +395,10 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
         step = crossed_step(&g->worst->policy, c->not_after, now);
         due_step = step && (!t || !t->threshold_step || step < t->threshold_step);
     }
+    if ((due_state || due_step) && engine->n_outbox >= KIGEN_ENGINE_MAX_OUTBOX) {
+        engine->more_due = true; /* not marked as sent: due again next time */
+        due_state = due_step = false;
+    }
     if ((due_state || due_step) && !t) {
         t = calloc(1, sizeof(*t));
         if (!t)
@@ -405,6 +415,8 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
     r = remember(t, g);
     if (r < 0)
         return r;
+    if (r > 0)
+        engine->dirty = true;
     if (due_state) {
         r = fire(engine, g, ev, 0, reminder, now);
         if (r < 0)
@@ -420,7 +432,8 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
         t->threshold_step = step;
         fired++;
     }
-    engine->dirty = true;
+    if (fired)
+        engine->dirty = true;
     return fired;
 }
 
@@ -589,6 +602,7 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
     struct sweep s = { engine, inventory, view, now, 0, 0 };
     int fired = 0, r = 0;
 
+    engine->more_due = false;
     if (view->n_records) {
         v = malloc(view->n_records * sizeof(*v));
         if (!v)
@@ -646,6 +660,8 @@ int64_t kigen_engine_next_wakeup(const struct kigen_engine *engine,
                 best = tr->sent[ev] + config->alerts.reminder_every;
         }
     }
+    if (engine->more_due)
+        best = now + 1;
     return best > now ? best : now + 1;
 }
 

@@ -19,6 +19,12 @@
 #include "report.h"
 #include "strmap.h"
 
+/*
+ * Alerts waiting at most. A first start over a large, neglected inventory would otherwise
+ * queue an alert per certificate at once; the rest are due again at the next evaluation.
+ */
+#define KIGEN_ENGINE_MAX_OUTBOX 1000
+
 struct kigen_outbox_item {
     uint64_t id;
     bool dispatched; /* handed to the sinks in this process */
@@ -36,7 +42,8 @@ struct kigen_engine {
     size_t n_outbox;
     size_t cap_outbox;
     uint64_t next_id;
-    bool dirty; /* state changed since the last save */
+    bool dirty;    /* state changed since the last save */
+    bool more_due; /* the last evaluation stopped at KIGEN_ENGINE_MAX_OUTBOX: evaluate again */
     kigen_engine_maint_fn maint_fn;
     void *maint_data;
 };

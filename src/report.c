@@ -151,7 +151,7 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
         }
     }
     v.n_records = n;
-    if (n)
+    if (n && !(filter && filter->is_unsorted))
         qsort(v.records, n, sizeof(*v.records), cmp_record);
     if (v.n_errors)
         qsort(v.errors, v.n_errors, sizeof(*v.errors), cmp_error);

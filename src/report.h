@@ -5,6 +5,7 @@
 #ifndef KIGEN_REPORT_H
 #define KIGEN_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -28,6 +29,7 @@ struct kigen_view_filter {
     int state;            /* an enum kigen_state, or -1 for any */
     int64_t within;       /* keep not_after <= now + within; -1 for any */
     const char *keystore; /* exact name, or NULL */
+    bool is_unsorted;     /* skip the report order (the alert engine groups by itself) */
 };
 
 struct kigen_view {

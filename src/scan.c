@@ -88,8 +88,10 @@ struct scan {
     char **secret_paths;     /* credential/file paths, resolved on the loop thread */
     struct items found;      /* the walk's result */
     struct items dirs;       /* the directories it walked */
-    struct items warnings;   /* password sources that could not be read, etc. */
-    size_t pending;          /* read jobs not yet merged */
+    char **roots;            /* a partial scan: only these paths; NULL for a full scan */
+    size_t n_roots;
+    struct items warnings; /* password sources that could not be read, etc. */
+    size_t pending;        /* read jobs not yet merged */
     int status;
     uv_work_t walk_req;
 };
@@ -494,11 +496,51 @@ static void resolve_secrets(struct scan *s)
     }
 }
 
+/* Whether path is root or lies under it. */
+static bool is_under(const char *root, const char *path)
+{
+    return is_inside(root, path);
+}
+
+/* A partial scan: each changed path, in every keystore that holds it, as the walk sees it. */
+static int walk_roots(struct scan *s)
+{
+    int r = 0;
+
+    for (size_t k = 0; k < s->config->n_keystores && r == 0; k++) {
+        const struct kigen_keystore *ks = &s->config->keystores[k];
+        struct walk w = { 0 };
+
+        w.ks = ks;
+        w.ks_index = k;
+        w.out = &s->found;
+        w.walked = &s->dirs;
+        w.cancel = &s->scanner->cancel;
+        w.root_real = realpath(ks->path, NULL);
+        for (size_t i = 0; i < s->n_roots && r == 0 && w.root_real; i++) {
+            const char *name = strrchr(s->roots[i], '/');
+
+            if (!is_under(ks->path, s->roots[i]) || strcmp(ks->path, s->roots[i]) == 0)
+                continue;
+            /* Below the keystore root: walked as an entry, so its name and links are judged. */
+            r = walk_entry(&w, s->roots[i], name ? name + 1 : s->roots[i], NULL, 0, 1);
+        }
+        free(w.root_real);
+        free(w.dirs.v);
+        free(w.files.v);
+    }
+    return r;
+}
+
 static void walk_work_cb(uv_work_t *req)
 {
     struct scan *s = req->data;
 
     resolve_secrets(s);
+    if (s->roots) {
+        s->status = walk_roots(s);
+        return;
+    }
     for (size_t i = 0; i < s->config->n_keystores && s->status == 0; i++)
         s->status = walk_keystore(s, i);
 }
@@ -717,7 +759,52 @@ static void scan_free(struct scan *s)
     items_done(&s->found);
     items_done(&s->warnings);
     items_done(&s->dirs);
+    for (size_t i = 0; i < s->n_roots; i++)
+        free(s->roots[i]);
+    free(s->roots);
     free(s);
+}
+
+/* After a partial scan: the directories it found are added to the watched ones. */
+static void add_dirs(struct kigen_scanner *scanner, struct scan *s)
+{
+    char **v;
+    size_t n = scanner->n_dirs;
+
+    if (!s->dirs.n)
+        return;
+    v = realloc(scanner->dirs, (n + s->dirs.n) * sizeof(*v));
+    if (!v)
+        return;
+    scanner->dirs = v;
+    for (size_t i = 0; i < s->dirs.n; i++) {
+        bool known = false;
+
+        for (size_t j = 0; j < scanner->n_dirs && !known; j++)
+            known = strcmp(scanner->dirs[j], s->dirs.v[i].path) == 0;
+        if (!known) {
+            scanner->dirs[n++] = s->dirs.v[i].path;
+            s->dirs.v[i].path = NULL;
+        }
+    }
+    scanner->n_dirs = n;
+}
+
+/* After a partial scan: what was under a changed path and is not there now is gone. */
+static void sweep_roots(struct kigen_inventory *inv, const struct scan *s)
+{
+    for (size_t i = inv->n_files; i-- > 0;) {
+        struct kigen_file *f = inv->files[i];
+
+        if (f->seen >= s->generation)
+            continue;
+        for (size_t j = 0; j < s->n_roots; j++) {
+            if (is_under(s->roots[j], f->path)) {
+                kigen_inventory_remove(inv, f);
+                break;
+            }
+        }
+    }
 }
 
 /* Keeps the walked directories for the watches: the paths move from the scan. */
@@ -748,7 +835,10 @@ static void finish(struct scan *s)
     if (status == 0 && atomic_load(&scanner->cancel))
         status = -ECANCELED;
     atomic_store(&scanner->cancel, false);
-    if (status == 0) {
+    if (status == 0 && s->roots) {
+        add_dirs(scanner, s);
+        sweep_roots(scanner->inventory, s);
+    } else if (status == 0) {
         keep_dirs(scanner, s);
         for (size_t i = 0; i < s->config->n_keystores; i++)
             kigen_inventory_sweep(scanner->inventory, s->config->keystores[i].name, s->generation);
@@ -953,8 +1043,8 @@ size_t kigen_scanner_dirs(const struct kigen_scanner *scanner, const char *const
     return scanner->n_dirs;
 }
 
-int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config *config,
-                        kigen_scan_done_cb done_cb, void *data)
+static int start(struct kigen_scanner *scanner, const struct kigen_config *config,
+                 const char *const *roots, size_t n_roots, kigen_scan_done_cb done_cb, void *data)
 {
     struct scan *s = NULL;
     const char *credentials = getenv("CREDENTIALS_DIRECTORY");
@@ -966,6 +1056,16 @@ int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config
     s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
+    if (roots) {
+        s->roots = calloc(n_roots ? n_roots : 1, sizeof(*s->roots));
+        if (!s->roots)
+            goto out;
+        for (; s->n_roots < n_roots; s->n_roots++) {
+            s->roots[s->n_roots] = strdup(roots[s->n_roots]);
+            if (!s->roots[s->n_roots])
+                goto out;
+        }
+    }
     s->scanner = scanner;
     s->config = config;
     s->done_cb = done_cb;
@@ -1028,4 +1128,17 @@ int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config
 out:
     scan_free(s);
     return r;
+}
+
+int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config *config,
+                        kigen_scan_done_cb done_cb, void *data)
+{
+    return start(scanner, config, NULL, 0, done_cb, data);
+}
+
+int kigen_scanner_start_paths(struct kigen_scanner *scanner, const struct kigen_config *config,
+                              const char *const *paths, size_t n, kigen_scan_done_cb done_cb,
+                              void *data)
+{
+    return start(scanner, config, paths, n, done_cb, data);
 }

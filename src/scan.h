@@ -36,6 +36,16 @@ void kigen_scanner_free(struct kigen_scanner *scanner);
 int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config *config,
                         kigen_scan_done_cb done_cb, void *data);
 
+/*
+ * Starts a partial scan of paths (files or directories below keystore roots, as a change
+ * watch reports them): each is walked as the full scan would walk it, and records under a
+ * path that is no longer found are removed. Keystore roots themselves need a full scan.
+ * Same contract as kigen_scanner_start otherwise.
+ */
+int kigen_scanner_start_paths(struct kigen_scanner *scanner, const struct kigen_config *config,
+                              const char *const *paths, size_t n, kigen_scan_done_cb done_cb,
+                              void *data);
+
 /* Whether a scan is running. */
 bool kigen_scanner_is_busy(const struct kigen_scanner *scanner);
 

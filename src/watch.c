@@ -26,7 +26,7 @@ static void event_cb(uv_fs_event_t *handle, const char *filename, int events, in
 
     if (status < 0)
         return; /* the directory went away; the next scan notices */
-    w->owner->cb(w->owner, w->path, w->owner->data);
+    w->owner->cb(w->owner, w->path, filename, w->owner->data);
 }
 
 static void closed_cb(uv_handle_t *handle)

@@ -13,8 +13,12 @@
 
 struct kigen_watch;
 
-/* Called on the loop thread for every change event under a watched path. */
-typedef void (*kigen_watch_cb)(struct kigen_watch *watch, const char *path, void *data);
+/*
+ * Called on the loop thread for every change event: path is the watched path, name the entry
+ * in it that changed (NULL when inotify does not say, e.g. for a watched file).
+ */
+typedef void (*kigen_watch_cb)(struct kigen_watch *watch, const char *path, const char *name,
+                               void *data);
 
 struct kigen_watch {
     uv_loop_t *loop;

@@ -258,6 +258,47 @@ static void test_many_files_across_batches(void **state)
     assert_int_equal(fx->inventory->n_files, 150);
 }
 
+static void scan_paths(struct fixture *fx, const char *const *paths, size_t n)
+{
+    int status = 1;
+
+    assert_int_equal(
+        kigen_scanner_start_paths(fx->scanner, &fx->config, paths, n, done_cb, &status), 0);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(status, 0);
+}
+
+static void test_partial_scan_reads_only_the_changed_paths(void **state)
+{
+    struct fixture *fx = *state;
+    char added[512], gone_dir[512];
+    const char *paths[2];
+    uint64_t read_before;
+
+    assert_int_equal(mkdir(join(fx, "d"), 0700), 0);
+    copy_file("certs/single.pem", join(fx, "a.pem"));
+    copy_file("certs/bundle.pem", join(fx, "d/b.pem"));
+    scan(fx);
+    assert_int_equal(fx->inventory->n_files, 2);
+    read_before = fx->inventory->files_read;
+
+    /* A new file, and a whole directory removed. */
+    copy_file("certs/single.der", join(fx, "c.der"));
+    snprintf(added, sizeof(added), "%s", join(fx, "c.der"));
+    assert_int_equal(unlink(join(fx, "d/b.pem")), 0);
+    assert_int_equal(rmdir(join(fx, "d")), 0);
+    snprintf(gone_dir, sizeof(gone_dir), "%s", join(fx, "d"));
+    paths[0] = added;
+    paths[1] = gone_dir;
+    scan_paths(fx, paths, 2);
+    assert_int_equal(fx->inventory->files_read, read_before + 1);
+    assert_non_null(kigen_inventory_find(fx->inventory, "ks", added));
+    assert_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "d/b.pem")));
+    /* Untouched: still there, not read again. */
+    assert_non_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem")));
+    assert_int_equal(fx->inventory->n_files, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +314,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_keystore_is_one_error_and_others_still_read,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_files_across_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_scan_reads_only_the_changed_paths, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
