@@ -6,7 +6,9 @@ With the corpus of 100,000 certificate files (bench/out/c100k, made by bench/run
   2. one changed file: time until STATUS= shows it read, and how many files were read;
   3. idle cost: context switches of every daemon thread over IDLE seconds (default 60).
 
-Usage: bench/daemon_bench.py BUILD_DIR [IDLE_SECONDS]
+Usage: bench/daemon_bench.py BUILD_DIR [IDLE_SECONDS] [CORPUS]
+(CORPUS: c100k, the default, dates spread over ten years; or c100k-naccs, made by
+ KIGEN_CORPUS=naccs build/bench/mkcorpus bench/out/c100k-naccs 100000 0)
 """
 import os
 import re
@@ -20,7 +22,7 @@ import time
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 idle = int(sys.argv[2]) if len(sys.argv) > 2 else 60
 here = os.path.dirname(os.path.abspath(__file__))
-corpus = os.path.join(here, "out", "c100k")
+corpus = os.path.join(here, "out", sys.argv[3] if len(sys.argv) > 3 else "c100k")
 if not os.path.isdir(corpus):
     sys.exit("run bench/run.sh first: it makes %s" % corpus)
 

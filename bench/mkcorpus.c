@@ -5,6 +5,10 @@
  * 100,000 certificates quick to make; their dates spread over ten years around now.
  *
  *   mkcorpus OUTDIR N_CERTS N_PKCS12 [N_BUNDLE]
+ *
+ * With KIGEN_CORPUS=naccs the dates are those of a kept NACCS estate instead: each
+ * certificate issued at a random time in the last five years and valid 5 years and 1 month,
+ * so about 1.5% are in their renewal window and none has expired.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -83,10 +87,18 @@ int main(int argc, char **argv)
         ERR_print_errors_fp(stderr);
         return 1;
     }
+    const char *profile = getenv("KIGEN_CORPUS");
+    int naccs = profile && strcmp(profile, "naccs") == 0;
+
     for (long i = 0; i < n_certs + n_p12 + n_bundle; i++) {
         long start = -(long)(rand_r(&seed) % (3650 * 86400L)) + 86400L * 30;
         long days = 30 + rand_r(&seed) % 3650;
         X509 *x;
+
+        if (naccs) {
+            start = -(long)(rand_r(&seed) % (1826 * 86400L));
+            days = 1826 + 31;
+        }
 
         snprintf(cn, sizeof(cn), "user-%06ld", i);
         x = make_cert(key, ca_key, ca, 1000 + i, cn, start, days);

@@ -5,6 +5,7 @@ daemon's syslog and NOTIFY_SOCKET, and files made by openssl at test time. The c
 with `kigend --now`, which starts the daemon's clock at a given instant and lets it run at
 real speed (libfaketime deadlocks under AddressSanitizer).
 """
+import json
 import os
 import re
 import shutil
@@ -84,13 +85,14 @@ def parse_syslog(msg):
 class Daemon:
     """One kigend process in a scratch directory with its own config, syslog and notify socket."""
 
-    def __init__(self, name, keystores, extra="", now=None):
+    def __init__(self, name, keystores, extra="", now=None, journald=False):
         self.dir = tempfile.mkdtemp(prefix="kigen-%s-" % name)
         self.state = os.path.join(self.dir, "state")
         self.syslog = Dgram(os.path.join(self.dir, "syslog.sock"))
         self.notify = Dgram(os.path.join(self.dir, "notify.sock"))
         self.config = os.path.join(self.dir, "kigen.yaml")
         self.now = now
+        self.journald = journald
         self.proc = None
         self.write_config(keystores, extra)
 
@@ -99,8 +101,9 @@ class Daemon:
                      for k in keystores)
         with open(self.config, "w") as f:
             f.write("state_dir: %s\nscan_interval: 1h\ntimezone: UTC\nkeystores:\n%s"
-                    "probes: { targets: [] }\nalerts:\n  journald: false\n  syslog: %s\n%s"
-                    % (self.state, ks, self.syslog.path, extra))
+                    "probes: { targets: [] }\nalerts:\n  journald: %s\n  syslog: %s\n%s"
+                    % (self.state, ks, "true" if self.journald else "false",
+                       self.syslog.path, extra))
 
     def start(self, env=None, prefix=()):
         e = dict(os.environ, NOTIFY_SOCKET=self.notify.path)
@@ -164,3 +167,53 @@ def fact(leaf, key):
             if k == key:
                 return v
     raise KeyError(key)
+
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+class Journald:
+    """The system's journald, or one started for the test (it runs standalone as root)."""
+
+    def __init__(self):
+        self.proc = None
+        self.made = []
+        if self._listening():
+            return
+        for d in ("/run/systemd/journal", "/run/log/journal"):
+            if not os.path.exists(d):
+                self.made.append(d)
+        binary = next(b for b in ("/lib/systemd/systemd-journald",
+                                  "/usr/lib/systemd/systemd-journald") if os.path.exists(b))
+        self.proc = subprocess.Popen([binary], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.time() + 10
+        while not self._listening():
+            if time.time() > end or self.proc.poll() is not None:
+                raise RuntimeError("systemd-journald did not start")
+            time.sleep(0.05)
+
+    @staticmethod
+    def _listening():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            s.connect(JOURNAL_SOCKET)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def entries(self, **match):
+        """Entries read back with journalctl -o json, filtered by FIELD=value."""
+        args = ["journalctl", "-o", "json", "--no-pager"] + ["%s=%s" % kv for kv in match.items()]
+        out = subprocess.run(args, capture_output=True).stdout.decode("utf-8", "replace")
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait()
+            for d in self.made:
+                shutil.rmtree(d, ignore_errors=True)
+

@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kigentest import Daemon, cert, check, fact, finish  # noqa: E402
+from kigentest import Daemon, Journald, cert, check, fact, finish  # noqa: E402
 
 NOW = "2026-11-24T12:00:00Z"
 cases = 0
@@ -219,6 +219,42 @@ def case_secrets():
         shutil.rmtree(ks, ignore_errors=True)
 
 
+def case_journald():
+    """Alerts in a real journald, read back with journalctl -o json."""
+    global cases
+    cases += 1
+    ks = os.path.join("/tmp", "kigen-jd-%d" % os.getpid())
+    os.makedirs(ks, exist_ok=True)
+    shutil.copy(cert("renewal_open.pem"), os.path.join(ks, "suzuki.pem"))
+    jd = Journald()
+    d = Daemon("journald", [("naccs", ks, "labels: { team: customs }")], now=NOW,
+               journald=True)
+    sha = fact("renewal_open", "sha256")
+    try:
+        check(d.start(), "READY=1 with journald on")
+        check(d.wait_alert(lambda a: a["msgid"] == "cert.renewal_open", 5), "syslog got it too")
+        entries = []
+        end = time.time() + 10
+        while time.time() < end and not entries:
+            entries = [e for e in jd.entries(KIGEN_SHA256=sha)
+                       if e.get("KIGEN_EVENT") == "cert.renewal_open"]
+            time.sleep(0.2)
+        if check(entries, "journalctl finds the cert.renewal_open entry"):
+            e = entries[-1]
+            check(e.get("MESSAGE_ID") == "00de9d89eafa4738a9f6717aca2d38d2", "MESSAGE_ID %r" % e)
+            check(e.get("SYSLOG_IDENTIFIER") == "kigend", "SYSLOG_IDENTIFIER")
+            check(e.get("PRIORITY") == "4", "PRIORITY warning: %r" % e.get("PRIORITY"))
+            check(e.get("KIGEN_DAYS_LEFT") == "20", "KIGEN_DAYS_LEFT %r" % e.get("KIGEN_DAYS_LEFT"))
+            check(e.get("KIGEN_PATHS") == os.path.join(ks, "suzuki.pem"), "KIGEN_PATHS")
+            check(e.get("KIGEN_LABEL_TEAM") == "customs", "KIGEN_LABEL_TEAM")
+            check(e.get("KIGEN_NOT_AFTER") == "2026-12-14T12:00:00Z", "KIGEN_NOT_AFTER")
+            check("renew it now" in e.get("MESSAGE", ""), "MESSAGE says what to do")
+    finally:
+        d.close()
+        jd.stop()
+        shutil.rmtree(ks, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0:
         print("test_daemon needs root (it runs the daemon as another user)")
@@ -228,6 +264,7 @@ def main():
     case_threshold_crossed()
     case_state_trouble()
     case_secrets()
+    case_journald()
     finish("test_daemon", cases)
 
 
