@@ -8,7 +8,7 @@
 #include <time.h>
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t kigen_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     int64_t era;
     unsigned yoe, doy, doe;
@@ -21,7 +21,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+void kigen_civil_from_days(int64_t z, int64_t *ret_y, unsigned *ret_m, unsigned *ret_d)
 {
     int64_t era;
     unsigned doe, yoe, doy, mp;
@@ -32,9 +32,9 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
     doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+    *ret_d = doy - (153 * mp + 2) / 5 + 1;
+    *ret_m = mp < 10 ? mp + 3 : mp - 9;
+    *ret_y = (int64_t)yoe + era * 400 + (*ret_m <= 2);
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -47,7 +47,7 @@ void kigen_time_format_utc(int64_t t, char *out)
     int64_t days = floor_div(t, 86400), secs = t - days * 86400, y;
     unsigned m, d;
 
-    civil_from_days(days, &y, &m, &d);
+    kigen_civil_from_days(days, &y, &m, &d);
     snprintf(out, KIGEN_RFC3339_LEN, "%04lld-%02u-%02uT%02d:%02d:%02dZ", (long long)y, m, d,
              (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
 }
@@ -107,8 +107,8 @@ int kigen_time_parse(const char *s, int64_t *ret_t)
         return -EINVAL;
     if (sec == 60)
         sec = 59; /* a leap second is the last second of its minute */
-    *ret_t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
-             sign * (oh * 3600 + om * 60);
+    *ret_t = kigen_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
+             sec - sign * (oh * 3600 + om * 60);
     return 0;
 }
 

@@ -16,6 +16,12 @@ void kigen_time_format_utc(int64_t t, char *out);
  */
 int kigen_time_parse(const char *s, int64_t *ret_t);
 
+/* Days from 1970-01-01 to y-m-d, proleptic Gregorian calendar (H. Hinnant's algorithm). */
+int64_t kigen_days_from_civil(int64_t y, unsigned m, unsigned d);
+
+/* The date of day z counted from 1970-01-01 (the inverse of kigen_days_from_civil). */
+void kigen_civil_from_days(int64_t z, int64_t *ret_y, unsigned *ret_m, unsigned *ret_d);
+
 /* Days between t and now, floored toward minus infinity (SPEC §5). */
 int64_t kigen_days_left(int64_t not_after, int64_t now);
 

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "timeutil.h"
+
 #define HEADER_SIZE 44  /* RFC 8536 §3.1: magic, version, 15 unused bytes, six counts */
 #define MAX_TYPES   256 /* a transition names its type in one byte (§3.2) */
 #define ABBR_SIZE   16  /* an abbreviation and its NUL; real ones have 3 to 6 letters */
@@ -75,37 +77,6 @@ struct header {
     uint32_t typecnt;
     uint32_t charcnt;
 };
-
-/* The proleptic Gregorian calendar (H. Hinnant's algorithms), days counted from 1970-01-01. */
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    int64_t era;
-    unsigned yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    int64_t era;
-    unsigned doe, yoe, doy, mp;
-
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = (unsigned)(z - era * 146097);
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
 
 static int64_t floor_div(int64_t a, int64_t b)
 {
@@ -302,7 +273,7 @@ done:
 /* The day (since the epoch) on which a rule date falls in year y. */
 static int64_t rule_day(const struct rule_date *d, int64_t y)
 {
-    int64_t jan1 = days_from_civil(y, 1, 1), first, day;
+    int64_t jan1 = kigen_days_from_civil(y, 1, 1), first, day;
     int mdays;
 
     switch (d->kind) {
@@ -313,7 +284,7 @@ static int64_t rule_day(const struct rule_date *d, int64_t y)
     case RULE_MONTH:
         break;
     }
-    first = days_from_civil(y, (unsigned)d->month, 1);
+    first = kigen_days_from_civil(y, (unsigned)d->month, 1);
     mdays = days_in_month(y, d->month);
     day = first + (d->weekday - weekday_of(first) + 7) % 7 + 7 * (d->week - 1);
     while (day >= first + mdays)
@@ -336,7 +307,7 @@ static int64_t year_of(int64_t t)
     int64_t y;
     unsigned m, d;
 
-    civil_from_days(floor_div(t, DAY), &y, &m, &d);
+    kigen_civil_from_days(floor_div(t, DAY), &y, &m, &d);
     return y;
 }
 
@@ -753,7 +724,7 @@ int kigen_tz_to_utc(const struct kigen_tz *tz, int year, int month, int day, int
     if (year < 1 || year > 9999 || month < 1 || month > 12 || day < 1 ||
         day > days_in_month(year, month) || minute_of_day < 0 || minute_of_day >= 24 * 60)
         return -EINVAL;
-    wall = days_from_civil(year, (unsigned)month, (unsigned)day) * DAY + minute_of_day * 60;
+    wall = kigen_days_from_civil(year, (unsigned)month, (unsigned)day) * DAY + minute_of_day * 60;
     cur = wall - UTOFF_SLACK;
     for (;;) {
         t = wall - utoff_at(tz, cur);
@@ -780,7 +751,7 @@ int kigen_tz_local(const struct kigen_tz *tz, int64_t t, struct kigen_tz_tm *ret
     local = t + utoff;
     days = floor_div(local, DAY);
     secs = local - days * DAY;
-    civil_from_days(days, &y, &m, &d);
+    kigen_civil_from_days(days, &y, &m, &d);
     ret->year = (int)y;
     ret->month = (int)m;
     ret->day = (int)d;
