@@ -33,6 +33,11 @@ struct kigen_sink_limits {
     uint64_t exec_timeout_ms; /* a hook still running then is killed; default 30 000 */
     uint64_t retry_ms;        /* syslog retries an unreachable socket this long; default 30 000 */
     size_t queue_max;         /* alerts waiting per sink; default 10 000 */
+    /*
+     * The socket whose absence means journald is not there (libsystemd then drops alerts
+     * silently); default /run/systemd/journal/socket. Tests point it elsewhere.
+     */
+    const char *journal_socket;
 };
 
 /* At most this many exec hooks run at once; the others wait in the exec sink's queue. */

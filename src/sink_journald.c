@@ -32,7 +32,8 @@ struct job {
     struct iovec *iov; /* "NAME=value" without NUL, pointing into buf */
     size_t n_iov;
     char *buf;
-    int result; /* sd_journal_sendv()'s, written by the work callback */
+    char socket[108]; /* copied: the work callback reads nothing shared */
+    int result;       /* sd_journal_sendv()'s, written by the work callback */
 };
 
 struct journald_sink {
@@ -132,10 +133,18 @@ static void work_cb(uv_work_t *work)
 {
     struct job *job = container_of(work, struct job, work);
 
-    if (access(JOURNAL_SOCKET, F_OK) < 0)
+    if (access(job->socket, F_OK) < 0)
         job->result = -errno;
     else
         job->result = sd_journal_sendv(job->iov, (int)job->n_iov);
+}
+
+/* The socket checked before sending: the default, or the one the limits name (tests). */
+static const char *journal_socket(const struct journald_sink *js)
+{
+    const struct kigen_sink_limits *l = js->base.limits;
+
+    return l && l->journal_socket ? l->journal_socket : JOURNAL_SOCKET;
 }
 
 static void after_work_cb(uv_work_t *work, int status)
@@ -183,6 +192,7 @@ static int journald_send(struct kigen_sink *sink, const struct kigen_alert *aler
         goto out;
     job->sink = js;
     job->token = token;
+    snprintf(job->socket, sizeof(job->socket), "%s", journal_socket(js));
     r = uv_queue_work(js->loop, &job->work, work_cb, after_work_cb);
     if (r < 0)
         goto out;

@@ -4,6 +4,7 @@
 
 #include "cert.h"
 #include "err.h"
+#include "inventory.h"
 #include "read.h"
 #include "testutil.h"
 
@@ -69,6 +70,25 @@ static inline int read_fixture(const struct kigen_read_ctx *ctx, const char *nam
     int r = kigen_read_any(ctx, buf, len, &pw, certs, ret_format, errbuf, errlen);
 
     free(buf);
+    return r;
+}
+
+/*
+ * Puts the certificates of fixture file name (as read by kigen_read_any) into inventory at
+ * (keystore, path); returns how many there were.
+ */
+static inline int inventory_place(struct kigen_inventory *inventory,
+                                  const struct kigen_read_ctx *ctx, const char *name,
+                                  const char *keystore, const char *path)
+{
+    struct kigen_file *f = kigen_file_new(keystore, path);
+    char err[256];
+    int r;
+
+    assert_non_null(f);
+    r = read_fixture(ctx, name, NULL, 0, &f->certs, &f->format, err, sizeof(err));
+    assert_true(r > 0);
+    assert_int_equal(kigen_inventory_put(inventory, f), 0);
     return r;
 }
 

@@ -65,20 +65,9 @@ static int teardown(void **state)
 static void place(struct fixture *fx, const char *name, const char *path)
 {
     char file[128];
-    size_t len;
-    uint8_t *buf;
-    struct kigen_file *f = kigen_file_new("naccs", path);
-    enum kigen_format format;
-    char err[256];
 
     snprintf(file, sizeof(file), "certs/%s.pem", name);
-    buf = fixture_load(file, &len);
-    assert_non_null(f);
-    assert_int_equal(kigen_read_any(fx->ctx, buf, len, NULL, &f->certs, &format, err, sizeof(err)),
-                     1);
-    f->format = format;
-    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
-    free(buf);
+    assert_int_equal(inventory_place(fx->inventory, fx->ctx, file, "naccs", path), 1);
 }
 
 static void drop(struct fixture *fx, const char *path)

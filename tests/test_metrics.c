@@ -80,14 +80,7 @@ static int64_t at(const char *s)
 /* Puts the certificates of fixture name at (keystore, path). */
 static void place(struct fixture *fx, const char *name, const char *keystore, const char *path)
 {
-    struct kigen_file *f = kigen_file_new(keystore, path);
-    char err[256];
-    int r;
-
-    assert_non_null(f);
-    r = read_fixture(fx->ctx, name, NULL, 0, &f->certs, &f->format, err, sizeof(err));
-    assert_true(r > 0);
-    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
+    inventory_place(fx->inventory, fx->ctx, name, keystore, path);
 }
 
 static void place_error(struct fixture *fx, const char *path, enum kigen_err error)

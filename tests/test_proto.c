@@ -57,20 +57,10 @@ static int reload_cb(void *data, char *errbuf, size_t errlen)
 /* Puts the certificates of fixture certs/NAME.pem at (keystore, path). */
 static void place(struct fixture *fx, const char *name, const char *keystore, const char *path)
 {
-    char file[128], err[256];
-    size_t len;
-    uint8_t *buf;
-    struct kigen_file *f = kigen_file_new(keystore, path);
-    enum kigen_format format;
+    char file[128];
 
     snprintf(file, sizeof(file), "certs/%s.pem", name);
-    buf = fixture_load(file, &len);
-    assert_non_null(f);
-    assert_int_equal(kigen_read_any(fx->ctx, buf, len, NULL, &f->certs, &format, err, sizeof(err)),
-                     1);
-    f->format = format;
-    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
-    free(buf);
+    assert_int_equal(inventory_place(fx->inventory, fx->ctx, file, keystore, path), 1);
 }
 
 static void place_error(struct fixture *fx, const char *keystore, const char *path, int error,
