@@ -16,6 +16,9 @@
 #include "config.h"
 #include "inventory.h"
 #include "log.h"
+#include "maint.h"
+#include "probe.h"
+#include "probe_sync.h"
 #include "report.h"
 #include "scan.h"
 #include "service.h"
@@ -41,6 +44,8 @@ struct options {
 struct once {
     int status;
     bool done;
+    bool probes_done;
+    int64_t now; /* --now, for the maintenance windows */
 };
 
 static void usage(FILE *out)
@@ -159,14 +164,58 @@ static void once_done_cb(struct kigen_scanner *scanner, int status, void *data)
     once->done = true;
 }
 
+static void once_probes_done_cb(struct kigen_prober *prober, void *data)
+{
+    struct once *once = data;
+
+    once->probes_done = true;
+}
+
+static int64_t once_clock(void *data)
+{
+    const struct once *once = data;
+
+    return once->now;
+}
+
+/*
+ * The probes of --once run beside the scan, each result final (one failure is down). The
+ * maintenance windows apply; without them (no zoneinfo) a failure is simply down.
+ */
+static int start_probes(uv_loop_t *loop, const struct options *o, const struct kigen_config *config,
+                        struct once *once, struct kigen_prober **ret_prober,
+                        struct kigen_maint_set **ret_maint)
+{
+    char err[256] = "";
+    int r;
+
+    if (config->probes.n_targets == 0)
+        return 0;
+    r = kigen_maint_set_new(config, ret_maint, err, sizeof(err));
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, r, "Maintenance windows unavailable (%s), ignoring",
+                        err);
+    r = kigen_prober_new(loop, config, ret_prober);
+    if (r < 0)
+        return r;
+    kigen_prober_set_maintenance(*ret_prober, *ret_maint);
+    if (o->has_now)
+        kigen_prober_set_clock(*ret_prober, once_clock, once);
+    return kigen_prober_run_once(*ret_prober, once_probes_done_cb, once);
+}
+
 /* --once: the same scan the daemon runs, on a loop that ends when it completes. */
 static int run_once(const struct options *o, const struct kigen_config *config)
 {
     uv_loop_t loop;
     struct kigen_inventory *inventory = NULL;
     struct kigen_scanner *scanner = NULL;
+    struct kigen_prober *prober = NULL;
+    struct kigen_maint_set *maint = NULL;
+    const struct kigen_probe_status *probes = NULL;
+    size_t n_probes = 0;
     struct kigen_view view = { 0 };
-    struct once once = { 0 };
+    struct once once = { .now = o->now };
     enum format format = o->format;
     int r, status = EXIT_USAGE;
 
@@ -184,16 +233,33 @@ static int run_once(const struct options *o, const struct kigen_config *config)
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start the scan");
         goto out;
     }
+    r = start_probes(&loop, o, config, &once, &prober, &maint);
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start the probes");
+        kigen_scanner_cancel(scanner);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        goto out;
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (!once.done || once.status < 0) {
         kigen_log_errno(KIGEN_LOG_ERR, once.done ? once.status : -EIO, "The scan failed");
         goto out;
+    }
+    if (prober)
+        probes = kigen_prober_status(prober, &n_probes);
+    for (size_t i = 0; i < n_probes; i++) {
+        r = kigen_probe_sync(inventory, &probes[i], NULL);
+        if (r < 0) {
+            kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot record the server certificates");
+            goto out;
+        }
     }
     r = kigen_view_build(config, inventory, o->has_now ? o->now : (int64_t)time(NULL), NULL, &view);
     if (r < 0) {
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot build the report");
         goto out;
     }
+    kigen_view_set_probes(&view, probes, n_probes);
     if (format == FORMAT_AUTO)
         format = isatty(STDOUT_FILENO) ? FORMAT_TABLE : FORMAT_JSON;
     r = format == FORMAT_JSON ? kigen_report_json(stdout, &view)
@@ -205,6 +271,12 @@ static int run_once(const struct options *o, const struct kigen_config *config)
     status = kigen_view_exit_status(&view);
 out:
     kigen_view_done(&view);
+    if (prober) {
+        kigen_prober_close(prober, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        kigen_prober_free(prober);
+    }
+    kigen_maint_set_free(maint);
     kigen_scanner_free(scanner);
     kigen_inventory_free(inventory);
     uv_loop_close(&loop);

@@ -37,6 +37,8 @@
 #include "log.h"
 #include "maint.h"
 #include "metrics.h"
+#include "probe.h"
+#include "probe_sync.h"
 #include "proto.h"
 #include "report.h"
 #include "scan.h"
@@ -51,6 +53,7 @@
 #define SAVE_DELAY_MS   1000
 #define MAX_WAKEUP_MS   (7 * 86400 * 1000ull)
 #define STOP_GRACE_MS   5000 /* how long a stop waits for alerts in flight */
+#define PROBE_EVAL_MS   2000 /* probe results are evaluated together, at most this late */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -64,6 +67,7 @@ struct service {
     struct kigen_engine engine;
     struct kigen_sinks *sinks;
     struct kigen_watch watch;
+    struct kigen_prober *prober; /* NULL when no target is configured */
     uv_signal_t sighup;
     uv_signal_t sigterm;
     uv_signal_t sigint;
@@ -73,6 +77,7 @@ struct service {
     uv_timer_t watchdog_timer;
     uv_timer_t save_timer;
     uv_timer_t stop_timer;
+    uv_timer_t probe_eval_timer;
     uv_poll_t clock_poll;
     int clock_fd;
     char *state_path;
@@ -106,9 +111,23 @@ struct delivery {
 };
 
 static void start_scan(struct service *svc);
+static void start_prober(struct service *svc);
+static void evaluate(struct service *svc);
 static void start_changed_scan(struct service *svc);
 static void save_state(struct service *svc);
 static void stop(struct service *svc);
+
+/* The daemon's clock: the wall clock, moved by --now. */
+static int64_t now_of(const struct service *svc)
+{
+    return (int64_t)time(NULL) + svc->clock_offset;
+}
+
+static const struct kigen_probe_status *probes_of(const struct service *svc, size_t *ret_n)
+{
+    *ret_n = 0;
+    return svc->prober ? kigen_prober_status(svc->prober, ret_n) : NULL;
+}
 
 /* ---- status ---- */
 
@@ -116,16 +135,21 @@ static void stop(struct service *svc);
 static void notify_status(struct service *svc)
 {
     const struct kigen_inventory *inv = svc->inventory;
+    struct kigen_view probes = { 0 };
+    const struct kigen_probe_status *v;
+    size_t n;
 
+    v = probes_of(svc, &n);
+    kigen_view_set_probes(&probes, v, n);
     sd_notifyf(0,
                "STATUS=Watching %zu certificates (%zu unique) in %zu keystores: %zu expired, "
-               "%zu critical, %zu renewal open; %zu unreadable files; last scan %.2f s; "
-               "files read %llu, unchanged %llu, scans %llu",
+               "%zu critical, %zu renewal open; %zu unreadable files; %zu of %zu probes down; "
+               "last scan %.2f s; files read %llu, unchanged %llu, scans %llu",
                svc->last.n_records, svc->last.unique, svc->config->n_keystores,
                svc->last.counts[KIGEN_STATE_EXPIRED], svc->last.counts[KIGEN_STATE_CRITICAL],
-               svc->last.counts[KIGEN_STATE_RENEWAL_OPEN], svc->last.n_errors, svc->scan_seconds,
-               (unsigned long long)inv->files_read, (unsigned long long)inv->files_unchanged,
-               (unsigned long long)inv->scans);
+               svc->last.counts[KIGEN_STATE_RENEWAL_OPEN], svc->last.n_errors, probes.probes_down,
+               n, svc->scan_seconds, (unsigned long long)inv->files_read,
+               (unsigned long long)inv->files_unchanged, (unsigned long long)inv->scans);
 }
 
 /* ---- delivery ---- */
@@ -297,9 +321,11 @@ static void evaluate(struct service *svc)
     static const struct kigen_view_filter all_unsorted = { .state = -1,
                                                            .within = -1,
                                                            .is_unsorted = true };
-    int64_t now = (int64_t)time(NULL) + svc->clock_offset, next;
+    int64_t now = now_of(svc), next;
+    const struct kigen_probe_status *probes;
     struct kigen_view view;
     uint64_t delay;
+    size_t n_probes;
     int r;
 
     if (svc->stopping)
@@ -310,6 +336,8 @@ static void evaluate(struct service *svc)
         uv_timer_start(&svc->wakeup_timer, wakeup_cb, 60000, 0);
         return;
     }
+    probes = probes_of(svc, &n_probes);
+    kigen_view_set_probes(&view, probes, n_probes);
     r = kigen_engine_evaluate(&svc->engine, svc->config, svc->inventory, &view, now);
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot decide the alerts, retrying in a minute");
@@ -318,6 +346,8 @@ static void evaluate(struct service *svc)
     svc->last = view;
     svc->last.records = NULL;
     svc->last.errors = NULL;
+    svc->last.probes = NULL; /* a reload replaces them: control_cb asks the prober */
+    svc->last.n_probes = 0;
     kigen_view_done(&view);
     /* Milliseconds after the second the change happens in, so that it has happened. */
     delay = (uint64_t)(next - now) * 1000 + 5;
@@ -482,6 +512,7 @@ static void apply_config(struct service *svc, struct kigen_config *config)
     kigen_config_free(svc->config);
     svc->config = config;
     load_zones(svc);
+    start_prober(svc);
 }
 
 static void scan_timer_cb(uv_timer_t *timer)
@@ -628,6 +659,166 @@ static void change_cb(struct kigen_watch *watch, const char *path, const char *n
     uv_timer_start(&svc->debounce_timer, debounce_cb, delay, 0);
 }
 
+/* ---- probes ---- */
+
+static int64_t prober_clock(void *data)
+{
+    return now_of(data);
+}
+
+/* probe.down or probe.up for a target whose state calls for it (status->changed). */
+static void announce_probe(struct service *svc, const struct kigen_probe_status *st)
+{
+    bool is_down = st->state == KIGEN_PROBE_DOWN;
+    int64_t now = now_of(svc), since = kigen_engine_probe_down_since(&svc->engine, st->name);
+    char msg[1024], port[8], when[64] = "";
+    struct kigen_alert *a;
+    int r;
+
+    if (is_down) {
+        snprintf(msg, sizeof(msg),
+                 "Probe %s: %s port %u is unreachable after %u failed attempts (%s: %s). "
+                 "Renewing certificates needs this host: check DNS, the firewall and the proxy.",
+                 st->name, st->host, (unsigned)st->port, st->consecutive_failures, st->error,
+                 st->detail);
+    } else {
+        if (since && svc->display_tz)
+            kigen_tz_format(svc->display_tz, since, when, sizeof(when));
+        snprintf(msg, sizeof(msg), "Probe %s: %s port %u is reachable again%s%s%s.", st->name,
+                 st->host, (unsigned)st->port, when[0] ? " (unreachable since " : "", when,
+                 when[0] ? ")" : "");
+    }
+    snprintf(port, sizeof(port), "%u", (unsigned)st->port);
+    a = kigen_alert_new(is_down ? KIGEN_EVENT_PROBE_DOWN : KIGEN_EVENT_PROBE_UP, msg);
+    r = a ? 0 : -ENOMEM;
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_PROBE", st->name);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_HOST", st->host);
+    if (r == 0)
+        r = kigen_alert_add(a, "KIGEN_PORT", port);
+    if (r == 0 && is_down)
+        r = kigen_alert_add(a, "KIGEN_ERROR", st->error);
+    if (r == 0)
+        r = is_down ? kigen_engine_probe_set_down(&svc->engine, st->name, now) : 0;
+    if (r < 0) {
+        kigen_alert_free(a);
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot queue the %s alert of probe '%s'",
+                        is_down ? "probe.down" : "probe.up", st->name);
+        return;
+    }
+    if (!is_down)
+        kigen_engine_probe_clear_down(&svc->engine, st->name);
+    if (kigen_engine_queue(&svc->engine, a) == 0)
+        save_state(svc);
+}
+
+static void probe_eval_cb(uv_timer_t *timer)
+{
+    evaluate(container_of(timer, struct service, probe_eval_timer));
+}
+
+static void probe_result_cb(struct kigen_prober *prober, size_t index, void *data)
+{
+    struct service *svc = data;
+    size_t n;
+    const struct kigen_probe_status *st = &kigen_prober_status(prober, &n)[index];
+    bool is_cert_changed = false;
+    int r = kigen_probe_sync(svc->inventory, st, &is_cert_changed);
+
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, r,
+                        "Cannot record the server certificate of probe '%s', ignoring", st->name);
+    if (st->changed)
+        announce_probe(svc, st);
+    /*
+     * A new server certificate takes part in alerts; metrics show every result. Before the
+     * first scan has ended there is nothing to evaluate: it will see the certificate.
+     */
+    if (svc->ready && !uv_is_active((uv_handle_t *)&svc->probe_eval_timer) &&
+        (is_cert_changed || svc->config->alerts.textfile || svc->config->metrics_listen))
+        uv_timer_start(&svc->probe_eval_timer, probe_eval_cb, PROBE_EVAL_MS, 0);
+}
+
+static void prober_closed_cb(struct kigen_prober *prober, void *data)
+{
+    kigen_prober_free(prober);
+}
+
+struct stale_probes {
+    const struct kigen_probe_status *v;
+    size_t n;
+    const char **names;
+    size_t n_names;
+};
+
+static void collect_stale_cb(const char *key, void *value, void *data)
+{
+    struct stale_probes *sp = data;
+
+    for (size_t i = 0; i < sp->n; i++)
+        if (strcmp(sp->v[i].name, key) == 0)
+            return;
+    sp->names[sp->n_names++] = key;
+}
+
+/* Forgets the probe.down of targets no longer configured: no probe.up is owed for them. */
+static void forget_stale_probes(struct service *svc, const struct kigen_probe_status *v, size_t n)
+{
+    struct stale_probes sp = { v, n, NULL, 0 };
+
+    if (svc->engine.probes_down.n == 0)
+        return;
+    sp.names = malloc(svc->engine.probes_down.n * sizeof(*sp.names));
+    if (!sp.names)
+        return;
+    kigen_strmap_foreach(&svc->engine.probes_down, collect_stale_cb, &sp);
+    for (size_t i = 0; i < sp.n_names; i++)
+        kigen_engine_probe_clear_down(&svc->engine, sp.names[i]);
+    free(sp.names);
+}
+
+/*
+ * Replaces the prober with one for the configuration, keeping what the old one knew of the
+ * targets that stay (state, failures, server certificate) and what the alert state says was
+ * announced. Targets that went take their certificates out of the inventory.
+ */
+static void start_prober(struct service *svc)
+{
+    struct kigen_prober *p = NULL, *old = svc->prober;
+    const struct kigen_probe_status *v = NULL;
+    size_t n = 0;
+    int r;
+
+    if (svc->config->probes.n_targets) {
+        r = kigen_prober_new(&svc->loop, svc->config, &p);
+        if (r < 0) {
+            kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot set up the probes, keeping the old ones");
+            return;
+        }
+    }
+    if (old) {
+        if (p)
+            kigen_prober_adopt(p, old);
+        kigen_prober_close(old, prober_closed_cb, NULL);
+    }
+    svc->prober = p;
+    if (p) {
+        v = kigen_prober_status(p, &n);
+        for (size_t i = 0; i < n; i++)
+            if (!v[i].is_down_announced && kigen_engine_probe_down_since(&svc->engine, v[i].name))
+                kigen_prober_restore_down(p, i);
+        kigen_prober_set_maintenance(p, svc->maint);
+        if (svc->clock_offset)
+            kigen_prober_set_clock(p, prober_clock, svc);
+        r = kigen_prober_start(p, probe_result_cb, svc);
+        if (r < 0)
+            kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start the probes");
+    }
+    kigen_probe_prune(svc->inventory, v, n);
+    forget_stale_probes(svc, v, n);
+}
+
 /* ---- reload and stop ---- */
 
 /* Returns 0, or a negative errno with the reason in errbuf (may be NULL) for a rejection. */
@@ -680,6 +871,8 @@ static void signal_cb(uv_signal_t *handle, int signum)
         svc->stopping = true;
         kigen_control_close(svc->control, NULL, NULL); /* no new question while stopping */
         svc->control = NULL;
+        if (svc->prober)
+            kigen_prober_close(svc->prober, NULL, NULL); /* freed once the loop has ended */
         svc->stop_deadline_ms = uv_now(&svc->loop) + STOP_GRACE_MS;
         kigen_scanner_cancel(svc->scanner);
         stop(svc);
@@ -708,7 +901,7 @@ static void stop(struct service *svc)
         (uv_handle_t *)&svc->sigint,         (uv_handle_t *)&svc->scan_timer,
         (uv_handle_t *)&svc->wakeup_timer,   (uv_handle_t *)&svc->debounce_timer,
         (uv_handle_t *)&svc->watchdog_timer, (uv_handle_t *)&svc->save_timer,
-        (uv_handle_t *)&svc->stop_timer,
+        (uv_handle_t *)&svc->stop_timer,     (uv_handle_t *)&svc->probe_eval_timer,
     };
 
     if (kigen_scanner_is_busy(svc->scanner))
@@ -758,12 +951,12 @@ static int control_cb(void *data, const char *line, size_t len, bool is_privileg
 {
     struct service *svc = data;
     struct kigen_view last = svc->last;
-    const struct kigen_proto_ctx ctx = {
+    struct kigen_proto_ctx ctx = {
         .config = svc->config,
         .inventory = svc->inventory,
         .engine = &svc->engine,
         .last_view = &last,
-        .now = (int64_t)time(NULL) + svc->clock_offset,
+        .now = now_of(svc),
         .scans = svc->inventory->scans,
         .files_read = svc->inventory->files_read,
         .files_unchanged = svc->inventory->files_unchanged,
@@ -775,6 +968,7 @@ static int control_cb(void *data, const char *line, size_t len, bool is_privileg
         .data = svc,
     };
 
+    ctx.probes = probes_of(svc, &ctx.n_probes);
     /*
      * Before the first evaluation, status tells what the scan has found so far rather than
      * judging the whole inventory for every question (100 clients would stall the loop).
@@ -839,6 +1033,7 @@ static int setup(struct service *svc)
     uv_timer_init(&svc->loop, &svc->watchdog_timer);
     uv_timer_init(&svc->loop, &svc->save_timer);
     uv_timer_init(&svc->loop, &svc->stop_timer);
+    uv_timer_init(&svc->loop, &svc->probe_eval_timer);
     if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000)
         uv_timer_start(&svc->watchdog_timer, watchdog_cb, usec / 2000, usec / 2000);
     svc->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -882,6 +1077,7 @@ int kigend_service_run(const char *config_path, struct kigen_config *config, int
     /* Alerts that were waiting when the daemon last stopped go out first. */
     if (svc->engine.n_outbox)
         save_state(svc);
+    start_prober(svc); /* after the state: it knows which probe.down went out */
     start_scan(svc);
     uv_run(&svc->loop, UV_RUN_DEFAULT);
 out:
@@ -891,6 +1087,7 @@ out:
         kigen_log_debug("Event loop closed with handles still open");
     if (svc->clock_fd >= 0)
         close(svc->clock_fd);
+    kigen_prober_free(svc->prober);
     kigen_sinks_free(svc->sinks);
     kigen_scanner_free(svc->scanner);
     kigen_inventory_free(svc->inventory);

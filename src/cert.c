@@ -227,6 +227,35 @@ int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *
     return r;
 }
 
+int kigen_certs_append(struct kigen_certs *certs, const struct kigen_certs *src)
+{
+    size_t n = certs->n;
+
+    for (size_t i = 0; i < src->n; i++) {
+        const struct kigen_cert *from = &src->v[i];
+        size_t ls = strlen(from->subject) + 1, li = strlen(from->issuer) + 1;
+        size_t lr = strlen(from->serial) + 1, le = strlen(from->entry) + 1;
+        struct kigen_cert c = *from;
+
+        c.subject = malloc(ls + li + lr + le);
+        if (!c.subject || certs_grow(certs) < 0) {
+            free(c.subject);
+            while (certs->n > n)
+                kigen_cert_done(&certs->v[--certs->n]);
+            return -ENOMEM;
+        }
+        c.issuer = c.subject + ls;
+        c.serial = c.issuer + li;
+        c.entry = c.serial + lr;
+        memcpy(c.subject, from->subject, ls);
+        memcpy(c.issuer, from->issuer, li);
+        memcpy(c.serial, from->serial, lr);
+        memcpy(c.entry, from->entry, le);
+        certs->v[certs->n++] = c;
+    }
+    return 0;
+}
+
 void kigen_cert_done(struct kigen_cert *cert)
 {
     if (!cert)

@@ -1472,6 +1472,12 @@ static int parse_keystore(struct ctx *c, const struct node *n, struct kigen_keys
         if (!ks->name)
             return oom(c);
     }
+    /* The server certificates of probe targets live in the inventory as keystore probe:NAME. */
+    if (strncmp(ks->name, KIGEN_PROBE_KEYSTORE_PREFIX, strlen(KIGEN_PROBE_KEYSTORE_PREFIX)) == 0)
+        return fail(c, name ? name : path,
+                    "keystore name '%s' is reserved: names starting with '%s' hold the server "
+                    "certificates of probe targets",
+                    ks->name, KIGEN_PROBE_KEYSTORE_PREFIX);
     ret_name->s = ks->name;
     ret_name->len = strlen(ks->name);
     ret_name->at = name ? name : path;

@@ -9,6 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The inventory holds each probe target's server certificate under the keystore name
+ * "probe:<target>"; configured keystores may not take such a name.
+ */
+#define KIGEN_PROBE_KEYSTORE_PREFIX "probe:"
+
 struct kigen_label {
     char *name;
     char *value;

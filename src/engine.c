@@ -46,6 +46,8 @@ static void clear(struct kigen_engine *engine)
     kigen_strmap_clear(&engine->certs);
     kigen_strmap_foreach(&engine->errors, free_error_cb, NULL);
     kigen_strmap_clear(&engine->errors);
+    kigen_strmap_foreach(&engine->probes_down, free_error_cb, NULL);
+    kigen_strmap_clear(&engine->probes_down);
     for (size_t i = 0; i < engine->n_outbox; i++)
         kigen_alert_free(engine->outbox[i].alert);
     engine->n_outbox = 0;
@@ -57,6 +59,39 @@ void kigen_engine_done(struct kigen_engine *engine)
     free(engine->outbox);
     engine->outbox = NULL;
     engine->cap_outbox = 0;
+}
+
+int kigen_engine_probe_set_down(struct kigen_engine *engine, const char *name, int64_t sent)
+{
+    int64_t *v = kigen_strmap_get(&engine->probes_down, name);
+
+    if (!v) {
+        v = malloc(sizeof(*v));
+        if (!v || kigen_strmap_put(&engine->probes_down, name, v) < 0) {
+            free(v);
+            return -ENOMEM;
+        }
+    }
+    *v = sent;
+    engine->dirty = true;
+    return 0;
+}
+
+void kigen_engine_probe_clear_down(struct kigen_engine *engine, const char *name)
+{
+    int64_t *v = kigen_strmap_remove(&engine->probes_down, name);
+
+    if (v) {
+        free(v);
+        engine->dirty = true;
+    }
+}
+
+int64_t kigen_engine_probe_down_since(const struct kigen_engine *engine, const char *name)
+{
+    const int64_t *v = kigen_strmap_get(&engine->probes_down, name);
+
+    return v ? *v : 0;
 }
 
 int kigen_engine_queue(struct kigen_engine *engine, struct kigen_alert *alert)
@@ -723,6 +758,18 @@ static void save_error_cb(const char *key, void *value, void *data)
     s->lines++;
 }
 
+static void save_probe_cb(const char *key, void *value, void *data)
+{
+    struct save *s = data;
+    json_t *j = json_pack("{s:s, s:I}", "probe_down", key, "sent", (json_int_t) * (int64_t *)value);
+
+    if (s->status == 0)
+        s->status = emit(s->b, j);
+    else
+        json_decref(j);
+    s->lines++;
+}
+
 int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t *ret_len)
 {
     struct buf b = { 0 };
@@ -732,6 +779,7 @@ int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t
     s.status = emit(&b, json_pack("{s:i}", "kigen_state", STATE_VERSION));
     kigen_strmap_foreach(&e->certs, save_cert_cb, &s);
     kigen_strmap_foreach(&e->errors, save_error_cb, &s);
+    kigen_strmap_foreach(&e->probes_down, save_probe_cb, &s);
     for (size_t i = 0; i < engine->n_outbox && s.status == 0; i++) {
         const struct kigen_alert *a = engine->outbox[i].alert;
         json_t *fields = json_array();
@@ -804,6 +852,9 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
             return -ENOMEM;
         }
         return 0;
+    }
+    if (json_unpack(j, "{s:s, s:I}", "probe_down", &key, "sent", &sent_at) == 0) {
+        return kigen_engine_probe_set_down(engine, key, sent_at);
     }
     if (json_unpack(j, "{s:I, s:s, s:i, s:s, s:o}", "outbox", &id, "event", &event, "priority",
                     &priority, "message", &message, "fields", &fields) == 0) {

@@ -36,8 +36,9 @@ typedef bool (*kigen_engine_maint_fn)(int64_t now, int64_t before, char *out, si
                                       void *data);
 
 struct kigen_engine {
-    struct kigen_strmap certs;  /* hex sha256 -> struct kigen_tracked, alerted certificates */
-    struct kigen_strmap errors; /* "keystore\npath" -> struct kigen_tracked_error */
+    struct kigen_strmap certs;       /* hex sha256 -> struct kigen_tracked, alerted certificates */
+    struct kigen_strmap errors;      /* "keystore\npath" -> struct kigen_tracked_error */
+    struct kigen_strmap probes_down; /* probe target name -> int64_t *, when probe.down went */
     struct kigen_outbox_item *outbox;
     size_t n_outbox;
     size_t cap_outbox;
@@ -78,6 +79,16 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
 
 /* Queues an alert decided elsewhere (config.reloaded, probe.down). Takes ownership. */
 int kigen_engine_queue(struct kigen_engine *engine, struct kigen_alert *alert);
+
+/*
+ * What was said about probe targets, kept with the rest of the state so that a restart
+ * neither repeats a probe.down nor forgets the probe.up it owes. sent is when probe.down
+ * went; 0 from kigen_engine_probe_down_since means none is outstanding for name. Setting
+ * returns 0 or -ENOMEM; clearing an unknown name does nothing.
+ */
+int kigen_engine_probe_set_down(struct kigen_engine *engine, const char *name, int64_t sent);
+void kigen_engine_probe_clear_down(struct kigen_engine *engine, const char *name);
+int64_t kigen_engine_probe_down_since(const struct kigen_engine *engine, const char *name);
 
 /* The alert with id leaves the outbox (the sinks are done with it). */
 void kigen_engine_delivered(struct kigen_engine *engine, uint64_t id);

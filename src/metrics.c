@@ -21,6 +21,7 @@
 
 #include "err.h"
 #include "policy.h"
+#include "probe.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -149,6 +150,74 @@ static void add_sample(struct out *o, const char *name, const char *labels, size
     add(o, "\n", 1);
 }
 
+static void add_probe_labels(struct out *o, const struct kigen_probe_status *st)
+{
+    char port[8];
+
+    snprintf(port, sizeof(port), "%u", (unsigned)st->port);
+    add_label(o, true, "name", st->name);
+    add_label(o, false, "host", st->host);
+    add_label(o, false, "port", port);
+}
+
+/* One probe sample: name{name,host,port[,extra]} and the value as text. */
+static void add_probe_sample(struct out *o, const char *metric, const struct kigen_probe_status *st,
+                             const char *extra, const char *value)
+{
+    add_str(o, metric);
+    add(o, "{", 1);
+    add_probe_labels(o, st);
+    if (extra) {
+        add(o, ",", 1);
+        add_str(o, extra);
+    }
+    add(o, "} ", 2);
+    add_str(o, value);
+    add(o, "\n", 1);
+}
+
+/*
+ * kigen_probe_up, _duration_seconds and _tls_not_after_seconds of SPEC §10 once a target has
+ * a result, and kigen_probe_state, which says what the alerts say: down only after
+ * failures_before_alert failures, maintenance while a window covers the failures.
+ */
+static void add_probes(struct out *o, const struct kigen_probe_status *v, size_t n)
+{
+    static const enum kigen_probe_state states[] = { KIGEN_PROBE_UNKNOWN, KIGEN_PROBE_UP,
+                                                     KIGEN_PROBE_DOWN, KIGEN_PROBE_MAINTENANCE };
+    char buf[64];
+
+    add_header(o, "kigen_probe_up", "1 when the last probe of the target succeeded, else 0.");
+    for (size_t i = 0; i < n; i++)
+        if (v[i].last_probe)
+            add_probe_sample(o, "kigen_probe_up", &v[i], NULL, v[i].error[0] ? "0" : "1");
+    add_header(o, "kigen_probe_duration_seconds", "How long the last probe of the target took.");
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].last_probe)
+            continue;
+        snprintf(buf, sizeof(buf), "%.6f", v[i].duration_ms / 1000.0);
+        add_probe_sample(o, "kigen_probe_duration_seconds", &v[i], NULL, buf);
+    }
+    add_header(o, "kigen_probe_tls_not_after_seconds",
+               "End of the validity of the target's TLS server certificate, in Unix time.");
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].tls_not_after)
+            continue;
+        snprintf(buf, sizeof(buf), "%lld", (long long)v[i].tls_not_after);
+        add_probe_sample(o, "kigen_probe_tls_not_after_seconds", &v[i], NULL, buf);
+    }
+    add_header(o, "kigen_probe_state",
+               "1 for the target's current state (unknown, up, down, maintenance), 0 for the "
+               "others.");
+    for (size_t i = 0; i < n; i++) {
+        for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
+            snprintf(buf, sizeof(buf), "state=\"%s\"", kigen_probe_state_name(states[s]));
+            add_probe_sample(o, "kigen_probe_state", &v[i], buf,
+                             v[i].state == states[s] ? "1" : "0");
+        }
+    }
+}
+
 enum date {
     NOT_AFTER,
     NOT_BEFORE,
@@ -212,7 +281,8 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
         }
     }
 
-    /* Probe metrics (kigen_probe_up, _duration_seconds, _tls_not_after_seconds) go here. */
+    if (view->n_probes)
+        add_probes(&o, view->probes, view->n_probes);
 
     for (size_t i = 0; i < view->n_errors; i++) {
         int e = view->errors[i]->error;

@@ -11,7 +11,6 @@
 /* Facts about the daemon that are not in the view. */
 struct kigen_metrics_extra {
     double scan_duration_seconds; /* the last full scan */
-    /* probe results arrive with the probes issue */
 };
 
 /*
@@ -19,8 +18,9 @@ struct kigen_metrics_extra {
  * per record of the view the three dates and five kigen_cert_state series, labelled keystore
  * path entry subject issuer serial sha256 and the keystore's configured labels; the six
  * kigen_scan_errors kinds, always all present; kigen_scan_duration_seconds and
- * kigen_certificates. Label values are escaped as the format requires. About 2.5 KB per
- * certificate. Returns 0 or -ENOMEM.
+ * kigen_certificates; and for the view's probes (kigen_view_set_probes) kigen_probe_up,
+ * kigen_probe_duration_seconds, kigen_probe_tls_not_after_seconds and kigen_probe_state. Label
+ * values are escaped as the format requires. About 2.5 KB per certificate. Returns 0 or -ENOMEM.
  */
 int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metrics_extra *extra,
                          char **ret_text, size_t *ret_len);

@@ -1519,6 +1519,19 @@ const struct kigen_probe_status *kigen_prober_status(const struct kigen_prober *
     return pr->status;
 }
 
+int kigen_prober_restore_down(struct kigen_prober *pr, size_t index)
+{
+    struct kigen_probe_status *st;
+
+    if (index >= pr->n)
+        return -EINVAL;
+    st = &pr->status[index];
+    st->state = KIGEN_PROBE_DOWN;
+    st->is_down_announced = true;
+    st->consecutive_failures = pr->failures_before_alert;
+    return 0;
+}
+
 void kigen_prober_adopt(struct kigen_prober *pr, struct kigen_prober *old)
 {
     struct kigen_strmap by_name = { 0 };

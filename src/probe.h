@@ -172,6 +172,14 @@ const struct kigen_probe_status *kigen_prober_status(const struct kigen_prober *
 void kigen_prober_adopt(struct kigen_prober *prober, struct kigen_prober *old);
 
 /*
+ * Tells the prober that a probe.down was announced for target index before (by an earlier
+ * process; the alert state remembers it): the target starts DOWN with its probe.down
+ * announced, so that failures do not announce it again and the first success announces
+ * probe.up. Call before starting. Returns 0, or -EINVAL for a bad index.
+ */
+int kigen_prober_restore_down(struct kigen_prober *prober, size_t index);
+
+/*
  * Makes failures while a window of maint covers a target count as MAINTENANCE. maint is
  * borrowed and must outlive the prober or be replaced; NULL (the default) means no window.
  */

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,10 @@
 #include "duration.h"
 #include "metrics.h"
 #include "policy.h"
+#include "probe_sync.h"
 #include "timeutil.h"
 
-#define PROTO_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII)
+#define PROTO_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12))
 
 /* Quoted request text in error messages is cut to this many bytes. */
 #define QUOTE_MAX 64
@@ -107,12 +109,17 @@ static int run_status(const struct kigen_proto_ctx *ctx, json_t *req, char **ret
     bool good;
     int r;
 
-    if (!v) {
+    if (v) {
+        built = *v;
+        built.records = NULL;
+        built.errors = NULL;
+    } else {
         r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, NULL, &built);
         if (r < 0)
             return r;
-        v = &built;
     }
+    kigen_view_set_probes(&built, ctx->probes, ctx->n_probes);
+    v = &built;
     j = ok_object();
     good = j && set(j, "generated_at", time_json(ctx->now)) &&
            set(j, "summary", kigen_report_summary_json(v)) &&
@@ -188,13 +195,14 @@ static int run_list(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
         return fail(ret_answer, ret_len, "\"keystore\" must be a string");
     if (r > 0) {
         /* A typo must not read as "all is well" to a Nagios check. */
-        if (!find_keystore(ctx->config, s))
+        if (!find_keystore(ctx->config, s) && !kigen_probe_is_keystore(s))
             return fail(ret_answer, ret_len, "unknown keystore \"%.*s\"", QUOTE_MAX, s);
         filter.keystore = s;
     }
     r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, &filter, &view);
     if (r < 0)
         return r;
+    kigen_view_set_probes(&view, ctx->probes, ctx->n_probes);
     r = kigen_report_json_text(&view, ret_answer, ret_len);
     kigen_view_done(&view);
     return r;
@@ -386,10 +394,42 @@ out:
 
 /* ---- probes, metrics ---- */
 
-/* The probes issue fills this from the probe results in ctx; until then there are none. */
+/*
+ * The §6 entries with what an operator asks next: since when and how often it failed, how
+ * long the last probe took and which server certificate it saw.
+ */
 static json_t *probes_json(const struct kigen_proto_ctx *ctx)
 {
-    return json_array();
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr && i < ctx->n_probes; i++) {
+        const struct kigen_probe_status *st = &ctx->probes[i];
+        json_t *o = kigen_report_probe_json(st);
+        char hex[65];
+        bool good;
+
+        good = o && set(o, "tls", json_boolean(st->tls)) &&
+               set(o, "consecutive_failures", json_integer(st->consecutive_failures)) &&
+               set(o, "duration_ms",
+                   st->last_probe ? json_real(round(st->duration_ms * 100) / 100) : json_null()) &&
+               set(o, "last_probe", st->last_probe ? time_json(st->last_probe) : json_null());
+        if (good && st->server.n) {
+            kigen_cert_sha256_hex(&st->server.v[0], hex);
+            good = set(o, "server",
+                       json_pack("{s:s,s:s,s:s,s:o}", "sha256", hex, "subject",
+                                 st->server.v[0].subject, "issuer", st->server.v[0].issuer,
+                                 "not_after", time_json(st->server.v[0].not_after)));
+        } else if (good) {
+            good = set(o, "server", json_null());
+        }
+        if (!good || json_array_append_new(arr, o) < 0) {
+            if (!good)
+                json_decref(o);
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
 }
 
 static int run_probes(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_answer,
@@ -517,6 +557,7 @@ static int run_metrics(const struct kigen_proto_ctx *ctx, json_t *req, char **re
     r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, NULL, &view);
     if (r < 0)
         return r;
+    kigen_view_set_probes(&view, ctx->probes, ctx->n_probes);
     r = kigen_metrics_render(&view, &extra, &text, &len);
     kigen_view_done(&view);
     if (r < 0)

@@ -17,7 +17,10 @@
  *       {"ok":true,"sha256","subject","issuer","serial","not_before","not_after",
  *        "renewal_opens","days_left","state","locations":[{"keystore","path","format",
  *        "entry","labels"}],"alerts":[{"event":"cert.expired","sent":T}]}
- *   {"cmd":"probes"}                 {"ok":true,"probes":[...]}
+ *   {"cmd":"probes"}
+ *       {"ok":true,"probes":[{SPEC §6 probe entry and "tls","consecutive_failures",
+ *        "duration_ms","last_probe":T|null,"server":{"sha256","subject","issuer",
+ *        "not_after"}|null}]}
  *   {"cmd":"rescan"} {"cmd":"reload"} {"ok":true}; privileged peers only
  *   {"cmd":"metrics"}                {"ok":true,"metrics":"<Prometheus text>"}
  *
@@ -34,6 +37,7 @@
 #include "config.h"
 #include "engine.h"
 #include "inventory.h"
+#include "probe.h"
 #include "report.h"
 
 /*
@@ -66,7 +70,9 @@ struct kigen_proto_ctx {
     int (*rescan)(void *data, char *errbuf, size_t errlen);
     int (*reload)(void *data, char *errbuf, size_t errlen);
     void *data;
-    /* Probes arrive with the probes issue: their results will hang here. */
+    /* The probe targets' statuses (kigen_prober_status), or NULL with none. */
+    const struct kigen_probe_status *probes;
+    size_t n_probes;
 };
 
 /*

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "probe.h"
 #include "timeutil.h"
 
 static const struct kigen_keystore *find_keystore(const struct kigen_config *config,
@@ -169,6 +171,16 @@ void kigen_view_done(struct kigen_view *view)
     memset(view, 0, sizeof(*view));
 }
 
+void kigen_view_set_probes(struct kigen_view *view, const struct kigen_probe_status *probes,
+                           size_t n)
+{
+    view->probes = probes;
+    view->n_probes = n;
+    view->probes_down = 0;
+    for (size_t i = 0; i < n; i++)
+        view->probes_down += probes[i].state == KIGEN_PROBE_DOWN;
+}
+
 int kigen_view_exit_status(const struct kigen_view *view)
 {
     int status = 0;
@@ -286,6 +298,28 @@ struct json_t *kigen_report_text_json(const char *s)
     return text_json(s);
 }
 
+struct json_t *kigen_report_probe_json(const struct kigen_probe_status *st)
+{
+    bool failed = st->error[0] != '\0';
+    json_t *o = json_object();
+
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "name", text_json(st->name));
+    json_object_set_new(o, "host", text_json(st->host));
+    json_object_set_new(o, "port", json_integer(st->port));
+    json_object_set_new(o, "state", json_string(kigen_probe_state_name(st->state)));
+    /* Hundredths of a millisecond are all a network time means. */
+    json_object_set_new(o, "connect_ms",
+                        st->connect_ms >= 0 ? json_real(round(st->connect_ms * 100) / 100)
+                                            : json_null());
+    json_object_set_new(o, "tls_not_after",
+                        st->tls_not_after ? time_json(st->tls_not_after) : json_null());
+    json_object_set_new(o, "error", failed ? json_string(st->error) : json_null());
+    json_object_set_new(o, "detail", failed ? text_json(st->detail) : json_null());
+    return o;
+}
+
 /* Where the document goes: a FILE or a growing buffer, both through jansson's callback type. */
 struct out {
     json_dump_callback_t write;
@@ -300,7 +334,8 @@ static int put(const struct out *o, const char *s)
 /* Dumps and frees j; a NULL j (ENOMEM while building) fails the report. */
 static int dump(const struct out *o, json_t *j)
 {
-    int r = j && json_dump_callback(j, o->write, o->data, JSON_COMPACT | JSON_ENSURE_ASCII) == 0
+    int r = j && json_dump_callback(j, o->write, o->data,
+                                    JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12)) == 0
                 ? 0
                 : -EIO;
 
@@ -342,9 +377,16 @@ static int write_document(const struct out *o, const struct kigen_view *view, co
             r = dump(o, error_json(view->errors[i]));
     }
     if (r == 0)
-        r = put(o, "],") < 0 || put(o, nl) < 0 || put(o, "\"probes\":[]}") < 0 || put(o, nl) < 0
-                ? -EIO
-                : 0;
+        r = put(o, "],") < 0 || put(o, nl) < 0 || put(o, "\"probes\":[") < 0 ? -EIO : 0;
+    for (size_t i = 0; i < view->n_probes && r == 0; i++) {
+        r = put(o, i ? "," : "");
+        if (r == 0)
+            r = put(o, nl);
+        if (r == 0)
+            r = dump(o, kigen_report_probe_json(&view->probes[i]));
+    }
+    if (r == 0)
+        r = put(o, "]}") < 0 || put(o, nl) < 0 ? -EIO : 0;
     return r;
 }
 
@@ -441,6 +483,18 @@ static const char *state_colour(enum kigen_state state)
     return "";
 }
 
+static const char *probe_colour(enum kigen_probe_state state)
+{
+    switch (state) {
+    case KIGEN_PROBE_UP:
+        return "\033[32m";
+    case KIGEN_PROBE_DOWN:
+        return "\033[31m";
+    default:
+        return "\033[33m";
+    }
+}
+
 int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
 {
     char date[64];
@@ -467,13 +521,34 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
                     f->message ? f->message : "");
         }
     }
+    if (view->n_probes) {
+        fprintf(out, "\n%-12s %-16s %-32s %s\n", "PROBE", "NAME", "HOST:PORT", "CONNECT / ERROR");
+        for (size_t i = 0; i < view->n_probes; i++) {
+            const struct kigen_probe_status *p = &view->probes[i];
+            char hostport[300], connect[32] = "-";
+
+            bool is_ipv6 = strchr(p->host, ':') != NULL;
+
+            snprintf(hostport, sizeof(hostport), "%s%s%s:%u", is_ipv6 ? "[" : "", p->host,
+                     is_ipv6 ? "]" : "", (unsigned)p->port);
+            if (p->connect_ms >= 0)
+                snprintf(connect, sizeof(connect), "%.1f ms", p->connect_ms);
+            fprintf(out, "%s%-12s%s %-16s %-32s %s%s%s%s\n", colour ? probe_colour(p->state) : "",
+                    kigen_probe_state_name(p->state), colour ? "\033[0m" : "", p->name, hostport,
+                    p->error[0] ? "" : connect, p->error, p->error[0] ? ": " : "", p->detail);
+            if (p->tls_not_after) {
+                kigen_time_format_local(p->tls_not_after, date, sizeof(date));
+                fprintf(out, "%-12s %-16s %-32s server certificate until %s\n", "", "", "", date);
+            }
+        }
+    }
     kigen_time_format_local(view->now, date, sizeof(date));
     fprintf(out,
             "\n%zu certificates (%zu unique) at %s: %zu ok, %zu renewal open, %zu critical, "
-            "%zu expired, %zu not yet valid; %zu unreadable files\n",
+            "%zu expired, %zu not yet valid; %zu unreadable files; %zu of %zu probes down\n",
             view->n_records, view->unique, date, view->counts[KIGEN_STATE_OK],
             view->counts[KIGEN_STATE_RENEWAL_OPEN], view->counts[KIGEN_STATE_CRITICAL],
             view->counts[KIGEN_STATE_EXPIRED], view->counts[KIGEN_STATE_NOT_YET_VALID],
-            view->n_errors);
+            view->n_errors, view->probes_down, view->n_probes);
     return fflush(out) == 0 && !ferror(out) ? 0 : -EIO;
 }

@@ -13,7 +13,8 @@
 #include "inventory.h"
 #include "policy.h"
 
-struct json_t; /* <jansson.h> */
+struct json_t;             /* <jansson.h> */
+struct kigen_probe_status; /* "probe.h" */
 
 struct kigen_record {
     const struct kigen_file *file;
@@ -40,6 +41,9 @@ struct kigen_view {
     size_t n_errors;
     size_t counts[KIGEN_STATE_COUNT];
     size_t unique; /* distinct fingerprints among records */
+    /* The probe targets' statuses (borrowed; see kigen_view_set_probes) and how many are down. */
+    const struct kigen_probe_status *probes;
+    size_t n_probes;
     size_t probes_down;
 };
 
@@ -51,6 +55,13 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
                      int64_t now, const struct kigen_view_filter *filter,
                      struct kigen_view *ret_view);
 void kigen_view_done(struct kigen_view *view);
+
+/*
+ * Makes the view show the n statuses of the probe targets (borrowed: they must outlive the
+ * view's use) and count those down. A view has no probes until this is called.
+ */
+void kigen_view_set_probes(struct kigen_view *view, const struct kigen_probe_status *probes,
+                           size_t n);
 
 /* The exit status of SPEC §6 over the view: 0, 1 or 2. */
 int kigen_view_exit_status(const struct kigen_view *view);
@@ -72,6 +83,13 @@ int kigen_report_json_text(const struct kigen_view *view, char **ret_text, size_
  */
 struct json_t *kigen_report_summary_json(const struct kigen_view *view);
 struct json_t *kigen_report_text_json(const char *s);
+
+/*
+ * One entry of the document's "probes": name, host, port, state, connect_ms (null before a
+ * connection), tls_not_after (null without a server certificate), error (the failure kind,
+ * null after a success) and detail (the failure in words, null after a success).
+ */
+struct json_t *kigen_report_probe_json(const struct kigen_probe_status *status);
 
 /* Writes a table for people, dates in the process's local zone. Returns 0 or -EIO. */
 int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour);

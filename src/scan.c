@@ -29,6 +29,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "probe_sync.h"
 #include "read.h"
 
 #define BATCH_FILES     32
@@ -842,10 +843,10 @@ static void finish(struct scan *s)
         keep_dirs(scanner, s);
         for (size_t i = 0; i < s->config->n_keystores; i++)
             kigen_inventory_sweep(scanner->inventory, s->config->keystores[i].name, s->generation);
-        /* Keystores no longer configured are gone too. */
+        /* Keystores no longer configured are gone too; probe targets' are the daemon's. */
         for (size_t i = scanner->inventory->n_files; i-- > 0;) {
             struct kigen_file *f = scanner->inventory->files[i];
-            bool known = false;
+            bool known = kigen_probe_is_keystore(f->keystore);
 
             for (size_t j = 0; j < s->config->n_keystores && !known; j++)
                 known = strcmp(s->config->keystores[j].name, f->keystore) == 0;

@@ -766,6 +766,9 @@ static void test_duplicate_names_are_rejected(void **state)
         /* A name that defaults to the path collides like a written one. */
         { "keystores:\n  - path: /srv\n  - path: /srv\n", 3, 11,
           "keystores[1]: duplicate keystore name \"/srv\"" },
+        /* probe:NAME holds the server certificates of probe targets. */
+        { "keystores:\n  - { name: 'probe:x', path: /a }\n", 2, 13,
+          "keystores[0]: keystore name 'probe:x' is reserved" },
         { "probes:\n  targets:\n    - { name: x, host: a }\n    - { name: x, host: b }\n", 4, 15,
           "probes.targets[1]: duplicate target name \"x\"" },
         { "maintenance:\n"

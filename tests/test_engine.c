@@ -193,6 +193,35 @@ static void test_saved_state_sends_nothing_twice_after_restart(void **state)
     free(text);
 }
 
+static void test_probe_down_is_remembered_across_a_restart(void **state)
+{
+    struct fixture *fx = *state;
+    char *text;
+    size_t len;
+    char err[256];
+
+    assert_int_equal(kigen_engine_probe_down_since(&fx->engine, "naccs-cert"), 0);
+    assert_int_equal(kigen_engine_probe_set_down(&fx->engine, "naccs-cert", 1764000000), 0);
+    assert_int_equal(kigen_engine_probe_set_down(&fx->engine, "webnaccs", 1764000100), 0);
+    assert_true(fx->engine.dirty);
+    assert_int_equal(kigen_engine_save(&fx->engine, &text, &len), 0);
+    kigen_engine_done(&fx->engine);
+    kigen_engine_init(&fx->engine);
+    assert_int_equal(kigen_engine_load(&fx->engine, text, len, err, sizeof(err)), 0);
+    free(text);
+    assert_false(fx->engine.dirty);
+    assert_int_equal(kigen_engine_probe_down_since(&fx->engine, "naccs-cert"), 1764000000);
+    assert_int_equal(kigen_engine_probe_down_since(&fx->engine, "webnaccs"), 1764000100);
+    /* probe.up clears it, and that is saved too. */
+    kigen_engine_probe_clear_down(&fx->engine, "webnaccs");
+    assert_true(fx->engine.dirty);
+    assert_int_equal(kigen_engine_probe_down_since(&fx->engine, "webnaccs"), 0);
+    assert_int_equal(kigen_engine_save(&fx->engine, &text, &len), 0);
+    assert_null(strstr(text, "webnaccs"));
+    assert_non_null(strstr(text, "\"probe_down\":\"naccs-cert\""));
+    free(text);
+}
+
 static void test_corrupt_or_truncated_state_is_refused(void **state)
 {
     struct fixture *fx = *state;
@@ -288,6 +317,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_alert_for_a_certificate_in_two_files, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_saved_state_sends_nothing_twice_after_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_probe_down_is_remembered_across_a_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_or_truncated_state_is_refused, setup,
                                         teardown),

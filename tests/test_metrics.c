@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "metrics.h"
+#include "probe.h"
 #include "readtest.h"
 #include "timeutil.h"
 
@@ -278,6 +279,66 @@ static void test_metrics_give_each_certificate_its_dates_and_states(void **state
     free(exp_sha);
 }
 
+static void test_probe_results_give_up_duration_expiry_and_state(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_probe_status probes[3] = {
+        { .name = "webnaccs",
+          .host = "web-prod.nac.naccs.jp",
+          .port = 443,
+          .tls = true,
+          .state = KIGEN_PROBE_UP,
+          .duration_ms = 125.0,
+          .last_probe = 1,
+          .tls_not_after = 1800000000 },
+        { .name = "naccs-cert",
+          .host = "cert.nac.naccs.jp",
+          .port = 443,
+          .tls = true,
+          .state = KIGEN_PROBE_MAINTENANCE,
+          .error = "timeout",
+          .duration_ms = 10000.0,
+          .last_probe = 1 },
+        { .name = "new", .host = "::1", .port = 8443, .state = KIGEN_PROBE_UNKNOWN },
+    };
+    struct kigen_view view;
+    char *text;
+
+    assert_int_equal(
+        kigen_view_build(&fx->config, fx->inventory, at("2026-11-24T12:00:00Z"), NULL, &view), 0);
+    kigen_view_set_probes(&view, probes, 3);
+    assert_int_equal(view.probes_down, 0); /* maintenance is not down */
+    text = render(&view, 0.5, NULL);
+    assert_exposition_format(text);
+    assert_line(text,
+                "kigen_probe_up{name=\"webnaccs\",host=\"web-prod.nac.naccs.jp\",port=\"443\"} 1");
+    assert_line(text,
+                "kigen_probe_up{name=\"naccs-cert\",host=\"cert.nac.naccs.jp\",port=\"443\"} 0");
+    assert_line(text,
+                "kigen_probe_duration_seconds{name=\"webnaccs\",host=\"web-prod.nac.naccs.jp\","
+                "port=\"443\"} 0.125000");
+    assert_line(
+        text, "kigen_probe_tls_not_after_seconds{name=\"webnaccs\",host=\"web-prod.nac.naccs.jp\","
+              "port=\"443\"} 1800000000");
+    assert_line(text,
+                "kigen_probe_state{name=\"naccs-cert\",host=\"cert.nac.naccs.jp\",port=\"443\","
+                "state=\"maintenance\"} 1");
+    assert_line(text,
+                "kigen_probe_state{name=\"new\",host=\"::1\",port=\"8443\",state=\"unknown\"} 1");
+    /* Without a result there is no up, duration or expiry to tell, only the state. */
+    assert_int_equal(count(text, "kigen_probe_up{name=\"new\""), 0);
+    assert_int_equal(count(text, "kigen_probe_duration_seconds{name=\"new\""), 0);
+    assert_int_equal(count(text, "kigen_probe_tls_not_after_seconds{"), 1);
+    assert_int_equal(count(text, "kigen_probe_state{"), 12);
+    free(text);
+
+    probes[0].state = KIGEN_PROBE_DOWN;
+    kigen_view_set_probes(&view, probes, 3);
+    assert_int_equal(view.probes_down, 1);
+    assert_int_equal(kigen_view_exit_status(&view), 1);
+    kigen_view_done(&view);
+}
+
 static void test_label_values_are_escaped(void **state)
 {
     struct fixture *fx = *state;
@@ -504,6 +565,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metrics_give_each_certificate_its_dates_and_states,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_results_give_up_duration_expiry_and_state, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_label_values_are_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unconfigured_keystore_gives_no_extra_labels, setup,
                                         teardown),

@@ -22,8 +22,10 @@
 #include <uv.h>
 
 #include "config.h"
+#include "inventory.h"
 #include "maint.h"
 #include "probe.h"
+#include "probe_sync.h"
 #include "testutil.h"
 #include "timeutil.h"
 
@@ -945,6 +947,106 @@ static void test_probe_adopt_keeps_state_across_reload(void **state)
     dispose(&loop, old);
 }
 
+static void test_probe_restored_down_needs_no_second_announcement(void **state)
+{
+    uv_loop_t loop;
+    char t[2][512], text[2048];
+    struct kigen_prober *pr;
+
+    (void)state;
+    snprintf(text, sizeof(text), "probes:\n  failures_before_alert: 3\n  targets:\n%s%s",
+             target_line(t[0], 512, "still-down", "127.0.0.1", srv.closed, false, NULL),
+             target_line(t[1], 512, "back", "localhost", srv.good, false, NULL));
+    assert_int_equal(uv_loop_init(&loop), 0);
+    pr = new_prober(&loop, text);
+    assert_int_equal(kigen_prober_restore_down(pr, 0), 0);
+    assert_int_equal(kigen_prober_restore_down(pr, 1), 0);
+    assert_int_equal(kigen_prober_restore_down(pr, 2), -EINVAL);
+    assert_int_equal(status_at(pr, 0)->state, KIGEN_PROBE_DOWN);
+    assert_true(status_at(pr, 0)->is_down_announced);
+    run_once(&loop, pr);
+    /* Still failing: down, and the probe.down of the earlier process stands. */
+    assert_int_equal(status_at(pr, 0)->state, KIGEN_PROBE_DOWN);
+    assert_false(status_at(pr, 0)->changed);
+    /* Answering again: the probe.up that is owed. */
+    assert_int_equal(status_at(pr, 1)->state, KIGEN_PROBE_UP);
+    assert_true(status_at(pr, 1)->changed);
+    assert_false(status_at(pr, 1)->is_down_announced);
+    dispose(&loop, pr);
+}
+
+/* ---- the server certificates in the inventory ---- */
+
+static void test_probe_server_certificate_joins_the_inventory_and_leaves_it(void **state)
+{
+    uv_loop_t loop;
+    char t[3][512], targets[2048], path[64], hex[65];
+    char *want_sha = fixture_text("probe/good.sha256");
+    struct kigen_inventory *inv;
+    struct kigen_prober *pr;
+    struct kigen_probe_status v6;
+    struct kigen_file *f;
+    const struct kigen_probe_status *st;
+    size_t n;
+    bool changed;
+
+    (void)state;
+    snprintf(targets, sizeof(targets), "%s%s%s",
+             target_line(t[0], 512, "good", "localhost", srv.good, true, test_ca()),
+             target_line(t[1], 512, "plain", "localhost", srv.good, false, NULL),
+             target_line(t[2], 512, "down", "127.0.0.1", srv.closed, true, NULL));
+    pr = probe_targets(&loop, NULL, targets);
+    st = kigen_prober_status(pr, &n);
+    assert_int_equal(kigen_inventory_new(&inv), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(kigen_probe_sync(inv, &st[i], &changed), 0);
+        assert_true(changed == (i == 0)); /* only "good" has a certificate */
+    }
+    assert_int_equal(inv->n_files, 1);
+    assert_int_equal(inv->n_certs, 1);
+    snprintf(path, sizeof(path), "localhost:%u", (unsigned)srv.good);
+    f = kigen_inventory_find(inv, "probe:good", path);
+    assert_non_null(f);
+    assert_int_equal(f->format, KIGEN_FORMAT_DER);
+    assert_int_equal(f->error, 0);
+    kigen_cert_sha256_hex(&f->certs.v[0], hex);
+    assert_string_equal(hex, want_sha);
+    assert_string_equal(f->certs.v[0].entry, "0");
+    assert_string_equal(f->certs.v[0].subject, st[0].server.v[0].subject);
+    assert_ptr_not_equal(f->certs.v[0].subject, st[0].server.v[0].subject); /* a copy */
+
+    /* The same certificate again: nothing changes, the record stays. */
+    assert_int_equal(kigen_probe_sync(inv, &st[0], &changed), 0);
+    assert_false(changed);
+    assert_ptr_equal(kigen_inventory_find(inv, "probe:good", path), f);
+
+    /* An IPv6 literal is bracketed in the path. */
+    v6 = st[0];
+    v6.name = "v6";
+    v6.host = "::1";
+    assert_int_equal(kigen_probe_sync(inv, &v6, &changed), 0);
+    assert_true(changed);
+    snprintf(path, sizeof(path), "[::1]:%u", (unsigned)srv.good);
+    assert_non_null(kigen_inventory_find(inv, "probe:v6", path));
+
+    /* A reload that keeps only "plain" and "down": both certificates go. */
+    assert_int_equal(kigen_probe_prune(inv, &st[1], 2), 2);
+    assert_int_equal(inv->n_files, 0);
+    assert_int_equal(inv->n_certs, 0);
+    /* Nothing else is touched by a prune. */
+    f = kigen_file_new("naccs", "/srv/naccs/a.pem");
+    assert_non_null(f);
+    assert_int_equal(kigen_inventory_put(inv, f), 0);
+    assert_int_equal(kigen_probe_prune(inv, NULL, 0), 0);
+    assert_int_equal(inv->n_files, 1);
+    assert_true(kigen_probe_is_keystore("probe:x"));
+    assert_false(kigen_probe_is_keystore("naccs"));
+
+    kigen_inventory_free(inv);
+    dispose(&loop, pr);
+    free(want_sha);
+}
+
 /* ---- scheduling ---- */
 
 struct periodic {
@@ -1188,6 +1290,8 @@ int main(void)
         cmocka_unit_test(test_probe_state_failures_in_maintenance_raise_nothing),
         cmocka_unit_test(test_probe_prober_uses_its_clock_and_maintenance),
         cmocka_unit_test(test_probe_adopt_keeps_state_across_reload),
+        cmocka_unit_test(test_probe_restored_down_needs_no_second_announcement),
+        cmocka_unit_test(test_probe_server_certificate_joins_the_inventory_and_leaves_it),
         cmocka_unit_test(test_probe_periodic_schedule_runs_each_target_every_interval),
         cmocka_unit_test(test_probe_close_abandons_probes_in_flight),
         cmocka_unit_test(test_probe_empty_round_completes_asynchronously),

@@ -5,6 +5,7 @@ set -eu
 out=${1:?usage: make_fixtures.sh OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # the generators change directory
 for gen in "$here"/gen_*.sh; do
     name=$(basename "$gen" .sh)
     stamp="$out/.done-$name"
