@@ -5,7 +5,8 @@
      10,000 + 500 file corpus (bench/out/c10k) runs: p50, p99, max.
   2. `kigenctl list --json` of the 100,000 certificate corpus (bench/out/c100k), end to end.
 
-Usage: bench/socket_bench.py BUILD_DIR   (run bench/run.sh first: it makes the corpora)
+Usage: bench/socket_bench.py BUILD_DIR [status|list]   (run bench/run.sh first: it makes
+the corpora; with status or list, only that part runs)
 """
 import os
 import shutil
@@ -13,10 +14,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
+only = sys.argv[2] if len(sys.argv) > 2 else None
 here = os.path.dirname(os.path.abspath(__file__))
 out = os.path.join(here, "out")
 
@@ -45,74 +46,33 @@ def wait_ready(notify, timeout):
             return
 
 
-def connect(path, timeout=10):
-    end = time.time() + timeout
-    while True:
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(path)
-            return s
-        except OSError:
-            s.close()
-            if time.time() > end:
-                raise
-            time.sleep(0.005)
-
-
-def clients(path, n, stop, lat):
-    """n clients, each asking status again as soon as it has its answer; one thread with
-    selectors, so that the figure is the daemon's latency, not Python's thread switching."""
-    import selectors
-    sel = selectors.DefaultSelector()
-    for _ in range(n):
-        s = connect(path)
-        s.setblocking(False)
-        st = {"sock": s, "buf": b"", "t0": time.perf_counter()}
-        s.sendall(b'{"cmd":"status"}\n')
-        sel.register(s, selectors.EVENT_READ, st)
-    while not stop.is_set():
-        for key, _ in sel.select(0.1):
-            st = key.data
-            data = st["sock"].recv(65536)
-            if not data:
-                sel.unregister(st["sock"])
-                continue
-            st["buf"] += data
-            while b"\n" in st["buf"]:
-                _, st["buf"] = st["buf"].split(b"\n", 1)
-                now = time.perf_counter()
-                lat.append(now - st["t0"])
-                st["t0"] = now
-                st["sock"].sendall(b'{"cmd":"status"}\n')
-    for key in list(sel.get_map().values()):
-        key.fileobj.close()
-
-
 with open(os.path.join(out, "bench.pass"), "w") as f:
     f.write("bench-pass\n")
 
-# 1. status under a full scan.
+# 1. status under a full scan, measured by bench/statusload (C, epoll: no client overhead).
 tmp, path, notify, proc = start(os.path.join(out, "c10k"))
 try:
-    stop = threading.Event()
-    lat = []
-    thread = threading.Thread(target=clients, args=(path, 100, stop, lat))
-    thread.start()
+    if only == "list":
+        raise StopIteration
+    stop_file = os.path.join(tmp, "stop")
+    load = subprocess.Popen([os.path.join(build, "bench", "statusload"), path, "100", "600",
+                             stop_file], stdout=subprocess.PIPE, text=True)
     t0 = time.time()
     wait_ready(notify, 120)
     scan = time.time() - t0
-    stop.set()
-    thread.join()
-    all_lat = sorted(lat)
-    n = len(all_lat)
+    open(stop_file, "w").close()
+    n, p50, p99, worst = load.communicate()[0].split()
     print("| status, 100 clients, during the first scan (%.2f s) of 10,500 files |" % scan)
-    print("|   requests answered | %d |" % n)
-    print("|   p50 / p99 / max   | %.2f / %.2f / %.2f ms |"
-          % (all_lat[n // 2] * 1e3, all_lat[int(n * 0.99)] * 1e3, all_lat[-1] * 1e3))
+    print("|   requests answered | %s |" % n)
+    print("|   p50 / p99 / max   | %.2f / %.2f / %.2f ms |" % (float(p50), float(p99), float(worst)))
+except StopIteration:
+    pass
 finally:
     proc.terminate()
     proc.wait()
     shutil.rmtree(tmp, ignore_errors=True)
+if only == "status":
+    sys.exit(0)
 
 # 2. list --json of 100,000 certificates.
 tmp, path, notify, proc = start(os.path.join(out, "c100k"))

@@ -54,6 +54,7 @@
 #define MAX_WAKEUP_MS   (7 * 86400 * 1000ull)
 #define STOP_GRACE_MS   5000 /* how long a stop waits for alerts in flight */
 #define PROBE_EVAL_MS   2000 /* probe results are evaluated together, at most this late */
+#define EVAL_SLICE_MS   5    /* between the slices of an evaluation with many alerts due */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -351,8 +352,11 @@ static void evaluate(struct service *svc)
     kigen_view_done(&view);
     /* Milliseconds after the second the change happens in, so that it has happened. */
     delay = (uint64_t)(next - now) * 1000 + 5;
+    if (svc->engine.more_now)
+        delay = EVAL_SLICE_MS; /* more alerts are due: the next slice after a breath */
     uv_timer_start(&svc->wakeup_timer, wakeup_cb, delay < MAX_WAKEUP_MS ? delay : MAX_WAKEUP_MS, 0);
-    save_state(svc);
+    /* In a loop iteration of its own: the status socket is answered in between. */
+    uv_timer_start(&svc->save_timer, save_timer_cb, 0, 0);
 }
 
 static void wakeup_cb(uv_timer_t *timer)

@@ -24,6 +24,7 @@ static void tracked_free(struct kigen_tracked *t)
 {
     if (!t)
         return;
+    free(t->line);
     free(t->subject);
     free(t->issuer);
     free(t->locations);
@@ -48,8 +49,10 @@ static void clear(struct kigen_engine *engine)
     kigen_strmap_clear(&engine->errors);
     kigen_strmap_foreach(&engine->probes_down, free_error_cb, NULL);
     kigen_strmap_clear(&engine->probes_down);
-    for (size_t i = 0; i < engine->n_outbox; i++)
+    for (size_t i = 0; i < engine->n_outbox; i++) {
         kigen_alert_free(engine->outbox[i].alert);
+        free(engine->outbox[i].line);
+    }
     engine->n_outbox = 0;
 }
 
@@ -119,6 +122,7 @@ void kigen_engine_delivered(struct kigen_engine *engine, uint64_t id)
         if (engine->outbox[i].id != id)
             continue;
         kigen_alert_free(engine->outbox[i].alert);
+        free(engine->outbox[i].line);
         memmove(&engine->outbox[i], &engine->outbox[i + 1],
                 (engine->n_outbox - i - 1) * sizeof(*engine->outbox));
         engine->n_outbox--;
@@ -200,10 +204,9 @@ struct buf {
     bool failed;
 };
 
-static void buf_add(struct buf *b, const char *s)
+/* Appends n bytes of s and keeps the text NUL-terminated. */
+static void buf_add_n(struct buf *b, const char *s, size_t n)
 {
-    size_t n = strlen(s);
-
     if (b->failed)
         return;
     if (b->len + n + 1 > b->cap) {
@@ -217,8 +220,14 @@ static void buf_add(struct buf *b, const char *s)
         b->s = p;
         b->cap = cap;
     }
-    memcpy(b->s + b->len, s, n + 1);
+    memcpy(b->s + b->len, s, n);
     b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void buf_add(struct buf *b, const char *s)
+{
+    buf_add_n(b, s, strlen(s));
 }
 
 /* What one certificate looks like across all its locations. */
@@ -379,6 +388,13 @@ static int set_str(char **dst, const char *src)
     return 0;
 }
 
+/* What is remembered of t changed: its saved line must be made again. */
+static void touch(struct kigen_tracked *t)
+{
+    free(t->line);
+    t->line = NULL;
+}
+
 /* Updates what is remembered of a certificate. Returns 1 if it changed, 0, or -ENOMEM. */
 static int remember(struct kigen_tracked *t, const struct group *g)
 {
@@ -399,6 +415,7 @@ static int remember(struct kigen_tracked *t, const struct group *g)
         free(loc.s);
         return 0; /* the usual case: nothing to save */
     }
+    touch(t);
     free(t->locations);
     t->locations = loc.s;
     t->not_after = g->worst->cert->not_after;
@@ -432,6 +449,9 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
     }
     if ((due_state || due_step) && engine->n_outbox >= KIGEN_ENGINE_MAX_OUTBOX) {
         engine->more_due = true; /* not marked as sent: due again next time */
+        due_state = due_step = false;
+    } else if ((due_state || due_step) && engine->n_new >= KIGEN_ENGINE_MAX_NEW) {
+        engine->more_now = true; /* the next slice says it */
         due_state = due_step = false;
     }
     if ((due_state || due_step) && !t) {
@@ -467,8 +487,11 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
         t->threshold_step = step;
         fired++;
     }
-    if (fired)
+    if (fired) {
+        touch(t);
         engine->dirty = true;
+        engine->n_new += (size_t)fired;
+    }
     return fired;
 }
 
@@ -477,6 +500,8 @@ static int evaluate_gone(struct kigen_engine *engine, const struct kigen_invento
                          const struct kigen_view *view, struct kigen_tracked *t, int64_t now)
 {
     const struct kigen_record *renewal = NULL;
+    /* A state file may lack them (the loader allows it), and an out-of-memory may leave them. */
+    const char *subject = t->subject ? t->subject : "", *issuer = t->issuer ? t->issuer : "";
     char *lines = t->locations ? strdup(t->locations) : NULL, *save = NULL, *line;
     char message[2048], when[64];
     struct kigen_alert *a = NULL;
@@ -497,7 +522,7 @@ static int evaluate_gone(struct kigen_engine *engine, const struct kigen_invento
         for (size_t i = 0; f && i < view->n_records && !renewal; i++) {
             const struct kigen_record *rec = &view->records[i];
 
-            if (rec->file == f && strcmp(rec->cert->subject, t->subject) == 0 &&
+            if (rec->file == f && strcmp(rec->cert->subject, subject) == 0 &&
                 rec->cert->not_after > t->not_after)
                 renewal = rec;
         }
@@ -507,8 +532,8 @@ static int evaluate_gone(struct kigen_engine *engine, const struct kigen_invento
 
         kigen_time_format_local(renewal->cert->not_after, when, sizeof(when));
         snprintf(message, sizeof(message),
-                 "Certificate %s was renewed: %s now holds a certificate valid until %s.",
-                 t->subject, renewal->file->path, when);
+                 "Certificate %s was renewed: %s now holds a certificate valid until %s.", subject,
+                 renewal->file->path, when);
         a = kigen_alert_new(KIGEN_EVENT_CERT_RENEWED, message);
         if (!a || add_cert_fields(a, &g, now) < 0)
             goto out;
@@ -523,12 +548,12 @@ static int evaluate_gone(struct kigen_engine *engine, const struct kigen_invento
         snprintf(message, sizeof(message),
                  "Certificate %s (valid until %s) is no longer found in any keystore "
                  "(last seen in %s).",
-                 t->subject, when, path);
+                 subject, when, path);
         a = kigen_alert_new(KIGEN_EVENT_CERT_GONE, message);
         kigen_time_format_utc(t->not_after, na);
         if (!a || kigen_alert_add(a, "KIGEN_SHA256", t->sha256) < 0 ||
-            kigen_alert_add(a, "KIGEN_SUBJECT", t->subject) < 0 ||
-            kigen_alert_add(a, "KIGEN_ISSUER", t->issuer) < 0 ||
+            kigen_alert_add(a, "KIGEN_SUBJECT", subject) < 0 ||
+            kigen_alert_add(a, "KIGEN_ISSUER", issuer) < 0 ||
             kigen_alert_add(a, "KIGEN_NOT_AFTER", na) < 0 ||
             kigen_alert_add(a, "KIGEN_PATHS", path) < 0)
             goto out;
@@ -638,6 +663,8 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
     int fired = 0, r = 0;
 
     engine->more_due = false;
+    engine->more_now = false;
+    engine->n_new = 0;
     if (view->n_records) {
         v = malloc(view->n_records * sizeof(*v));
         if (!v)
@@ -724,23 +751,144 @@ struct save {
     int status;
 };
 
-static void save_cert_cb(const char *key, void *value, void *data)
+/* The line of j (taken) with its newline, malloc'd into *ret_line. Returns 0 or -ENOMEM. */
+static int make_line(json_t *j, char **ret_line, size_t *ret_len)
 {
-    struct save *s = data;
-    const struct kigen_tracked *t = value;
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    size_t len;
+
+    json_decref(j);
+    if (!s)
+        return -ENOMEM;
+    len = strlen(s);
+    *ret_line = realloc(s, len + 2);
+    if (!*ret_line) {
+        free(s);
+        return -ENOMEM;
+    }
+    memcpy(*ret_line + len, "\n", 2);
+    *ret_len = len + 1;
+    return 0;
+}
+
+/* A line kept for the next save too: records change rarely, saves come with every delivery. */
+static int emit_line(struct buf *b, char **line, size_t *line_len, json_t *(*make)(const void *),
+                     const void *what)
+{
+    if (!*line && make_line(make(what), line, line_len) < 0)
+        return -ENOMEM;
+    buf_add_n(b, *line, *line_len);
+    return b->failed ? -ENOMEM : 0;
+}
+
+/*
+ * Text from outside need not be UTF-8 (file names are bytes), and JSON strings must be: such
+ * text is saved as {"hex":"..."} and read back byte for byte by bytes_dup().
+ */
+static json_t *bytes_json(const char *s)
+{
+    static const char digits[] = "0123456789abcdef";
+    json_t *j = json_string(s);
+    char *hex;
+    size_t n;
+
+    if (j)
+        return j;
+    n = strlen(s);
+    hex = malloc(2 * n + 1);
+    if (!hex)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[(unsigned char)s[i] >> 4];
+        hex[2 * i + 1] = digits[(unsigned char)s[i] & 15];
+    }
+    hex[2 * n] = '\0';
+    j = json_pack("{s:s}", "hex", hex);
+    free(hex);
+    return j;
+}
+
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A malloc'd copy of what bytes_json() saved; NULL (errno EINVAL or ENOMEM) for anything else. */
+static char *bytes_dup(const json_t *j)
+{
+    const char *hex = json_string_value(json_object_get(j, "hex"));
+    size_t n = hex ? strlen(hex) : 0;
+    char *s;
+
+    if (json_is_string(j))
+        return strdup(json_string_value(j));
+    if (!hex || n % 2 || !json_is_object(j) || json_object_size(j) != 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    s = malloc(n / 2 + 1);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) { /* a NUL would cut the text short */
+            free(s);
+            errno = EINVAL;
+            return NULL;
+        }
+        s[i] = (char)(hi << 4 | lo);
+    }
+    s[n / 2] = '\0';
+    return s;
+}
+
+/* Missing strings are left out: the loader takes a key that is absent, not a null. */
+static json_t *cert_json(const void *what)
+{
+    const struct kigen_tracked *t = what;
     json_t *sent = json_object(), *j;
 
     for (int e = 0; sent && e < KIGEN_EVENT_COUNT; e++)
         if (t->sent[e])
             json_object_set_new(sent, kigen_event_name(e), json_integer(t->sent[e]));
-    j = json_pack("{s:s, s:s?, s:s?, s:I, s:s?, s:o, s:I}", "cert", t->sha256, "subject",
-                  t->subject, "issuer", t->issuer, "not_after", (json_int_t)t->not_after,
-                  "locations", t->locations, "sent", sent, "threshold_step",
-                  (json_int_t)t->threshold_step);
-    if (s->status == 0)
-        s->status = emit(s->b, j);
-    else
+    j = json_pack("{s:s, s:I, s:o, s:I}", "cert", t->sha256, "not_after", (json_int_t)t->not_after,
+                  "sent", sent, "threshold_step", (json_int_t)t->threshold_step);
+    if (j &&
+        ((t->subject && json_object_set_new(j, "subject", bytes_json(t->subject)) < 0) ||
+         (t->issuer && json_object_set_new(j, "issuer", bytes_json(t->issuer)) < 0) ||
+         (t->locations && json_object_set_new(j, "locations", bytes_json(t->locations)) < 0))) {
         json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static json_t *outbox_json(const void *what)
+{
+    const struct kigen_outbox_item *item = what;
+    const struct kigen_alert *a = item->alert;
+    json_t *fields = json_array();
+
+    for (size_t k = 0; fields && k < a->n_fields; k++) {
+        if (json_array_append_new(fields, json_pack("[s,o]", a->fields[k].name,
+                                                    bytes_json(a->fields[k].value))) < 0) {
+            json_decref(fields);
+            return NULL;
+        }
+    }
+    return json_pack("{s:I, s:s, s:i, s:o, s:o}", "outbox", (json_int_t)item->id, "event",
+                     kigen_event_name(a->event), "priority", a->priority, "message",
+                     bytes_json(a->message), "fields", fields);
+}
+
+static void save_cert_cb(const char *key, void *value, void *data)
+{
+    struct save *s = data;
+    struct kigen_tracked *t = value;
+
+    if (s->status == 0)
+        s->status = emit_line(s->b, &t->line, &t->line_len, cert_json, t);
     s->lines++;
 }
 
@@ -748,8 +896,8 @@ static void save_error_cb(const char *key, void *value, void *data)
 {
     struct save *s = data;
     const struct kigen_tracked_error *e = value;
-    json_t *j = json_pack("{s:s, s:s, s:I}", "error", key, "code", kigen_err_name(e->error), "sent",
-                          (json_int_t)e->sent);
+    json_t *j = json_pack("{s:o, s:s, s:I}", "error", bytes_json(key), "code",
+                          kigen_err_name(e->error), "sent", (json_int_t)e->sent);
 
     if (s->status == 0)
         s->status = emit(s->b, j);
@@ -781,16 +929,9 @@ int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t
     kigen_strmap_foreach(&e->errors, save_error_cb, &s);
     kigen_strmap_foreach(&e->probes_down, save_probe_cb, &s);
     for (size_t i = 0; i < engine->n_outbox && s.status == 0; i++) {
-        const struct kigen_alert *a = engine->outbox[i].alert;
-        json_t *fields = json_array();
+        struct kigen_outbox_item *item = &e->outbox[i];
 
-        for (size_t k = 0; fields && k < a->n_fields; k++)
-            json_array_append_new(fields,
-                                  json_pack("[s,s]", a->fields[k].name, a->fields[k].value));
-        s.status = emit(&b, json_pack("{s:I, s:s, s:i, s:s, s:o}", "outbox",
-                                      (json_int_t)engine->outbox[i].id, "event",
-                                      kigen_event_name(a->event), "priority", a->priority,
-                                      "message", a->message, "fields", fields));
+        s.status = emit_line(&b, &item->line, &item->line_len, outbox_json, item);
         s.lines++;
     }
     if (s.status == 0)
@@ -806,28 +947,36 @@ int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t
 
 static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_t errlen)
 {
-    const char *sha = NULL, *subject = NULL, *issuer = NULL, *locations = NULL, *key, *code;
+    const char *sha = NULL, *key, *code, *event;
     json_int_t not_after = 0, step = 0, sent_at, id;
-    json_t *sent = NULL, *fields = NULL, *v;
-    const char *event, *message;
-    int priority;
+    json_t *sent = NULL, *fields = NULL, *v, *subject = NULL, *issuer = NULL, *locations = NULL;
+    json_t *error, *message;
+    int priority, r;
 
-    if (json_unpack(j, "{s:s, s?s, s?s, s:I, s?s, s:o, s:I}", "cert", &sha, "subject", &subject,
+    if (json_unpack(j, "{s:s, s?o, s?o, s:I, s?o, s:o, s:I}", "cert", &sha, "subject", &subject,
                     "issuer", &issuer, "not_after", &not_after, "locations", &locations, "sent",
                     &sent, "threshold_step", &step) == 0) {
         struct kigen_tracked *t = calloc(1, sizeof(*t));
 
+        r = 0;
         if (!t)
             return -ENOMEM;
         snprintf(t->sha256, sizeof(t->sha256), "%s", sha);
         t->not_after = not_after;
         t->threshold_step = step;
-        if ((subject && !(t->subject = strdup(subject))) ||
-            (issuer && !(t->issuer = strdup(issuer))) ||
-            (locations && !(t->locations = strdup(locations))) ||
-            kigen_strmap_put(&engine->certs, t->sha256, t) < 0) {
+        /* A record without names (a damaged file) still needs them for its messages. */
+        t->subject = subject ? bytes_dup(subject) : strdup("");
+        t->issuer = issuer ? bytes_dup(issuer) : strdup("");
+        t->locations = locations ? bytes_dup(locations) : NULL;
+        if (!t->subject || !t->issuer || (locations && !t->locations))
+            r = errno == EINVAL ? -EINVAL : -ENOMEM;
+        else if (kigen_strmap_put(&engine->certs, t->sha256, t) < 0)
+            r = -ENOMEM;
+        if (r < 0) {
+            if (r == -EINVAL)
+                snprintf(errbuf, errlen, "bad text in the record of %.64s", sha);
             tracked_free(t);
-            return -ENOMEM;
+            return r;
         }
         json_object_foreach(sent, key, v)
         {
@@ -838,16 +987,26 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
         }
         return 0;
     }
-    if (json_unpack(j, "{s:s, s:s, s:I}", "error", &key, "code", &code, "sent", &sent_at) == 0) {
-        struct kigen_tracked_error *e = calloc(1, sizeof(*e));
+    if (json_unpack(j, "{s:o, s:s, s:I}", "error", &error, "code", &code, "sent", &sent_at) == 0) {
+        struct kigen_tracked_error *e;
+        char *where = bytes_dup(error);
 
-        if (!e)
+        if (!where) {
+            snprintf(errbuf, errlen, "bad location of an error record");
+            return errno == EINVAL ? -EINVAL : -ENOMEM;
+        }
+        e = calloc(1, sizeof(*e));
+        if (!e) {
+            free(where);
             return -ENOMEM;
+        }
         for (int k = KIGEN_E_UNREADABLE; k <= KIGEN_E_TOO_LARGE; k++)
             if (strcmp(kigen_err_name(k), code) == 0)
                 e->error = k;
         e->sent = sent_at;
-        if (kigen_strmap_put(&engine->errors, key, e) < 0) {
+        r = kigen_strmap_put(&engine->errors, where, e);
+        free(where);
+        if (r < 0) {
             free(e);
             return -ENOMEM;
         }
@@ -856,7 +1015,7 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
     if (json_unpack(j, "{s:s, s:I}", "probe_down", &key, "sent", &sent_at) == 0) {
         return kigen_engine_probe_set_down(engine, key, sent_at);
     }
-    if (json_unpack(j, "{s:I, s:s, s:i, s:s, s:o}", "outbox", &id, "event", &event, "priority",
+    if (json_unpack(j, "{s:I, s:s, s:i, s:o, s:o}", "outbox", &id, "event", &event, "priority",
                     &priority, "message", &message, "fields", &fields) == 0) {
         int ev = kigen_event_from_name(event);
         struct kigen_alert *a;
@@ -867,18 +1026,27 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
             return -EINVAL;
         }
         a = calloc(1, sizeof(*a));
-        if (!a || !(a->message = strdup(message))) {
+        if (!a || !(a->message = bytes_dup(message))) {
+            r = a && errno == EINVAL ? -EINVAL : -ENOMEM;
+            if (r == -EINVAL)
+                snprintf(errbuf, errlen, "bad message in the outbox");
             kigen_alert_free(a);
-            return -ENOMEM;
+            return r;
         }
         a->event = ev;
         a->priority = priority;
         json_array_foreach(fields, k, v)
         {
-            const char *name, *value;
+            const char *name;
+            json_t *value;
+            char *text;
 
-            if (json_unpack(v, "[s,s]", &name, &value) == 0 &&
-                kigen_alert_add(a, name, value) < 0) {
+            if (json_unpack(v, "[s,o]", &name, &value) < 0)
+                continue;
+            text = bytes_dup(value);
+            r = text ? kigen_alert_add(a, name, text) : errno == EINVAL ? 0 : -ENOMEM;
+            free(text);
+            if (r < 0) {
                 kigen_alert_free(a);
                 return -ENOMEM;
             }

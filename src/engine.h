@@ -25,10 +25,19 @@
  */
 #define KIGEN_ENGINE_MAX_OUTBOX 1000
 
+/*
+ * New alerts one evaluation decides at most. Deciding and composing an alert costs the loop
+ * about 10 µs: a first evaluation of a neglected inventory is cut into slices of this many,
+ * so that the status socket is answered in between (more_now asks for the next slice).
+ */
+#define KIGEN_ENGINE_MAX_NEW 100
+
 struct kigen_outbox_item {
     uint64_t id;
     bool dispatched; /* handed to the sinks in this process */
     struct kigen_alert *alert;
+    char *line; /* its line of the state file, made once (an alert never changes); or NULL */
+    size_t line_len;
 };
 
 /* Describes the next maintenance window of the issuance host before a deadline, for messages. */
@@ -45,6 +54,8 @@ struct kigen_engine {
     uint64_t next_id;
     bool dirty;    /* state changed since the last save */
     bool more_due; /* the last evaluation stopped at KIGEN_ENGINE_MAX_OUTBOX: evaluate again */
+    bool more_now; /* it stopped at KIGEN_ENGINE_MAX_NEW: evaluate again as soon as possible */
+    size_t n_new;  /* alerts decided by the evaluation in progress */
     kigen_engine_maint_fn maint_fn;
     void *maint_data;
 };
@@ -58,6 +69,8 @@ struct kigen_tracked {
     int64_t sent[KIGEN_EVENT_COUNT]; /* when each event was last sent; 0: never */
     int64_t threshold_step;          /* the smallest notify_before step sent; 0: none */
     bool seen;
+    char *line; /* its line of the state file as last saved; NULL once anything changed */
+    size_t line_len;
 };
 
 struct kigen_tracked_error {

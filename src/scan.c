@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@
 #include "read.h"
 
 #define BATCH_FILES     32
+#define KIGEN_SCAN_NICE 10 /* the walking and reading threads' nice value (see below) */
 #define CTX_SLOTS       64
 #define MAX_DEPTH       64
 #define MAX_SECRET_SIZE 4096
@@ -533,10 +535,29 @@ static int walk_roots(struct scan *s)
     return r;
 }
 
+/*
+ * Scanning is background work: the thread-pool threads that walk and read run at a lower
+ * priority than the loop thread, so that on a busy machine (two cores, four readers) the
+ * status socket and the alerts still come first. Linux gives each thread its own nice value.
+ */
+static void lower_thread_priority(void)
+{
+    static _Thread_local bool is_lowered;
+
+    if (is_lowered)
+        return;
+    is_lowered = true;
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+    if (errno == 0 && nice < KIGEN_SCAN_NICE)
+        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), KIGEN_SCAN_NICE);
+}
+
 static void walk_work_cb(uv_work_t *req)
 {
     struct scan *s = req->data;
 
+    lower_thread_priority();
     resolve_secrets(s);
     if (s->roots) {
         s->status = walk_roots(s);
@@ -726,6 +747,7 @@ static void read_work_cb(uv_work_t *req)
     struct kigen_read_ctx *ctx;
     int slot;
 
+    lower_thread_priority();
     ctx = claim_ctx(scanner, &slot);
     if (!ctx) {
         job->status = -ENOMEM;

@@ -222,6 +222,38 @@ static void test_probe_down_is_remembered_across_a_restart(void **state)
     free(text);
 }
 
+static void test_file_names_that_are_not_utf8_survive_a_restart(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    char *text, *again;
+    size_t len, len2;
+    char err[256];
+    const struct kigen_tracked *t;
+
+    place(fx, "expired", "/srv/naccs/\xff\xfe-tanaka.p12");
+    assert_int_equal(evaluate(fx, now), 1);
+    assert_int_equal(kigen_engine_save(&fx->engine, &text, &len), 0);
+    assert_non_null(strstr(text, "\"hex\""));
+    kigen_engine_done(&fx->engine);
+    kigen_engine_init(&fx->engine);
+    assert_int_equal(kigen_engine_load(&fx->engine, text, len, err, sizeof(err)), 0);
+    assert_int_equal(fx->engine.n_outbox, 1);
+    t = kigen_strmap_get(&fx->engine.certs,
+                         kigen_alert_get(fx->engine.outbox[0].alert, "KIGEN_SHA256"));
+    assert_non_null(t);
+    assert_non_null(strstr(t->locations, "/srv/naccs/\xff\xfe-tanaka.p12"));
+    assert_non_null(strstr(kigen_alert_get(fx->engine.outbox[0].alert, "KIGEN_PATHS"), "\xff\xfe"));
+    assert_int_equal(kigen_engine_save(&fx->engine, &again, &len2), 0);
+    assert_int_equal(len, len2);
+    assert_memory_equal(text, again, len);
+    free(text);
+    free(again);
+    /* Nothing is due again for it. */
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 60), 0);
+}
+
 static void test_corrupt_or_truncated_state_is_refused(void **state)
 {
     struct fixture *fx = *state;
@@ -319,6 +351,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_saved_state_sends_nothing_twice_after_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_probe_down_is_remembered_across_a_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_file_names_that_are_not_utf8_survive_a_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_or_truncated_state_is_refused, setup,
                                         teardown),
