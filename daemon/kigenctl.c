@@ -437,21 +437,29 @@ static int show_probes(const struct options *o, const struct term *t, json_t *a)
         printf("No probe targets are configured.\n");
         return 0;
     }
-    printf("%-16s %-32s %5s  %-12s %10s  %s\n", "NAME", "HOST", "PORT", "STATE", "CONNECT",
-           "ERROR");
+    printf("%-16s %-30s %-12s %10s  %s\n", "NAME", "HOST:PORT", "STATE", "CONNECT",
+           "SERVER CERTIFICATE UNTIL");
     json_array_foreach(probes, i, p)
     {
         json_t *ms = json_object_get(p, "connect_ms");
-        char connect[32] = "-";
+        const char *state = jstr(p, "state"), *host = jstr(p, "host");
+        char connect[32] = "-", until[64] = "-", where[300];
 
         if (json_is_number(ms))
             snprintf(connect, sizeof(connect), "%.1f ms", json_number_value(ms));
-        printf("%-16s %-32s %5lld  %s%-12s%s %10s  %s\n", jstr(p, "name"), jstr(p, "host"),
-               jint(p, "port"),
-               state_colour(t, strcmp(jstr(p, "state"), "up") == 0     ? "ok"
-                               : strcmp(jstr(p, "state"), "down") == 0 ? "expired"
-                                                                       : "renewal_open"),
-               jstr(p, "state"), reset(t), connect, jstr(p, "error"));
+        if (json_is_string(json_object_get(p, "tls_not_after")))
+            local_date(jstr(p, "tls_not_after"), until, sizeof(until));
+        snprintf(where, sizeof(where), "%s%s%s:%lld", strchr(host, ':') ? "[" : "", host,
+                 strchr(host, ':') ? "]" : "", jint(p, "port"));
+        printf("%-16s %-30s %s%-12s%s %10s  %s\n", jstr(p, "name"), where,
+               state_colour(t, strcmp(state, "up") == 0     ? "ok"
+                               : strcmp(state, "down") == 0 ? "expired"
+                                                            : "renewal_open"),
+               state, reset(t), connect, until);
+        /* The last failure, in words: what an operator takes to the network team. */
+        if (json_is_string(json_object_get(p, "error")))
+            printf("%-16s %s: %s (%lld in a row)\n", "", jstr(p, "error"), jstr(p, "detail"),
+                   jint(p, "consecutive_failures"));
     }
     return 0;
 }
@@ -647,7 +655,11 @@ static const struct command commands[] = {
       "Shows one certificate by its SHA-256 fingerprint: its facts, every location that holds\n"
       "it, and the alerts sent about it.\n",
       show_show },
-    { "probes", "probes", "Shows whether the hosts needed for renewal can be reached.\n",
+    { "probes", "probes",
+      "Shows whether the hosts needed for renewal can be reached: each target's state (up,\n"
+      "down after failures_before_alert failures, maintenance while a window covers it,\n"
+      "unknown before enough results), the TCP connect time, its TLS server certificate's\n"
+      "end of validity and the last failure in words. Exits 1 when a target is down.\n",
       show_probes },
     { "rescan", "rescan",
       "Starts a full scan of every keystore now. Needs root or the daemon's user.\n", show_ok },
@@ -870,6 +882,14 @@ static int answer_status(const struct options *o, json_t *a)
     }
     if (strcmp(o->cmd, "list") == 0)
         return summary_status(json_object_get(a, "summary"));
+    if (strcmp(o->cmd, "probes") == 0) {
+        json_t *p;
+        size_t i;
+
+        /* SPEC §6: a probe down (outside maintenance) needs attention. */
+        json_array_foreach(json_object_get(a, "probes"), i,
+                           p) if (strcmp(jstr(p, "state"), "down") == 0) return 1;
+    }
     return 0;
 }
 

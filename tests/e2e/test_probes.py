@@ -231,6 +231,11 @@ def case_daemon(tmp, good_port):
             check("connect_refused" in down[0]["msg"], "message names the failure: %s" % down[0]["msg"])
         st = socket_request(d, ["probes"])["probes"][1]
         check(st["state"] == "down" and st["consecutive_failures"] >= 3, "down after 3: %s" % st)
+        table = subprocess.run([KIGENCTL, "--socket", os.path.join(d.dir, "kigen.sock"), "probes"],
+                               capture_output=True, text=True, timeout=30)
+        check(table.returncode == 1 and "connect_refused: 127.0.0.1 port %d" % port in table.stdout
+              and "127.0.0.1:%d" % port in table.stdout,
+              "kigenctl probes shows the failure and exits 1: %d %s" % (table.returncode, table.stdout))
         status = socket_request(d, ["status"])
         check(status["summary"]["probes_down"] == 1 and status["exit_status"] >= 1,
               "status counts the probe down: %s" % status)
