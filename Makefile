@@ -1,10 +1,13 @@
 # A thin wrapper: CMake is the build. `make demo` and `make check` are the quick start.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_OPTS ?=
 
-.PHONY: all deps build demo check test asan format format-check bench clean
+.PHONY: all deps build demo check test asan format format-check bench clean fuzz
+.PHONY: deb
 
 all: build
 
@@ -47,8 +50,19 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
+# libFuzzer over every parser of outside input (tests/fuzz/README.md), two targets at a time.
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DKIGEN_FUZZ=ON -DCMAKE_C_COMPILER=clang $(CMAKE_OPTS)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target kigen_fuzz
+	sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) 2
+
 bench: build
 	sh bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# The Debian package (CPack, see the end of CMakeLists.txt): kigen_VERSION_ARCH.deb in $(BUILD).
+deb: build
+	cd $(BUILD) && cpack -G DEB
+	@cd $(BUILD) && ls -1 "$$PWD"/kigen_*.deb

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "maint.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "probe.h"
 #include "probe_sync.h"
 #include "proto.h"
@@ -63,6 +64,7 @@ struct service {
     const char *config_path;
     struct kigen_config *config;
     struct kigen_config *next_config; /* accepted by a reload, waiting for the scan to end */
+    struct kigen_metrics_http *next_metrics_http; /* next_config's endpoint, already bound */
     struct kigen_inventory *inventory;
     struct kigen_scanner *scanner;
     struct kigen_engine engine;
@@ -91,8 +93,10 @@ struct service {
     struct kigen_strmap secret_env; /* env: password sources, taken out of the environment */
     int64_t clock_offset;           /* --now: seconds added to the wall clock (testing) */
     double scan_seconds;
-    struct kigen_control *control; /* the status socket; NULL without one */
-    int64_t last_scan_end;         /* when the last scan ended, on the daemon's clock */
+    struct kigen_control *control;           /* the status socket; NULL without one */
+    struct kigen_metrics_http *metrics_http; /* GET /metrics; NULL when off */
+    char *metrics_listen;                    /* where metrics_http listens */
+    int64_t last_scan_end;                   /* when the last scan ended, on the daemon's clock */
     bool ready;
     bool stopping;
     bool rescan_wanted;
@@ -300,21 +304,82 @@ static void load_state(struct service *svc)
 
 static void wakeup_cb(uv_timer_t *timer);
 
-static void write_textfile(struct service *svc, const struct kigen_view *view)
+/* The metrics of the evaluation, to the textfile and the HTTP endpoint when configured. */
+static void publish_metrics(struct service *svc, const struct kigen_view *view)
 {
     struct kigen_metrics_extra extra = { .scan_duration_seconds = svc->scan_seconds };
-    char *text;
+    const char *textfile = svc->config->alerts.textfile;
+    char *text, *copy = NULL;
     size_t len;
     int r;
 
-    if (!svc->config->alerts.textfile)
+    if (!textfile && !svc->metrics_http)
         return;
     r = kigen_metrics_render(view, &extra, &text, &len);
-    if (r == 0)
-        r = kigen_textfile_write(&svc->loop, svc->config->alerts.textfile, text, len, NULL, NULL);
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
+        return;
+    }
+    if (textfile && svc->metrics_http) {
+        copy = malloc(len + 1);
+        if (copy)
+            memcpy(copy, text, len + 1);
+    }
+    if (svc->metrics_http) {
+        /* Both take what they are given; the textfile gets the copy when there are two. */
+        r = kigen_metrics_http_publish(svc->metrics_http, text, len);
+        if (r < 0)
+            kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot publish the metrics, ignoring");
+        text = copy;
+        if (textfile && !text) {
+            kigen_log_errno(KIGEN_LOG_WARNING, -ENOMEM,
+                            "Cannot write the metrics textfile '%s', ignoring", textfile);
+            return;
+        }
+    }
+    if (!textfile)
+        return;
+    r = kigen_textfile_write(&svc->loop, textfile, text, len, NULL, NULL);
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot write the metrics textfile '%s', ignoring",
-                        svc->config->alerts.textfile);
+                        textfile);
+}
+
+/*
+ * The endpoint config asks for, bound now: a reload that names a port that cannot be had is
+ * rejected, and the running endpoint keeps serving. *ret_h is NULL when nothing is to change
+ * or metrics_listen is off. Returns 0, or a negative errno with the reason in err.
+ */
+static int prepare_metrics_http(struct service *svc, const struct kigen_config *config,
+                                struct kigen_metrics_http **ret_h, char *err, size_t errlen)
+{
+    const char *want = config->metrics_listen;
+
+    *ret_h = NULL;
+    if (!want || (svc->metrics_listen && strcmp(want, svc->metrics_listen) == 0))
+        return 0;
+    return kigen_metrics_http_start(want, ret_h, err, errlen);
+}
+
+/* Makes h, prepared for svc->config, the endpoint (or none, when metrics_listen is off). */
+static void swap_metrics_http(struct service *svc, struct kigen_metrics_http *h)
+{
+    const char *want = svc->config->metrics_listen;
+    char *copy = NULL;
+
+    if (!h && want && svc->metrics_listen && strcmp(want, svc->metrics_listen) == 0)
+        return; /* unchanged */
+    if (h && !(copy = strdup(want))) {
+        kigen_log_errno(KIGEN_LOG_WARNING, -ENOMEM, "Cannot serve metrics on %s", want);
+        kigen_metrics_http_stop(h);
+        h = NULL;
+    }
+    kigen_metrics_http_stop(svc->metrics_http);
+    free(svc->metrics_listen);
+    svc->metrics_http = h;
+    svc->metrics_listen = copy;
+    if (h)
+        kigen_log_info("Serving metrics on http://%s/metrics", want);
 }
 
 static void evaluate(struct service *svc)
@@ -343,7 +408,9 @@ static void evaluate(struct service *svc)
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot decide the alerts, retrying in a minute");
     next = r < 0 ? now + 60 : kigen_engine_next_wakeup(&svc->engine, svc->config, &view, now);
-    write_textfile(svc, &view);
+    /* Between the slices of a large evaluation the metrics wait for the last one. */
+    if (!svc->engine.more_now)
+        publish_metrics(svc, &view);
     svc->last = view;
     svc->last.records = NULL;
     svc->last.errors = NULL;
@@ -506,7 +573,8 @@ static void free_secret_cb(const char *key, void *value, void *data)
     free(value);
 }
 
-static void apply_config(struct service *svc, struct kigen_config *config)
+static void apply_config(struct service *svc, struct kigen_config *config,
+                         struct kigen_metrics_http *metrics_http)
 {
     int r = kigen_sinks_configure(svc->sinks, &config->alerts);
 
@@ -517,6 +585,7 @@ static void apply_config(struct service *svc, struct kigen_config *config)
     svc->config = config;
     load_zones(svc);
     start_prober(svc);
+    swap_metrics_http(svc, metrics_http);
 }
 
 static void scan_timer_cb(uv_timer_t *timer)
@@ -537,8 +606,9 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
     if (status < 0 && status != -ECANCELED)
         kigen_log_errno(KIGEN_LOG_ERR, status, "The scan failed, retrying at the next interval");
     if (svc->next_config) {
-        apply_config(svc, svc->next_config);
+        apply_config(svc, svc->next_config, svc->next_metrics_http);
         svc->next_config = NULL;
+        svc->next_metrics_http = NULL;
         start_scan(svc);
         return;
     }
@@ -833,8 +903,22 @@ static int reload(struct service *svc, char *errbuf, size_t errlen)
     char err[1024], msg[1200];
     int r;
 
+    struct kigen_metrics_http *metrics_http = NULL;
+
     sd_notify(0, "RELOADING=1");
     r = kigen_config_load(svc->config_path, &config, err, sizeof(err));
+    if (r == 0) {
+        /* A reload still waiting for the scan gives way to this one, its endpoint too. */
+        kigen_metrics_http_stop(svc->next_metrics_http);
+        svc->next_metrics_http = NULL;
+        kigen_config_free(svc->next_config);
+        svc->next_config = NULL;
+        r = prepare_metrics_http(svc, config, &metrics_http, err, sizeof(err));
+        if (r < 0) {
+            kigen_config_free(config);
+            config = NULL;
+        }
+    }
     if (r < 0) {
         if (errbuf)
             snprintf(errbuf, errlen, "%s", err);
@@ -847,10 +931,10 @@ static int reload(struct service *svc, char *errbuf, size_t errlen)
                  config->n_keystores);
         a = kigen_alert_new(KIGEN_EVENT_CONFIG_RELOADED, msg);
         if (kigen_scanner_is_busy(svc->scanner)) {
-            kigen_config_free(svc->next_config);
             svc->next_config = config;
+            svc->next_metrics_http = metrics_http;
         } else {
-            apply_config(svc, config);
+            apply_config(svc, config, metrics_http);
             start_scan(svc);
         }
     }
@@ -928,6 +1012,8 @@ static void stop(struct service *svc)
         uv_close((uv_handle_t *)&svc->clock_poll, NULL);
     kigen_watch_close(&svc->watch, NULL);
     kigen_sinks_close(svc->sinks, sinks_closed_cb, svc);
+    kigen_metrics_http_stop(svc->metrics_http);
+    svc->metrics_http = NULL;
 }
 
 /* ---- status socket ---- */
@@ -999,6 +1085,18 @@ static void open_control(struct service *svc)
 
 /* ---- setup ---- */
 
+/* The metrics endpoint at start; alerts matter more: without it, the daemon carries on. */
+static void start_metrics_http(struct service *svc)
+{
+    struct kigen_metrics_http *h;
+    char err[512];
+
+    if (prepare_metrics_http(svc, svc->config, &h, err, sizeof(err)) < 0)
+        kigen_log_warn("Cannot serve metrics: %s; running without", err);
+    else
+        swap_metrics_http(svc, h);
+}
+
 static int setup(struct service *svc)
 {
     struct itimerspec far = { .it_value = { .tv_sec = INT32_MAX } };
@@ -1024,6 +1122,7 @@ static int setup(struct service *svc)
     kigen_watch_init(&svc->watch, &svc->loop, change_cb, svc);
     signal(SIGPIPE, SIG_IGN); /* a status client that goes away is a write error, not a death */
     open_control(svc);        /* before any thread-pool work: it sets the umask for a moment */
+    start_metrics_http(svc);
     uv_signal_init(&svc->loop, &svc->sighup);
     uv_signal_init(&svc->loop, &svc->sigterm);
     uv_signal_init(&svc->loop, &svc->sigint);
@@ -1092,12 +1191,15 @@ out:
     if (svc->clock_fd >= 0)
         close(svc->clock_fd);
     kigen_prober_free(svc->prober);
+    kigen_metrics_http_stop(svc->metrics_http);
+    free(svc->metrics_listen);
     kigen_sinks_free(svc->sinks);
     kigen_scanner_free(svc->scanner);
     kigen_inventory_free(svc->inventory);
     kigen_engine_done(&svc->engine);
     kigen_config_free(svc->config);
     kigen_config_free(svc->next_config);
+    kigen_metrics_http_stop(svc->next_metrics_http);
     kigen_maint_set_free(svc->maint);
     kigen_tz_free(svc->display_tz);
     kigen_strmap_clear(&svc->changed);
