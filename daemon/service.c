@@ -94,6 +94,7 @@ struct service {
     int64_t clock_offset;           /* --now: seconds added to the wall clock (testing) */
     double scan_seconds;
     struct kigen_control *control;           /* the status socket; NULL without one */
+    struct kigen_proto_cache status_cache;   /* status answers, reused while unchanged */
     struct kigen_metrics_http *metrics_http; /* GET /metrics; NULL when off */
     char *metrics_listen;                    /* where metrics_http listens */
     int64_t last_scan_end;                   /* when the last scan ended, on the daemon's clock */
@@ -1059,6 +1060,7 @@ static int control_cb(void *data, const char *line, size_t len, bool is_privileg
     };
 
     ctx.probes = probes_of(svc, &ctx.n_probes);
+    ctx.cache = &svc->status_cache;
     /*
      * Before the first evaluation, status tells what the scan has found so far rather than
      * judging the whole inventory for every question (100 clients would stall the loop).
@@ -1203,6 +1205,7 @@ out:
     kigen_maint_set_free(svc->maint);
     kigen_tz_free(svc->display_tz);
     kigen_strmap_clear(&svc->changed);
+    kigen_proto_cache_done(&svc->status_cache);
     kigen_strmap_foreach(&svc->secret_env, free_secret_cb, NULL);
     kigen_strmap_clear(&svc->secret_env);
     free(svc->state_path);

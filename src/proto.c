@@ -17,6 +17,7 @@
 #include "probe_sync.h"
 #include "timeutil.h"
 
+#define STATUS_REQUEST   "{\"cmd\":\"status\"}"
 #define PROTO_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12))
 
 /* Quoted request text in error messages is cut to this many bytes. */
@@ -100,11 +101,86 @@ static const struct kigen_keystore *find_keystore(const struct kigen_config *con
 
 /* ---- status ---- */
 
+/* Everything a status answer says, in a form memcmp can compare (no padding left unset). */
+struct status_key {
+    int64_t now;
+    int64_t evaluated;
+    int64_t last_scan_end;
+    double last_scan_seconds;
+    uint64_t counts[KIGEN_STATE_COUNT];
+    uint64_t n_records, unique, n_errors, probes_down, n_keystores;
+    uint64_t scans, files_read, files_unchanged;
+    uint64_t is_scanning;
+};
+
+void kigen_proto_cache_done(struct kigen_proto_cache *cache)
+{
+    if (!cache)
+        return;
+    free(cache->status);
+    memset(cache, 0, sizeof(*cache));
+}
+
+static void status_key(const struct kigen_proto_ctx *ctx, const struct kigen_view *v,
+                       struct status_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->now = ctx->now;
+    k->evaluated = v->now;
+    k->last_scan_end = ctx->last_scan_end;
+    k->last_scan_seconds = ctx->last_scan_seconds;
+    for (int s = 0; s < KIGEN_STATE_COUNT; s++)
+        k->counts[s] = v->counts[s];
+    k->n_records = v->n_records;
+    k->unique = v->unique;
+    k->n_errors = v->n_errors;
+    k->probes_down = v->probes_down;
+    k->n_keystores = ctx->config->n_keystores;
+    k->scans = ctx->scans;
+    k->files_read = ctx->files_read;
+    k->files_unchanged = ctx->files_unchanged;
+    k->is_scanning = ctx->is_scanning;
+}
+
+/* A malloc'd copy of the cached answer when k is what it was computed from; else NULL. */
+static char *cached_status(const struct kigen_proto_ctx *ctx, const struct status_key *k,
+                           size_t *ret_len)
+{
+    struct kigen_proto_cache *c = ctx->cache;
+    char *text;
+
+    if (!c || !c->status || c->key_len != sizeof(*k) || memcmp(c->key, k, sizeof(*k)) != 0)
+        return NULL;
+    text = malloc(c->status_len + 1);
+    if (!text)
+        return NULL;
+    memcpy(text, c->status, c->status_len + 1);
+    *ret_len = c->status_len;
+    return text;
+}
+
+static void cache_status(const struct kigen_proto_ctx *ctx, const struct status_key *k,
+                         const char *text, size_t len)
+{
+    struct kigen_proto_cache *c = ctx->cache;
+    char *copy;
+
+    if (!c || sizeof(*k) > sizeof(c->key) || !(copy = malloc(len + 1)))
+        return;
+    memcpy(copy, text, len + 1);
+    free(c->status);
+    c->status = copy;
+    c->status_len = len;
+    memcpy(c->key, k, sizeof(*k));
+    c->key_len = sizeof(*k);
+}
+
 static int run_status(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_answer,
                       size_t *ret_len)
 {
     struct kigen_view built = { 0 };
     const struct kigen_view *v = ctx->last_view;
+    struct status_key key;
     json_t *j = NULL;
     bool good;
     int r;
@@ -120,6 +196,12 @@ static int run_status(const struct kigen_proto_ctx *ctx, json_t *req, char **ret
     }
     kigen_view_set_probes(&built, ctx->probes, ctx->n_probes);
     v = &built;
+    status_key(ctx, v, &key);
+    *ret_answer = cached_status(ctx, &key, ret_len);
+    if (*ret_answer) {
+        kigen_view_done(&built);
+        return 0;
+    }
     j = ok_object();
     good = j && set(j, "generated_at", time_json(ctx->now)) &&
            set(j, "summary", kigen_report_summary_json(v)) &&
@@ -137,7 +219,10 @@ static int run_status(const struct kigen_proto_ctx *ctx, json_t *req, char **ret
         json_decref(j);
         return -ENOMEM;
     }
-    return finish(j, ret_answer, ret_len);
+    r = finish(j, ret_answer, ret_len);
+    if (r == 0)
+        cache_status(ctx, &key, *ret_answer, *ret_len);
+    return r;
 }
 
 /* ---- list ---- */
@@ -633,6 +718,9 @@ int kigen_proto_answer(const struct kigen_proto_ctx *ctx, const char *line, size
     const char *key;
     int r;
 
+    /* What kigenctl and monitoring send, many times a second: no need to parse it. */
+    if (len == sizeof(STATUS_REQUEST) - 1 && memcmp(line, STATUS_REQUEST, len) == 0)
+        return run_status(ctx, NULL, ret_answer, ret_len);
     req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!req)
         return fail(ret_answer, ret_len, "malformed JSON at column %d: %s", jerr.column, jerr.text);

@@ -41,6 +41,21 @@
 #include "report.h"
 
 /*
+ * The last status answer and what it was computed from: while none of that changes (a
+ * hundred clients asking within one loop iteration, or within one second of a quiet
+ * daemon), the answer is copied instead of built. Zeroed to start; freed by
+ * kigen_proto_cache_done(). Loop thread, like everything here.
+ */
+struct kigen_proto_cache {
+    unsigned char key[256];
+    size_t key_len;
+    char *status;
+    size_t status_len;
+};
+
+void kigen_proto_cache_done(struct kigen_proto_cache *cache);
+
+/*
  * What a request is answered from. The daemon fills one on the stack for each request (it is
  * cheap), so that the pointers are never stale after a reload.
  */
@@ -73,6 +88,7 @@ struct kigen_proto_ctx {
     /* The probe targets' statuses (kigen_prober_status), or NULL with none. */
     const struct kigen_probe_status *probes;
     size_t n_probes;
+    struct kigen_proto_cache *cache; /* NULL: every status answer is built */
 };
 
 /*

@@ -34,7 +34,7 @@
 #include "read.h"
 
 #define BATCH_FILES     32
-#define KIGEN_SCAN_NICE 10 /* the walking and reading threads' nice value (see below) */
+#define KIGEN_SCAN_NICE 19 /* the walking and reading threads' nice value (see below) */
 #define CTX_SLOTS       64
 #define MAX_DEPTH       64
 #define MAX_SECRET_SIZE 4096

@@ -254,6 +254,52 @@ static void test_status_answers_from_the_last_evaluation_when_given(void **state
     json_decref(j);
 }
 
+static void test_status_answer_is_reused_only_while_nothing_changed(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_proto_cache cache = { 0 };
+    struct kigen_view last = { .now = at("2026-11-24T11:00:00Z"), .n_records = 2, .unique = 2 };
+    const char *req = "{\"cmd\":\"status\"}";
+    char *a = NULL, *b = NULL;
+    size_t la, lb;
+    json_t *j;
+
+    last.counts[KIGEN_STATE_OK] = 2;
+    fx->proto.last_view = &last;
+    fx->proto.cache = &cache;
+    assert_int_equal(kigen_proto_answer(&fx->proto, req, strlen(req), false, &a, &la), 0);
+    assert_non_null(cache.status);
+    assert_int_equal(kigen_proto_answer(&fx->proto, req, strlen(req), false, &b, &lb), 0);
+    assert_int_equal(la, lb);
+    assert_string_equal(a, b);
+    assert_ptr_not_equal(b, cache.status); /* a copy: the caller frees it */
+    free(b);
+
+    /* Each fact of the answer makes a new one: a file read, the clock, a probe down. */
+    fx->proto.files_read++;
+    j = ask(fx, req, false);
+    assert_int_equal(num(j, "files_read"), 8);
+    json_decref(j);
+    fx->proto.now++;
+    j = ask(fx, req, false);
+    assert_string_equal(str(j, "generated_at"), "2026-11-24T12:00:01Z");
+    json_decref(j);
+    last.counts[KIGEN_STATE_OK] = 1;
+    last.counts[KIGEN_STATE_EXPIRED] = 1;
+    j = ask(fx, req, false);
+    assert_int_equal(num(j, "exit_status"), 2);
+    json_decref(j);
+    /* The same request with spaces is parsed, and answered the same. */
+    j = ask(fx, "{ \"cmd\" : \"status\" }", false);
+    assert_int_equal(num(json_object_get(j, "summary"), "expired"), 1);
+    json_decref(j);
+
+    free(a);
+    fx->proto.cache = NULL;
+    kigen_proto_cache_done(&cache);
+    assert_null(cache.status);
+}
+
 /* The number of records, and of errors, in a list answer. */
 static void assert_list(struct fixture *fx, const char *req, size_t records, size_t errors,
                         int exit_status)
@@ -589,6 +635,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_status_counts_the_whole_inventory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_answer_is_reused_only_while_nothing_changed,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_answers_from_the_last_evaluation_when_given,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters_by_state_within_and_keystore, setup,
