@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     struct epoll_event ev, events[256];
     struct client *clients;
     double *lat, end;
-    size_t n_lat = 0, cap = 1 << 20;
+    size_t n_lat = 0, cap = 1 << 23;
     int n, ep;
 
     if (argc < 4) {
