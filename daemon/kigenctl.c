@@ -212,7 +212,8 @@ static int show_status(const struct options *o, const struct term *t, json_t *a)
                n ? reset(t) : "", n);
     }
     printf("  %-16s %lld\n", "unreadable files", jint(s, "errors"));
-    printf("  %-16s %lld\n", "probes down", jint(s, "probes_down"));
+    printf("  %-16s %lld of %lld\n", "probes down", jint(s, "probes_down"),
+           jint(a, "probe_targets"));
     if (json_is_string(json_object_get(a, "last_scan"))) {
         local_date(jstr(a, "last_scan"), date, sizeof(date));
         printf("  %-16s %s, %.2f s (%lld scans; %lld files read, %lld unchanged)%s\n", "last scan",

@@ -108,7 +108,7 @@ struct status_key {
     int64_t last_scan_end;
     double last_scan_seconds;
     uint64_t counts[KIGEN_STATE_COUNT];
-    uint64_t n_records, unique, n_errors, probes_down, n_keystores;
+    uint64_t n_records, unique, n_errors, probes_down, n_probes, n_keystores;
     uint64_t scans, files_read, files_unchanged;
     uint64_t is_scanning;
 };
@@ -135,6 +135,7 @@ static void status_key(const struct kigen_proto_ctx *ctx, const struct kigen_vie
     k->unique = v->unique;
     k->n_errors = v->n_errors;
     k->probes_down = v->probes_down;
+    k->n_probes = ctx->n_probes;
     k->n_keystores = ctx->config->n_keystores;
     k->scans = ctx->scans;
     k->files_read = ctx->files_read;
@@ -208,6 +209,7 @@ static int run_status(const struct kigen_proto_ctx *ctx, json_t *req, char **ret
            set(j, "exit_status", json_integer(kigen_view_exit_status(v))) &&
            set(j, "evaluated_at", time_json(v->now)) &&
            set(j, "keystores", json_integer((json_int_t)ctx->config->n_keystores)) &&
+           set(j, "probe_targets", json_integer((json_int_t)ctx->n_probes)) &&
            set(j, "scanning", json_boolean(ctx->is_scanning)) &&
            set(j, "last_scan", ctx->last_scan_end ? time_json(ctx->last_scan_end) : json_null()) &&
            set(j, "scan_seconds", json_real(ctx->last_scan_seconds)) &&

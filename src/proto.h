@@ -7,8 +7,8 @@
  *
  *   {"cmd":"status"}
  *       {"ok":true,"generated_at":T,"summary":{SPEC §6 summary},"exit_status":0|1|2,
- *        "evaluated_at":T,"keystores":N,"scanning":B,"last_scan":T|null,"scan_seconds":S,
- *        "scans":N,"files_read":N,"files_unchanged":N}
+ *        "evaluated_at":T,"keystores":N,"probe_targets":N,"scanning":B,"last_scan":T|null,
+ *        "scan_seconds":S,"scans":N,"files_read":N,"files_unchanged":N}
  *   {"cmd":"list","state":"renewal_open","within":"30d","keystore":"naccs"}  (all optional)
  *       the SPEC §6 document itself, on one line. It has no "ok" member: SPEC §6 says the
  *       socket's list answer is the same document as kigend --once prints, and a script

@@ -237,7 +237,8 @@ def case_daemon(tmp, good_port):
               and "127.0.0.1:%d" % port in table.stdout,
               "kigenctl probes shows the failure and exits 1: %d %s" % (table.returncode, table.stdout))
         status = socket_request(d, ["status"])
-        check(status["summary"]["probes_down"] == 1 and status["exit_status"] >= 1,
+        check(status["summary"]["probes_down"] == 1 and status["exit_status"] >= 1 and
+              status["probe_targets"] == 2,
               "status counts the probe down: %s" % status)
         time.sleep(3)
         check(len([a for a in d.alerts() if a["msgid"] == "probe.down"]) == 1,
