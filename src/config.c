@@ -31,6 +31,8 @@
 #include <yaml.h>
 
 #include "duration.h"
+#include "maint.h"
+#include "tz.h"
 
 #define MAX_FILE_SIZE     (1024 * 1024)
 #define MAX_DEPTH         64
@@ -956,15 +958,17 @@ static bool is_host_port(const char *s)
 
 /*
  * An IANA name that exists as a TZif file under /usr/share/zoneinfo. ".." is refused so
- * that the name cannot leave the directory; the magic check refuses zone.tab and friends.
+ * that the name cannot leave the directory. The zone is loaded as the maintenance windows
+ * and the report will load it, so that a name accepted here is one they can use: zone.tab
+ * and friends are no TZif file, and the right/ zones count leap seconds.
  */
 static int check_timezone(struct ctx *c, const struct node *n, const char *name)
 {
-    char path[sizeof(ZONEINFO_DIR) + 256], magic[4], buf[300];
+    char path[sizeof(ZONEINFO_DIR) + 256], buf[300];
+    struct kigen_tz *tz = NULL;
     struct stat st;
-    ssize_t got;
     size_t i, len = strlen(name);
-    int fd = -1, r = 0;
+    int r = 0;
 
     for (i = 0; i < len; i++) {
         char ch = name[i];
@@ -983,14 +987,19 @@ static int check_timezone(struct ctx *c, const struct node *n, const char *name)
         r = fail(c, n, "unknown timezone %s (not in %s)", quote(n, buf, sizeof(buf)), ZONEINFO_DIR);
         goto out;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    got = fd >= 0 ? read(fd, magic, sizeof(magic)) : -1;
-    if (got != (ssize_t)sizeof(magic) || memcmp(magic, "TZif", sizeof(magic)) != 0)
+    r = kigen_tz_load(name, &tz);
+    if (r == -ENOMEM)
+        r = oom(c);
+    else if (r == -EOPNOTSUPP)
+        r = fail(c, n,
+                 "timezone %s counts leap seconds, which kigen does not (use the zone "
+                 "without right/)",
+                 quote(n, buf, sizeof(buf)));
+    else if (r < 0)
         r = fail(c, n, "unknown timezone %s (%s%s is not a time zone file)",
                  quote(n, buf, sizeof(buf)), ZONEINFO_DIR, name);
+    kigen_tz_free(tz);
 out:
-    if (fd >= 0)
-        close(fd);
     return r;
 }
 
@@ -1418,6 +1427,7 @@ static int parse_keystore(struct ctx *c, const struct node *n, struct kigen_keys
                           struct named *ret_name)
 {
     const struct node *name = NULL, *path = NULL;
+    char buf[300];
     size_t i, saved;
     int r;
 
@@ -1477,7 +1487,8 @@ static int parse_keystore(struct ctx *c, const struct node *n, struct kigen_keys
         return fail(c, name ? name : path,
                     "keystore name '%s' is reserved: names starting with '%s' hold the server "
                     "certificates of probe targets",
-                    ks->name, KIGEN_PROBE_KEYSTORE_PREFIX);
+                    escape(ks->name, strlen(ks->name), buf, sizeof(buf)),
+                    KIGEN_PROBE_KEYSTORE_PREFIX);
     ret_name->s = ks->name;
     ret_name->len = strlen(ks->name);
     ret_name->at = name ? name : path;
@@ -1677,6 +1688,7 @@ static int parse_window(struct ctx *c, const struct node *n, struct kigen_mainte
 {
     const struct node *name = NULL;
     bool has_targets = false, has_every = false, has_at = false;
+    char buf[300];
     size_t i, saved;
     int r;
 
@@ -1710,6 +1722,10 @@ static int parse_window(struct ctx *c, const struct node *n, struct kigen_mainte
             r = require_value(c, v);
             if (r == 0)
                 r = get_duration(c, v, 1, &w->duration);
+            /* The longest window the search of maint.c handles. */
+            if (r == 0 && w->duration > KIGEN_MAINT_MAX_DURATION)
+                r = fail(c, v, "duration %s is too long for a maintenance window (at most 366d)",
+                         quote(v, buf, sizeof(buf)));
         } else {
             r = unknown_key(c, k, saved);
         }

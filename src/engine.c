@@ -945,6 +945,18 @@ int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t
     return 0;
 }
 
+/*
+ * The instants (and steps) a state file may hold: within +-2^53 s, the range kigen_tz
+ * accepts, so that now minus one, or one plus a duration (at most 100 years), cannot
+ * overflow. A file with others is damaged.
+ */
+#define STATE_TIME_MAX ((json_int_t)1 << 53)
+
+static bool is_state_time(json_int_t t, json_int_t min)
+{
+    return t >= min && t <= STATE_TIME_MAX;
+}
+
 static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_t errlen)
 {
     const char *sha = NULL, *key, *code, *event;
@@ -956,7 +968,13 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
     if (json_unpack(j, "{s:s, s?o, s?o, s:I, s?o, s:o, s:I}", "cert", &sha, "subject", &subject,
                     "issuer", &issuer, "not_after", &not_after, "locations", &locations, "sent",
                     &sent, "threshold_step", &step) == 0) {
-        struct kigen_tracked *t = calloc(1, sizeof(*t));
+        struct kigen_tracked *t;
+
+        if (!is_state_time(not_after, -STATE_TIME_MAX) || !is_state_time(step, 0)) {
+            snprintf(errbuf, errlen, "time out of range in the record of %.64s", sha);
+            return -EINVAL;
+        }
+        t = calloc(1, sizeof(*t));
 
         r = 0;
         if (!t)
@@ -970,11 +988,13 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
         t->locations = locations ? bytes_dup(locations) : NULL;
         if (!t->subject || !t->issuer || (locations && !t->locations))
             r = errno == EINVAL ? -EINVAL : -ENOMEM;
+        else if (kigen_strmap_get(&engine->certs, t->sha256))
+            r = -EINVAL; /* a second record would replace the first, which nobody frees */
         else if (kigen_strmap_put(&engine->certs, t->sha256, t) < 0)
             r = -ENOMEM;
         if (r < 0) {
             if (r == -EINVAL)
-                snprintf(errbuf, errlen, "bad text in the record of %.64s", sha);
+                snprintf(errbuf, errlen, "bad text or a second record of %.64s", sha);
             tracked_free(t);
             return r;
         }
@@ -982,18 +1002,35 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
         {
             int e = kigen_event_from_name(key);
 
-            if (e >= 0 && json_is_integer(v))
-                t->sent[e] = json_integer_value(v);
+            if (e < 0 || !json_is_integer(v))
+                continue;
+            /* t is the engine's already: a failed load clears it. */
+            if (!is_state_time(json_integer_value(v), 0)) {
+                snprintf(errbuf, errlen, "time out of range in the record of %.64s", sha);
+                return -EINVAL;
+            }
+            t->sent[e] = json_integer_value(v);
         }
         return 0;
     }
     if (json_unpack(j, "{s:o, s:s, s:I}", "error", &error, "code", &code, "sent", &sent_at) == 0) {
         struct kigen_tracked_error *e;
-        char *where = bytes_dup(error);
+        char *where;
+
+        if (!is_state_time(sent_at, 0)) {
+            snprintf(errbuf, errlen, "time out of range in an error record");
+            return -EINVAL;
+        }
+        where = bytes_dup(error);
 
         if (!where) {
             snprintf(errbuf, errlen, "bad location of an error record");
             return errno == EINVAL ? -EINVAL : -ENOMEM;
+        }
+        if (kigen_strmap_get(&engine->errors, where)) {
+            free(where);
+            snprintf(errbuf, errlen, "a second record of the same error");
+            return -EINVAL;
         }
         e = calloc(1, sizeof(*e));
         if (!e) {
@@ -1003,6 +1040,13 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
         for (int k = KIGEN_E_UNREADABLE; k <= KIGEN_E_TOO_LARGE; k++)
             if (strcmp(kigen_err_name(k), code) == 0)
                 e->error = k;
+        /* A code the saver could not write back (kigen_err_name gives it no name). */
+        if (!e->error) {
+            free(where);
+            free(e);
+            snprintf(errbuf, errlen, "unknown error code '%.32s'", code);
+            return -EINVAL;
+        }
         e->sent = sent_at;
         r = kigen_strmap_put(&engine->errors, where, e);
         free(where);
@@ -1013,6 +1057,10 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
         return 0;
     }
     if (json_unpack(j, "{s:s, s:I}", "probe_down", &key, "sent", &sent_at) == 0) {
+        if (!is_state_time(sent_at, 0)) {
+            snprintf(errbuf, errlen, "time out of range in a probe record");
+            return -EINVAL;
+        }
         return kigen_engine_probe_set_down(engine, key, sent_at);
     }
     if (json_unpack(j, "{s:I, s:s, s:i, s:o, s:o}", "outbox", &id, "event", &event, "priority",

@@ -18,6 +18,14 @@
 
 #define MAX_NESTING 8
 #define MAX_TRIES   34 /* configured passwords are few; this bounds the work a file causes */
+/*
+ * The iteration counts (MAC, PBKDF2, PKCS#12 PBE) and scrypt cost N*r*p a file may ask for:
+ * every try of a password pays it, 1,000,000 SHA-256 iterations about 0.1 s. Tools write
+ * 2048 (OpenSSL), 10,000 (Java) or at most some 600,000; a file asking 2^31 would hold a
+ * worker for hours.
+ */
+#define MAX_ITERATIONS  UINT64_C(1000000)
+#define MAX_SCRYPT_COST (UINT64_C(1) << 20)
 
 struct walk {
     const struct kigen_read_ctx *ctx;
@@ -63,6 +71,68 @@ static void walk_bags(struct walk *w, const STACK_OF(PKCS12_SAFEBAG) * bags, int
     }
 }
 
+/* Whether an INTEGER (absent: the default 1) is a count of at most max. */
+static bool is_within(const ASN1_INTEGER *i, uint64_t max)
+{
+    uint64_t v;
+
+    if (!i)
+        return true;
+    return ASN1_INTEGER_get_uint64(&v, i) == 1 && v <= max;
+}
+
+/*
+ * Whether deriving a key with alg costs no more than the limits above. Parameters that do
+ * not decode are left to OpenSSL, which refuses them the same way.
+ */
+static bool is_affordable(const X509_ALGOR *alg)
+{
+    PBE2PARAM *pbe2 = NULL;
+    PBKDF2PARAM *kdf = NULL;
+    PBEPARAM *pbe = NULL;
+    bool ok = true;
+
+    if (OBJ_obj2nid(alg->algorithm) != NID_pbes2) {
+        /* PKCS#5 v1.5 and PKCS#12 PBE (RFC 7292 Appendix C): PBEParameter { salt, iterations } */
+        pbe = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBEPARAM), alg->parameter);
+        ok = !pbe || is_within(pbe->iter, MAX_ITERATIONS);
+        goto out;
+    }
+    pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+    if (!pbe2 || !pbe2->keyfunc)
+        goto out;
+    switch (OBJ_obj2nid(pbe2->keyfunc->algorithm)) {
+    case NID_id_pbkdf2:
+        kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), pbe2->keyfunc->parameter);
+        ok = !kdf || is_within(kdf->iter, MAX_ITERATIONS);
+        break;
+#ifndef OPENSSL_NO_SCRYPT
+    case NID_id_scrypt: {
+        SCRYPT_PARAMS *sp =
+            ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(SCRYPT_PARAMS), pbe2->keyfunc->parameter);
+        uint64_t n, r, p;
+
+        /* RFC 7914 §7: N, r and p; the work is about N * r * p. */
+        if (sp)
+            ok = ASN1_INTEGER_get_uint64(&n, sp->costParameter) == 1 &&
+                 ASN1_INTEGER_get_uint64(&r, sp->blockSize) == 1 &&
+                 ASN1_INTEGER_get_uint64(&p, sp->parallelizationParameter) == 1 &&
+                 n <= MAX_SCRYPT_COST && r <= MAX_SCRYPT_COST && p <= MAX_SCRYPT_COST &&
+                 n * r * p <= MAX_SCRYPT_COST;
+        SCRYPT_PARAMS_free(sp);
+        break;
+    }
+#endif
+    default:
+        break;
+    }
+out:
+    PBEPARAM_free(pbe);
+    PBKDF2PARAM_free(kdf);
+    PBE2PARAM_free(pbe2);
+    return ok;
+}
+
 static STACK_OF(PKCS12_SAFEBAG) *
     decrypt_safe(const struct kigen_read_ctx *ctx, PKCS7 *p7, const char *pass)
 {
@@ -98,7 +168,7 @@ int kigen_read_pkcs12(const struct kigen_read_ctx *ctx, const uint8_t *buf, size
     struct walk w = { ctx, certs, 0, 0 };
     size_t before = certs->n;
     long found = -1; /* index into tries of the password that fits, once known */
-    bool unsupported = false, locked = false;
+    bool unsupported = false, locked = false, costly = false;
     int r;
 
     if (len > LONG_MAX)
@@ -117,6 +187,15 @@ int kigen_read_pkcs12(const struct kigen_read_ctx *ctx, const uint8_t *buf, size
         goto out;
     }
     if (PKCS12_mac_present(p12)) {
+        const ASN1_INTEGER *iter = NULL;
+
+        PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+        if (!is_within(iter, MAX_ITERATIONS)) {
+            r = kigen_errf(errbuf, errlen, KIGEN_E_UNSUPPORTED,
+                           "MAC iteration count above kigen's limit of %llu",
+                           (unsigned long long)MAX_ITERATIONS);
+            goto out;
+        }
         for (size_t i = 0; i < n_tries && found < 0; i++)
             if (PKCS12_verify_mac(p12, tries[i], tries[i] ? -1 : 0))
                 found = (long)i;
@@ -140,7 +219,13 @@ int kigen_read_pkcs12(const struct kigen_read_ctx *ctx, const uint8_t *buf, size
         case NID_pkcs7_data:
             bags = PKCS12_unpack_p7data(p7);
             break;
-        case NID_pkcs7_encrypted:
+        case NID_pkcs7_encrypted: {
+            const PKCS7_ENC_CONTENT *enc = p7->d.encrypted ? p7->d.encrypted->enc_data : NULL;
+
+            if (enc && enc->algorithm && !is_affordable(enc->algorithm)) {
+                unsupported = costly = true; /* each try would cost more than allowed */
+                break;
+            }
             /* With a MAC the password is known; without one, the first that decrypts. */
             for (size_t t = found < 0 ? 0 : (size_t)found; t < n_tries && !bags; t++) {
                 ERR_clear_error();
@@ -155,6 +240,7 @@ int kigen_read_pkcs12(const struct kigen_read_ctx *ctx, const uint8_t *buf, size
             if (!bags && !unsupported && found < 0)
                 locked = true;
             break;
+        }
         default:
             unsupported = true; /* pkcs7-envelopedData: public-key privacy mode */
             break;
@@ -172,6 +258,11 @@ int kigen_read_pkcs12(const struct kigen_read_ctx *ctx, const uint8_t *buf, size
                                "no configured password decrypts the certificates")
                   : kigen_errf(errbuf, errlen, KIGEN_E_NEEDS_PASSWORD,
                                "certificates are encrypted and no password is configured");
+    else if (costly)
+        r = kigen_errf(errbuf, errlen, KIGEN_E_UNSUPPORTED,
+                       "certificates protected with an iteration count above kigen's limit "
+                       "of %llu",
+                       (unsigned long long)MAX_ITERATIONS);
     else if (unsupported)
         r = kigen_errf(errbuf, errlen, KIGEN_E_UNSUPPORTED,
                        "certificates protected by an algorithm this OpenSSL cannot use");

@@ -84,7 +84,9 @@ static bool keep(const struct kigen_view_filter *filter, const struct kigen_reco
         return true;
     if (filter->state >= 0 && (int)rec->state != filter->state)
         return false;
-    if (filter->within >= 0 && rec->cert->not_after > now + filter->within)
+    /* now + within saturates: "within 292 billion years" keeps everything. */
+    if (filter->within >= 0 && (now < 0 || filter->within <= INT64_MAX - now) &&
+        rec->cert->not_after > now + filter->within)
         return false;
     if (filter->keystore && strcmp(filter->keystore, rec->file->keystore) != 0)
         return false;

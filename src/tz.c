@@ -470,6 +470,20 @@ static uint64_t block_size(const struct header *h, uint64_t time_size)
            (uint64_t)h->leapcnt * (time_size + 4) + h->isstdcnt + h->isutcnt;
 }
 
+/*
+ * A time zone designation as it may reach a message: printable ASCII (RFC 8536 §3.2 asks
+ * for alphanumerics, '-' and '+') and short enough for KIGEN_TZ_FORMAT_LEN.
+ */
+static bool is_abbr(const char *s)
+{
+    size_t n;
+
+    for (n = 0; s[n]; n++)
+        if (n + 1 >= ABBR_SIZE || (unsigned char)s[n] <= ' ' || (unsigned char)s[n] >= 0x7f)
+            return false;
+    return true;
+}
+
 /* RFC 8536 §3.2, on a block whose size the caller has checked against the buffer. */
 static int parse_block(const uint8_t *p, const struct header *h, size_t time_size,
                        struct kigen_tz *tz)
@@ -508,7 +522,8 @@ static int parse_block(const uint8_t *p, const struct header *h, size_t time_siz
         /* isdst is a boolean; desigidx starts a NUL-terminated string inside the block. */
         if (type->utoff < UTOFF_MIN || type->utoff > UTOFF_MAX || q[4] > 1 ||
             type->desig >= h->charcnt ||
-            !memchr(tz->chars + type->desig, '\0', h->charcnt - type->desig))
+            !memchr(tz->chars + type->desig, '\0', h->charcnt - type->desig) ||
+            !is_abbr(tz->chars + type->desig))
             return -EINVAL;
     }
     /* The indicators only matter to POSIX TZ rules without a footer; they must be booleans. */
