@@ -39,8 +39,9 @@ asan: deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
 
-# Every test, then every test again under AddressSanitizer and UBSan, then the format check.
-check: test asan format-check
+# Every test, then every test again under AddressSanitizer and UBSan, then each fuzz target
+# for FUZZ_SECONDS (60), then the format check.
+check: test asan fuzz format-check
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src daemon tests bench -name '*.[ch]')
 

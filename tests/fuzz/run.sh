@@ -28,7 +28,7 @@ if [ "${FUZZ_RUN_ONE:-}" ]; then
     echo "== fuzz_$t: ${seconds}s"
     rc=0
     (cd "$out" && "$build/tests/fuzz/fuzz_$t" "$build/corpus/$t" "$build/fuzz-seeds/$t" \
-        "$here/regress/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+        "$here/regress/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 \
         -print_final_stats=1 -artifact_prefix="$out/" >"$out/log" 2>&1) || rc=$?
     echo "$rc" >"$out/status"
     exit 0
