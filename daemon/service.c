@@ -53,9 +53,10 @@
 #define SAVE_RETRY_MS   30000
 #define SAVE_DELAY_MS   1000
 #define MAX_WAKEUP_MS   (7 * 86400 * 1000ull)
-#define STOP_GRACE_MS   5000 /* how long a stop waits for alerts in flight */
-#define PROBE_EVAL_MS   2000 /* probe results are evaluated together, at most this late */
-#define EVAL_SLICE_MS   5    /* between the slices of an evaluation with many alerts due */
+#define STOP_GRACE_MS   5000  /* how long a stop waits for alerts in flight */
+#define PROBE_EVAL_MS   2000  /* probe results are evaluated together, at most this late */
+#define EVAL_SLICE_MS   5     /* between the slices of an evaluation with many alerts due */
+#define METRICS_MIN_MS  10000 /* metrics are rendered at most this often */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -81,6 +82,8 @@ struct service {
     uv_timer_t save_timer;
     uv_timer_t stop_timer;
     uv_timer_t probe_eval_timer;
+    uv_timer_t metrics_timer;
+    uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
     uv_poll_t clock_poll;
     int clock_fd;
     char *state_path;
@@ -304,6 +307,7 @@ static void load_state(struct service *svc)
 /* ---- evaluation ---- */
 
 static void wakeup_cb(uv_timer_t *timer);
+static void metrics_timer_cb(uv_timer_t *timer);
 
 /* The metrics of the evaluation, to the textfile and the HTTP endpoint when configured. */
 static void publish_metrics(struct service *svc, const struct kigen_view *view)
@@ -409,9 +413,21 @@ static void evaluate(struct service *svc)
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot decide the alerts, retrying in a minute");
     next = r < 0 ? now + 60 : kigen_engine_next_wakeup(&svc->engine, svc->config, &view, now);
-    /* Between the slices of a large evaluation the metrics wait for the last one. */
-    if (!svc->engine.more_now)
-        publish_metrics(svc, &view);
+    /*
+     * Between the slices of a large evaluation the metrics wait for the last one, and they
+     * are rendered at most every METRICS_MIN_MS (100,000 certificates make 250 MB of text):
+     * a change within that time is published when it has passed.
+     */
+    if (!svc->engine.more_now && (svc->config->alerts.textfile || svc->metrics_http)) {
+        uint64_t since = uv_now(&svc->loop) - svc->metrics_published_ms;
+
+        if (!svc->metrics_published_ms || since >= METRICS_MIN_MS) {
+            publish_metrics(svc, &view);
+            svc->metrics_published_ms = uv_now(&svc->loop);
+        } else if (!uv_is_active((uv_handle_t *)&svc->metrics_timer)) {
+            uv_timer_start(&svc->metrics_timer, metrics_timer_cb, METRICS_MIN_MS - since, 0);
+        }
+    }
     svc->last = view;
     svc->last.records = NULL;
     svc->last.errors = NULL;
@@ -430,6 +446,13 @@ static void evaluate(struct service *svc)
 static void wakeup_cb(uv_timer_t *timer)
 {
     evaluate(container_of(timer, struct service, wakeup_timer));
+}
+
+/* A change waited for the metrics' interval: evaluating again publishes it (and says nothing new).
+ */
+static void metrics_timer_cb(uv_timer_t *timer)
+{
+    evaluate(container_of(timer, struct service, metrics_timer));
 }
 
 /* The wall clock was set: deadlines measured on the monotonic clock are wrong now. */
@@ -991,6 +1014,7 @@ static void stop(struct service *svc)
         (uv_handle_t *)&svc->wakeup_timer,   (uv_handle_t *)&svc->debounce_timer,
         (uv_handle_t *)&svc->watchdog_timer, (uv_handle_t *)&svc->save_timer,
         (uv_handle_t *)&svc->stop_timer,     (uv_handle_t *)&svc->probe_eval_timer,
+        (uv_handle_t *)&svc->metrics_timer,
     };
 
     if (kigen_scanner_is_busy(svc->scanner))
@@ -1139,6 +1163,7 @@ static int setup(struct service *svc)
     uv_timer_init(&svc->loop, &svc->save_timer);
     uv_timer_init(&svc->loop, &svc->stop_timer);
     uv_timer_init(&svc->loop, &svc->probe_eval_timer);
+    uv_timer_init(&svc->loop, &svc->metrics_timer);
     if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000)
         uv_timer_start(&svc->watchdog_timer, watchdog_cb, usec / 2000, usec / 2000);
     svc->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
