@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -109,6 +110,8 @@ struct service {
     struct kigen_strmap changed; /* paths reported by the watches since the last scan */
     bool saving;
     bool save_again;
+    uint64_t saving_below;      /* the save in flight holds the alerts with smaller ids */
+    uint64_t deliverable_below; /* alerts with smaller ids are on disk and may go */
     bool save_failing;
     int watch_error_reported;
     int status;
@@ -185,7 +188,8 @@ static void dispatch(struct service *svc)
         struct kigen_outbox_item *item = &svc->engine.outbox[i];
         struct delivery *d;
 
-        if (item->dispatched)
+        /* Save before deliver: an alert goes out once a state file that holds it is written. */
+        if (item->dispatched || item->id >= svc->deliverable_below)
             continue;
         d = malloc(sizeof(*d));
         if (!d)
@@ -207,6 +211,8 @@ static void save_done_cb(int status, void *data)
     struct service *svc = data;
 
     svc->saving = false;
+    /* Written: what the save held may go. Failed: everything goes, a full disk loses nothing. */
+    svc->deliverable_below = status < 0 ? svc->engine.next_id : svc->saving_below;
     if (status < 0) {
         if (!svc->save_failing)
             kigen_log_errno(KIGEN_LOG_ERR, status,
@@ -246,6 +252,7 @@ static void save_state(struct service *svc)
         return;
     }
     if (!svc->engine.dirty) {
+        svc->deliverable_below = svc->engine.next_id; /* all of it is on disk */
         if (!svc->stopping)
             dispatch(svc);
         return;
@@ -254,6 +261,7 @@ static void save_state(struct service *svc)
     if (r == 0) {
         svc->engine.dirty = false;
         svc->saving = true;
+        svc->saving_below = svc->engine.next_id;
         r = kigen_textfile_write(&svc->loop, svc->state_path, text, len, save_done_cb, svc);
         if (r < 0)
             svc->saving = false;
@@ -560,6 +568,33 @@ static void load_zones(struct service *svc)
 }
 
 /*
+ * A password kept for the daemon's life (env: sources are read once) lives in pages of its
+ * own that a core dump leaves out (MADV_DONTDUMP: the kernel's dumps and gdb's gcore).
+ */
+static char *secret_dup(const char *s)
+{
+    size_t len = strlen(s) + 1, size = (sizeof(size_t) + len + 4095) & ~(size_t)4095;
+    char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        return NULL;
+    (void)madvise(p, size, MADV_DONTDUMP);
+    memcpy(p, &size, sizeof(size));
+    memcpy(p + sizeof(size_t), s, len);
+    return p + sizeof(size_t);
+}
+
+static void secret_free(char *s)
+{
+    char *p = s - sizeof(size_t);
+    size_t size;
+
+    memcpy(&size, p, sizeof(size));
+    OPENSSL_cleanse(p, size);
+    munmap(p, size);
+}
+
+/*
  * Moves the values of `env:` password sources out of the environment (and wipes them in
  * place, which also clears /proc/PID/environ), so that no exec hook inherits them.
  */
@@ -573,9 +608,10 @@ static void capture_secret_env(struct service *svc, const struct kigen_config *c
             if (src->kind != KIGEN_PASSWORD_ENV || kigen_strmap_get(&svc->secret_env, src->value) ||
                 !(value = getenv(src->value)))
                 continue;
-            copy = strdup(value);
+            copy = secret_dup(value);
             if (!copy || kigen_strmap_put(&svc->secret_env, src->value, copy) < 0) {
-                free(copy);
+                if (copy)
+                    secret_free(copy);
                 continue; /* left in the environment: still works, less hidden */
             }
             OPENSSL_cleanse(value, strlen(value));
@@ -593,8 +629,7 @@ static const char *secret_getenv(const char *name, void *data)
 
 static void free_secret_cb(const char *key, void *value, void *data)
 {
-    OPENSSL_cleanse(value, strlen(value));
-    free(value);
+    secret_free(value);
 }
 
 static void apply_config(struct service *svc, struct kigen_config *config,

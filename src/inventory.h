@@ -18,6 +18,7 @@ struct kigen_file_id {
     uint64_t ino;
     int64_t size;
     int64_t mtime_ns;
+    int64_t ctime_ns;
 };
 
 struct kigen_file {

@@ -212,6 +212,8 @@ static void id_from_stat(const struct stat *st, struct kigen_file_id *id)
     id->ino = (uint64_t)st->st_ino;
     id->size = (int64_t)st->st_size;
     id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    /* mtime can be set back (touch -r, cp -p, tar); ctime cannot: any write moves it. */
+    id->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 }
 
 /* ---- the walk ---- */
@@ -668,6 +670,12 @@ static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const stru
     f = kigen_file_new(ks->name, it->path);
     if (!f)
         return -ENOMEM;
+    /*
+     * Without follow_symlinks, what is opened must be what the walk saw (its device and
+     * inode, of the file or of the target of a link that stays inside the keystore): a file
+     * or a directory on its path swapped since for a link to elsewhere is not read; the
+     * next scan sees the link and skips it.
+     */
     fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT) {
@@ -678,8 +686,9 @@ static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const stru
         goto done;
     }
     if (fstat(fd, &st) == 0) {
-        if (!S_ISREG(st.st_mode)) {
-            r = 0; /* replaced by something that is not a file: never read */
+        if (!S_ISREG(st.st_mode) || (!ks->follow_symlinks && ((uint64_t)st.st_dev != it->id.dev ||
+                                                              (uint64_t)st.st_ino != it->id.ino))) {
+            r = 0; /* replaced by something that is not the file the walk found: never read */
             goto out;
         }
         id_from_stat(&st, &f->id);
@@ -921,7 +930,8 @@ static void read_after_cb(uv_work_t *req, int status)
 
 static bool id_equal(const struct kigen_file_id *a, const struct kigen_file_id *b)
 {
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
 }
 
 /* Files whose password may have changed outside them are read again every scan. */
