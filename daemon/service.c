@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -44,6 +43,7 @@
 #include "proto.h"
 #include "report.h"
 #include "scan.h"
+#include "secret.h"
 #include "sink.h"
 #include "timeutil.h"
 #include "tz.h"
@@ -568,33 +568,6 @@ static void load_zones(struct service *svc)
 }
 
 /*
- * A password kept for the daemon's life (env: sources are read once) lives in pages of its
- * own that a core dump leaves out (MADV_DONTDUMP: the kernel's dumps and gdb's gcore).
- */
-static char *secret_dup(const char *s)
-{
-    size_t len = strlen(s) + 1, size = (sizeof(size_t) + len + 4095) & ~(size_t)4095;
-    char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-    if (p == MAP_FAILED)
-        return NULL;
-    (void)madvise(p, size, MADV_DONTDUMP);
-    memcpy(p, &size, sizeof(size));
-    memcpy(p + sizeof(size_t), s, len);
-    return p + sizeof(size_t);
-}
-
-static void secret_free(char *s)
-{
-    char *p = s - sizeof(size_t);
-    size_t size;
-
-    memcpy(&size, p, sizeof(size));
-    OPENSSL_cleanse(p, size);
-    munmap(p, size);
-}
-
-/*
  * Moves the values of `env:` password sources out of the environment (and wipes them in
  * place, which also clears /proc/PID/environ), so that no exec hook inherits them.
  */
@@ -608,10 +581,9 @@ static void capture_secret_env(struct service *svc, const struct kigen_config *c
             if (src->kind != KIGEN_PASSWORD_ENV || kigen_strmap_get(&svc->secret_env, src->value) ||
                 !(value = getenv(src->value)))
                 continue;
-            copy = secret_dup(value);
+            copy = kigen_secret_dup(value); /* out of core dumps */
             if (!copy || kigen_strmap_put(&svc->secret_env, src->value, copy) < 0) {
-                if (copy)
-                    secret_free(copy);
+                kigen_secret_free(copy);
                 continue; /* left in the environment: still works, less hidden */
             }
             OPENSSL_cleanse(value, strlen(value));
@@ -629,7 +601,7 @@ static const char *secret_getenv(const char *name, void *data)
 
 static void free_secret_cb(const char *key, void *value, void *data)
 {
-    secret_free(value);
+    kigen_secret_free(value);
 }
 
 static void apply_config(struct service *svc, struct kigen_config *config,

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "probe_sync.h"
 #include "read.h"
+#include "secret.h"
 
 #define BATCH_FILES     32
 #define KIGEN_SCAN_NICE 19 /* the walking and reading threads' nice value (see below) */
@@ -112,10 +113,7 @@ struct read_job {
 
 static void secret_free(char *s)
 {
-    if (!s)
-        return;
-    OPENSSL_cleanse(s, strlen(s));
-    free(s);
+    kigen_secret_free(s);
 }
 
 /* Reads the first line of path (SPEC §4: one trailing \n or \r\n stripped). */
@@ -144,7 +142,7 @@ static int read_first_line(const char *path, bool nofollow, char **ret)
             nl--;
         *nl = '\0';
     }
-    s = strdup(buf);
+    s = kigen_secret_dup(buf);
     if (!s) {
         r = -ENOMEM;
         goto out;
@@ -1127,7 +1125,7 @@ static int start(struct kigen_scanner *scanner, const struct kigen_config *confi
                 value = scanner->getenv_fn ? scanner->getenv_fn(src->value, scanner->getenv_data)
                                            : getenv(src->value);
                 if (value) {
-                    s->secrets[i].v[j] = strdup(value);
+                    s->secrets[i].v[j] = kigen_secret_dup(value);
                     if (!s->secrets[i].v[j])
                         goto out;
                 }

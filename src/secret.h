@@ -1,0 +1,19 @@
+/*
+ * Passwords in memory: each in pages of its own that core dumps leave out (MADV_DONTDUMP,
+ * honoured by the kernel's dumps and by gdb's gcore), wiped when freed. Any thread.
+ */
+#ifndef KIGEN_SECRET_H
+#define KIGEN_SECRET_H
+
+#include <stddef.h>
+
+/* A copy of the first len bytes of s, NUL-terminated; NULL on ENOMEM. */
+char *kigen_secret_dupn(const char *s, size_t len);
+
+/* A copy of s; NULL on ENOMEM. */
+char *kigen_secret_dup(const char *s);
+
+/* Wipes and frees a copy made here; NULL is a no-op. */
+void kigen_secret_free(char *s);
+
+#endif
