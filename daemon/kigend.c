@@ -21,6 +21,7 @@
 #include "probe_sync.h"
 #include "report.h"
 #include "scan.h"
+#include "secret.h"
 #include "service.h"
 #include "timeutil.h"
 
@@ -289,6 +290,8 @@ int main(int argc, char **argv)
     struct kigen_config *config = NULL;
     int status;
 
+    /* Before anything allocates through OpenSSL: passwords must not stay in freed memory. */
+    (void)kigen_secret_wipe_openssl_frees();
     if (parse_options(argc, argv, &o) < 0)
         return EXIT_USAGE;
     if (o.check_path) {

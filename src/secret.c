@@ -1,5 +1,8 @@
 #include "secret.h"
 
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -35,4 +38,43 @@ void kigen_secret_free(char *s)
     memcpy(&size, p, sizeof(size));
     OPENSSL_cleanse(p, size);
     munmap(p, size);
+}
+
+static void *wiping_malloc(size_t n, const char *file, int line)
+{
+    return malloc(n);
+}
+
+static void wiping_free(void *p, const char *file, int line)
+{
+    if (!p)
+        return;
+    explicit_bzero(p, malloc_usable_size(p));
+    free(p);
+}
+
+/* Moves the block itself, so that the old one is wiped too. */
+static void *wiping_realloc(void *p, size_t n, const char *file, int line)
+{
+    size_t old;
+    void *q;
+
+    if (!p)
+        return malloc(n);
+    if (n == 0) {
+        wiping_free(p, file, line);
+        return NULL;
+    }
+    old = malloc_usable_size(p);
+    q = malloc(n);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old < n ? old : n);
+    wiping_free(p, file, line);
+    return q;
+}
+
+int kigen_secret_wipe_openssl_frees(void)
+{
+    return CRYPTO_set_mem_functions(wiping_malloc, wiping_realloc, wiping_free) ? 0 : -EBUSY;
 }

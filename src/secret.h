@@ -16,4 +16,12 @@ char *kigen_secret_dup(const char *s);
 /* Wipes and frees a copy made here; NULL is a no-op. */
 void kigen_secret_free(char *s);
 
+/*
+ * Makes OpenSSL wipe every block it frees (or moves by realloc). Its PKCS#12 key derivation
+ * frees a buffer holding the password (as UCS-2) without wiping it; this keeps such copies
+ * out of freed memory and core dumps. Call first thing in main, before OpenSSL allocates.
+ * Returns 0, or -EBUSY when OpenSSL has allocated already (nothing changed).
+ */
+int kigen_secret_wipe_openssl_frees(void);
+
 #endif
