@@ -1148,6 +1148,7 @@ static int setup(struct service *svc)
         return r;
     capture_secret_env(svc, svc->config);
     kigen_scanner_set_getenv(svc->scanner, secret_getenv, svc);
+    kigen_scanner_set_background(svc->scanner);
     kigen_engine_init(&svc->engine);
     svc->engine.maint_fn = maint_note_cb;
     svc->engine.maint_data = svc;

@@ -56,6 +56,7 @@ struct kigen_scanner {
     const char *(*getenv_fn)(const char *name, void *data); /* env: password sources */
     void *getenv_data;
     size_t n_dirs;
+    bool is_background; /* walk and read at KIGEN_SCAN_NICE (kigen_scanner_set_background) */
 };
 
 /*
@@ -540,11 +541,11 @@ static int walk_roots(struct scan *s)
  * priority than the loop thread, so that on a busy machine (two cores, four readers) the
  * status socket and the alerts still come first. Linux gives each thread its own nice value.
  */
-static void lower_thread_priority(void)
+static void lower_thread_priority(const struct kigen_scanner *scanner)
 {
     static _Thread_local bool is_lowered;
 
-    if (is_lowered)
+    if (is_lowered || !scanner->is_background)
         return;
     is_lowered = true;
     errno = 0;
@@ -557,7 +558,7 @@ static void walk_work_cb(uv_work_t *req)
 {
     struct scan *s = req->data;
 
-    lower_thread_priority();
+    lower_thread_priority(s->scanner);
     resolve_secrets(s);
     if (s->roots) {
         s->status = walk_roots(s);
@@ -754,7 +755,7 @@ static void read_work_cb(uv_work_t *req)
     struct kigen_read_ctx *ctx;
     int slot;
 
-    lower_thread_priority();
+    lower_thread_priority(scanner);
     ctx = claim_ctx(scanner, &slot);
     if (!ctx) {
         job->status = -ENOMEM;
@@ -1053,6 +1054,11 @@ void kigen_scanner_free(struct kigen_scanner *scanner)
 bool kigen_scanner_is_busy(const struct kigen_scanner *scanner)
 {
     return scanner->scan != NULL;
+}
+
+void kigen_scanner_set_background(struct kigen_scanner *scanner)
+{
+    scanner->is_background = true;
 }
 
 void kigen_scanner_set_getenv(struct kigen_scanner *scanner,

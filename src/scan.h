@@ -53,6 +53,13 @@ bool kigen_scanner_is_busy(const struct kigen_scanner *scanner);
  * Where `env:` password sources are looked up (default getenv). The daemon keeps them out of
  * its environment, so that exec hooks and /proc/PID/environ never show them.
  */
+/*
+ * Makes the scan background work (the daemon): the thread-pool threads that walk and read run
+ * at nice KIGEN_SCAN_NICE from then on, so that the loop thread comes first. kigend --once
+ * does not: there the scan is all there is to do.
+ */
+void kigen_scanner_set_background(struct kigen_scanner *scanner);
+
 void kigen_scanner_set_getenv(struct kigen_scanner *scanner,
                               const char *(*getenv_fn)(const char *name, void *data), void *data);
 
