@@ -5,7 +5,7 @@
 # keys, all for the loopback names the tests use (SAN DNS:localhost, IP:127.0.0.1, IP:::1)
 # unless said otherwise:
 #
-#   good.pem       valid from yesterday for two years, signed by the test CA
+#   good.pem       valid from 2026-01-01 until two years from today, signed by the test CA
 #   expired.pem    signed by the test CA, ended in 2021
 #   wronghost.pem  signed by the test CA, valid, but only for DNS:other.example
 #   unknown.pem    valid, signed by a second CA that nobody trusts (unknown-ca.pem)
@@ -42,18 +42,18 @@ EXT
 }
 
 loopback="DNS:localhost, IP:127.0.0.1, IP:::1"
-yesterday=$(stamp '1 day ago')
+since=20260101000000Z # before every --now the tests use, so --now never sees it unborn
 later=$(stamp '2 years')
 
 ca_init "$out/ca" "Kigen Probe Test CA"
 cp ca/ca.pem ca.pem
-server good "$loopback" "$yesterday" "$later"
+server good "$loopback" "$since" "$later"
 server expired "$loopback" 20200101000000Z 20210101000000Z
-server wronghost "DNS:other.example" "$yesterday" "$later"
+server wronghost "DNS:other.example" "$since" "$later"
 
 ca_init "$out/unknown-ca" "Kigen Unknown Test CA"
 cp unknown-ca/ca.pem unknown-ca.pem
-server unknown "$loopback" "$yesterday" "$later"
+server unknown "$loopback" "$since" "$later"
 
 fp good.pem >good.sha256
 date -u -d "$(openssl x509 -in good.pem -noout -enddate | sed 's/^notAfter=//')" +%s \
