@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -95,6 +97,7 @@ struct scan {
     struct items dirs;       /* the directories it walked */
     char **roots;            /* a partial scan: only these paths; NULL for a full scan */
     size_t n_roots;
+    struct root *root;     /* one per keystore, opened by the walk, used by the reads */
     struct items warnings; /* password sources that could not be read, etc. */
     size_t pending;        /* read jobs not yet merged */
     int status;
@@ -262,10 +265,24 @@ static int idset_add(struct idset *s, uint64_t dev, uint64_t ino)
     return 1;
 }
 
+/*
+ * A keystore root as the walk and the reads resolve paths under it. Without follow_symlinks
+ * every entry below the root is opened beneath fd (openat2 RESOLVE_BENEATH): a link may lead
+ * anywhere inside the keystore, and a directory or file swapped for a link to the outside
+ * between two steps fails to open instead of being read. fd is -1 when the root is not a
+ * directory (a keystore of one file) or could not be opened.
+ */
+struct root {
+    int fd;     /* O_PATH, O_DIRECTORY */
+    char *real; /* realpath of the root: where absolute links must lead; NULL if none */
+    int error;  /* why real is NULL */
+    size_t len; /* strlen of the configured path: the part of an entry's path before its own */
+};
+
 struct walk {
     const struct kigen_keystore *ks;
     size_t ks_index;
-    char *root_real; /* realpath of the keystore root: links may not leave it */
+    const struct root *root;
     struct idset dirs;
     struct idset files;
     struct items *out;
@@ -287,13 +304,79 @@ static bool name_matches(const struct kigen_keystore *ks, const char *name)
     return true;
 }
 
-static bool is_inside(const char *root, const char *path)
+/* Whether path is root or lies under it. */
+static bool is_under(const char *root, const char *path)
 {
     size_t n = strlen(root);
 
     if (strcmp(root, "/") == 0)
         return true;
     return strncmp(root, path, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+static void root_open(const struct kigen_keystore *ks, struct root *root)
+{
+    root->len = strlen(ks->path);
+    root->real = realpath(ks->path, NULL);
+    root->error = root->real ? 0 : errno;
+    root->fd = open(ks->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void root_close(struct root *root)
+{
+    if (root->fd >= 0)
+        close(root->fd);
+    free(root->real);
+    root->fd = -1;
+    root->real = NULL;
+}
+
+static int openat_beneath(int dirfd, const char *rel, int flags)
+{
+    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
+                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+
+    return (int)syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof(how));
+}
+
+/*
+ * Opens path, which lies under the root, following links only as long as they stay inside
+ * it; -1 with errno EXDEV when they lead out. Absolute links (and ".." past the root) are not
+ * resolved by the kernel beneath a directory: where they really lead is looked up, and that
+ * place, if inside, opened beneath the root, so that a link changed meanwhile still cannot
+ * lead out. Kernels before 5.6 (no openat2) get the look-up and a plain open.
+ */
+static int open_beneath(const struct root *root, const char *path, int flags)
+{
+    const char *rel = strlen(path) > root->len ? path + root->len : "";
+    char *real;
+    int fd;
+
+    if (root->fd < 0)
+        return open(path, flags | O_CLOEXEC);
+    while (*rel == '/')
+        rel++;
+    fd = openat_beneath(root->fd, rel, flags);
+    if (fd >= 0 || (errno != EXDEV && errno != ENOSYS))
+        return fd;
+    real = realpath(path, NULL);
+    if (!real)
+        return -1;
+    if (!is_under(root->real, real)) {
+        free(real);
+        errno = EXDEV;
+        return -1;
+    }
+    if (errno == ENOSYS) {
+        fd = open(real, flags | O_CLOEXEC);
+    } else {
+        rel = real + strlen(root->real);
+        while (*rel == '/')
+            rel++;
+        fd = openat_beneath(root->fd, rel, flags);
+    }
+    free(real);
+    return fd;
 }
 
 /* A directory entry; links are walked after everything else in their directory. */
@@ -314,44 +397,71 @@ static bool has_name(const struct dent *dents, size_t n, const char *name)
     return n && bsearch(&key, dents, n, sizeof(*dents), cmp_dents) != NULL;
 }
 
-static int walk_dir(struct walk *w, const char *dir, int depth);
+static int walk_dir(struct walk *w, int fd, const char *dir, int depth);
 
-/* One directory entry (or the root itself when name is NULL). */
-static int walk_entry(struct walk *w, const char *path, const char *name,
+/*
+ * Opens (O_PATH) what an entry of dirfd names and stats it: the target of a link, followed as
+ * the keystore allows, or a directory that must still be the one st describes. -1 when it is
+ * not to be walked (dangling, outside, swapped meanwhile).
+ */
+static int open_entry(const struct walk *w, int dirfd, const char *path, const char *name,
+                      struct stat *st)
+{
+    struct stat seen = *st;
+    int fd;
+
+    if (!S_ISLNK(seen.st_mode))
+        fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    else if (w->ks->follow_symlinks)
+        fd = openat(dirfd, name, O_PATH | O_CLOEXEC);
+    else
+        fd = open_beneath(w->root, path, O_PATH);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, st) < 0 ||
+        (!S_ISLNK(seen.st_mode) && (st->st_dev != seen.st_dev || st->st_ino != seen.st_ino))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * One entry of the directory dirfd, or (dirfd -1, name NULL) the keystore root itself, which
+ * is taken as configured, links and all.
+ */
+static int walk_entry(struct walk *w, int dirfd, const char *path, const char *name,
                       const struct dent *siblings, size_t n_siblings, int depth)
 {
     const struct kigen_keystore *ks = w->ks;
     struct stat st;
     struct item *it;
-    int r;
+    int r, fd = -1;
 
-    if (lstat(path, &st) < 0)
+    r = name ? fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) : stat(path, &st);
+    if (r < 0)
         return errno == ENOENT ? 0
                                : add_error(w->out, w->ks_index, path, KIGEN_E_UNREADABLE,
                                            "cannot stat: %s", strerror(errno));
-    if (S_ISLNK(st.st_mode)) {
-        if (!ks->follow_symlinks && name) {
-            char *real = realpath(path, NULL);
-            bool inside = real && is_inside(w->root_real, real);
-
-            free(real);
-            if (!inside)
-                return 0; /* dangling, or leads out of the keystore: not followed */
-        }
-        if (stat(path, &st) < 0)
-            return 0; /* dangling */
+    if (name && (S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))) {
+        fd = open_entry(w, dirfd, path, name, &st);
+        if (fd < 0)
+            return 0; /* dangling, leads out of the keystore, or swapped since the readdir */
     }
     if (S_ISDIR(st.st_mode)) {
         if (name && !ks->recursive)
-            return 0;
-        if (depth >= MAX_DEPTH)
-            return add_error(w->out, w->ks_index, path, KIGEN_E_UNREADABLE,
-                             "directories nested deeper than %d levels, skipping", MAX_DEPTH);
-        r = idset_add(&w->dirs, st.st_dev, st.st_ino);
-        if (r <= 0)
-            return r; /* a loop: seen already */
-        return walk_dir(w, path, depth + 1);
+            r = 0;
+        else if (depth >= MAX_DEPTH)
+            r = add_error(w->out, w->ks_index, path, KIGEN_E_UNREADABLE,
+                          "directories nested deeper than %d levels, skipping", MAX_DEPTH);
+        else if ((r = idset_add(&w->dirs, st.st_dev, st.st_ino)) > 0) /* else a loop */
+            return walk_dir(w, fd, path, depth + 1);
+        if (fd >= 0)
+            close(fd);
+        return r;
     }
+    if (fd >= 0)
+        close(fd);
     if (!S_ISREG(st.st_mode))
         return 0; /* FIFOs, sockets, devices are never opened */
     if (name) {
@@ -384,18 +494,27 @@ static int walk_entry(struct walk *w, const char *path, const char *name,
     return it->path ? 0 : -ENOMEM;
 }
 
-static int walk_dir(struct walk *w, const char *dir, int depth)
+/* Walks the directory at dir; fd (O_PATH, taken over) is it, or -1 to open dir by its path. */
+static int walk_dir(struct walk *w, int fd, const char *dir, int depth)
 {
     DIR *d = NULL;
     struct dirent *de;
     struct dent *dents = NULL;
     char *path = NULL;
     size_t n = 0, cap = 0;
-    int r = 0;
+    int r = 0, dfd;
 
-    if (atomic_load(w->cancel))
+    if (atomic_load(w->cancel)) {
+        if (fd >= 0)
+            close(fd);
         return -ECANCELED;
-    d = opendir(dir);
+    }
+    dfd = fd >= 0 ? openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                  : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0 && !(d = fdopendir(dfd)))
+        close(dfd);
     if (!d)
         return add_error(w->out, w->ks_index, dir, KIGEN_E_UNREADABLE, "cannot open directory: %s",
                          strerror(errno));
@@ -440,7 +559,7 @@ static int walk_dir(struct walk *w, const char *dir, int depth)
                 r = -ENOMEM;
                 goto out;
             }
-            r = walk_entry(w, path, dents[i].name, dents, n, depth);
+            r = walk_entry(w, dirfd(d), path, dents[i].name, dents, n, depth);
             free(path);
             path = NULL;
         }
@@ -454,24 +573,34 @@ out:
     return r;
 }
 
+static void walk_init(struct walk *w, struct scan *s, size_t ks_index)
+{
+    *w = (struct walk){ 0 };
+    w->ks = &s->config->keystores[ks_index];
+    w->ks_index = ks_index;
+    w->root = &s->root[ks_index];
+    w->out = &s->found;
+    w->walked = &s->dirs;
+    w->cancel = &s->scanner->cancel;
+}
+
+static void walk_done(struct walk *w)
+{
+    free(w->dirs.v);
+    free(w->files.v);
+}
+
 static int walk_keystore(struct scan *s, size_t ks_index)
 {
-    struct walk w = { 0 };
+    struct walk w;
     int r;
 
-    w.ks = &s->config->keystores[ks_index];
-    w.ks_index = ks_index;
-    w.out = &s->found;
-    w.walked = &s->dirs;
-    w.cancel = &s->scanner->cancel;
-    w.root_real = realpath(w.ks->path, NULL);
-    if (!w.root_real)
+    walk_init(&w, s, ks_index);
+    if (!w.root->real)
         return add_error(w.out, ks_index, w.ks->path, KIGEN_E_UNREADABLE, "keystore path: %s",
-                         strerror(errno));
-    r = walk_entry(&w, w.ks->path, NULL, NULL, 0, 0);
-    free(w.root_real);
-    free(w.dirs.v);
-    free(w.files.v);
+                         strerror(w.root->error));
+    r = walk_entry(&w, -1, w.ks->path, NULL, NULL, 0, 0);
+    walk_done(&w);
     return r;
 }
 
@@ -500,38 +629,41 @@ static void resolve_secrets(struct scan *s)
     }
 }
 
-/* Whether path is root or lies under it. */
-static bool is_under(const char *root, const char *path)
-{
-    return is_inside(root, path);
-}
-
-/* A partial scan: each changed path, in every keystore that holds it, as the walk sees it. */
+/*
+ * A partial scan: each changed path, in every keystore that holds it, as the walk sees it:
+ * an entry of its parent directory, opened beneath the keystore root.
+ */
 static int walk_roots(struct scan *s)
 {
     int r = 0;
 
     for (size_t k = 0; k < s->config->n_keystores && r == 0; k++) {
         const struct kigen_keystore *ks = &s->config->keystores[k];
-        struct walk w = { 0 };
+        struct walk w;
 
-        w.ks = ks;
-        w.ks_index = k;
-        w.out = &s->found;
-        w.walked = &s->dirs;
-        w.cancel = &s->scanner->cancel;
-        w.root_real = realpath(ks->path, NULL);
-        for (size_t i = 0; i < s->n_roots && r == 0 && w.root_real; i++) {
-            const char *name = strrchr(s->roots[i], '/');
+        walk_init(&w, s, k);
+        for (size_t i = 0; i < s->n_roots && r == 0 && w.root->real; i++) {
+            const char *path = s->roots[i], *name = strrchr(path, '/');
+            char *parent;
+            int fd;
 
-            if (!is_under(ks->path, s->roots[i]) || strcmp(ks->path, s->roots[i]) == 0)
+            if (!is_under(ks->path, path) || strcmp(ks->path, path) == 0 || !name)
                 continue;
-            /* Below the keystore root: walked as an entry, so its name and links are judged. */
-            r = walk_entry(&w, s->roots[i], name ? name + 1 : s->roots[i], NULL, 0, 1);
+            parent = strndup(path, (size_t)(name - path));
+            if (!parent) {
+                r = -ENOMEM;
+                break;
+            }
+            fd = ks->follow_symlinks
+                     ? open(*parent ? parent : "/", O_PATH | O_DIRECTORY | O_CLOEXEC)
+                     : open_beneath(w.root, parent, O_PATH | O_DIRECTORY);
+            free(parent);
+            if (fd < 0)
+                continue; /* gone, or no longer inside: the sweep drops what it held */
+            r = walk_entry(&w, fd, path, name + 1, NULL, 0, 1);
+            close(fd);
         }
-        free(w.root_real);
-        free(w.dirs.v);
-        free(w.files.v);
+        walk_done(&w);
     }
     return r;
 }
@@ -560,6 +692,8 @@ static void walk_work_cb(uv_work_t *req)
 
     lower_thread_priority(s->scanner);
     resolve_secrets(s);
+    for (size_t i = 0; i < s->config->n_keystores; i++)
+        root_open(&s->config->keystores[i], &s->root[i]);
     if (s->roots) {
         s->status = walk_roots(s);
         return;
@@ -675,10 +809,12 @@ static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const stru
      * or a directory on its path swapped since for a link to elsewhere is not read; the
      * next scan sees the link and skips it.
      */
-    fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    fd = ks->follow_symlinks
+             ? open(it->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+             : open_beneath(&s->root[it->keystore], it->path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
-        if (errno == ENOENT) {
-            r = 0; /* gone since the walk: the sweep removes it */
+        if (errno == ENOENT || errno == EXDEV || errno == ELOOP) {
+            r = 0; /* gone since the walk, or now a link out of the keystore: not read */
             goto out;
         }
         r = set_error(f, KIGEN_E_UNREADABLE, strerror(errno));
@@ -785,6 +921,9 @@ static void scan_free(struct scan *s)
             if (s->secret_paths)
                 free(s->secret_paths[k]);
     }
+    for (size_t i = 0; s->root && i < s->config->n_keystores; i++)
+        root_close(&s->root[i]);
+    free(s->root);
     free(s->secrets);
     free(s->secret_paths);
     items_done(&s->found);
@@ -1112,8 +1251,11 @@ static int start(struct kigen_scanner *scanner, const struct kigen_config *confi
     for (size_t i = 0; i < config->n_keystores; i++)
         n_sources += config->keystores[i].n_passwords;
     s->secret_paths = calloc(n_sources ? n_sources : 1, sizeof(*s->secret_paths));
-    if (!s->secrets || !s->secret_paths)
+    s->root = calloc(config->n_keystores ? config->n_keystores : 1, sizeof(*s->root));
+    if (!s->secrets || !s->secret_paths || !s->root)
         goto out;
+    for (size_t i = 0; i < config->n_keystores; i++)
+        s->root[i].fd = -1;
     /* The environment is read here, on the loop thread; files are read by the walk. */
     for (size_t i = 0; i < config->n_keystores; i++) {
         const struct kigen_keystore *ks = &config->keystores[i];
