@@ -229,21 +229,26 @@ static char *json_field(json_t *entry, const char *name)
 /* The journal entry whose KIGEN_SHA256 is sha, once journald has written it. */
 static json_t *read_back(const char *sha)
 {
-    char cmd[256], line[65536];
+    char cmd[256], *line = NULL;
+    size_t cap = 0;
 
-    snprintf(cmd, sizeof(cmd), "journalctl -o json --no-pager KIGEN_SHA256=%s", sha);
+    /* --all: journalctl writes fields larger than 4096 bytes as null without it. */
+    snprintf(cmd, sizeof(cmd), "journalctl -o json --all --no-pager KIGEN_SHA256=%s", sha);
     for (int i = 0; i < 100; i++) {
         FILE *p = popen(cmd, "r");
         json_t *entry = NULL;
 
         assert_non_null(p);
-        if (fgets(line, sizeof(line), p))
+        if (getline(&line, &cap, p) > 0)
             entry = json_loads(line, 0, NULL);
         pclose(p);
-        if (entry)
+        if (entry) {
+            free(line);
             return entry;
+        }
         usleep(100000);
     }
+    free(line);
     fail_msg("journalctl found no entry with KIGEN_SHA256=%s", sha);
     return NULL;
 }
@@ -345,15 +350,172 @@ static void test_unreachable_journald_is_a_logged_failure(void **state)
     if (is_ours)
         stop_journald(jd);
     harness_start(&h);
-    if (!is_ours)
-        kigen_sinks_set_limits(h.sinks, &(struct kigen_sink_limits){
-                                            .journal_socket = "/run/kigen-test/no-journald" });
+    /* It is retried for retry_ms (a journald that restarts comes back), then dropped. */
+    kigen_sinks_set_limits(
+        h.sinks,
+        &(struct kigen_sink_limits){
+            .retry_ms = 1500, .journal_socket = is_ours ? NULL : "/run/kigen-test/no-journald" });
     assert_int_equal(kigen_sinks_deliver(h.sinks, a, done_cb, &h), 0);
     RUN_UNTIL(&h, h.done == 1, 10000);
     assert_int_equal(h.failures, 1);
-    assert_non_null(strstr(h.log, "Cannot send a cert.expired alert to journald, dropping it and "
-                                  "carrying on: "));
+    assert_non_null(strstr(h.log, "Cannot reach journald socket '"));
+    assert_non_null(strstr(h.log, "Cannot send a cert.expired alert to journald socket '"));
+    assert_non_null(strstr(h.log, "dropping it and carrying on: "));
     harness_stop(&h);
+    kigen_alert_free(a);
+}
+
+/* An entry larger than a datagram goes in a memfd; journald takes it whole. */
+static void test_entry_larger_than_a_datagram_reaches_the_journal(void **state)
+{
+    size_t n = 300 * 1024;
+    char sha[65], *paths = malloc(n + 1);
+    struct kigen_alert *a = kigen_alert_new(KIGEN_EVENT_CERT_EXPIRED, "Expired, in many places");
+    struct harness h;
+    json_t *entry;
+
+    (void)state;
+    assert_non_null(paths);
+    assert_non_null(a);
+    for (size_t i = 0; i < n; i++)
+        paths[i] = "/srv/naccs/x.p12, "[i % 18];
+    paths[n] = '\0';
+    random_hex(sha);
+    assert_int_equal(kigen_alert_add(a, "KIGEN_SHA256", sha), 0);
+    assert_int_equal(kigen_alert_add(a, "KIGEN_PATHS", paths), 0);
+    assert_int_equal(kigen_alert_add(a, "KIGEN_LABEL_NOTE", "two\nlines"), 0);
+    harness_start(&h);
+    assert_int_equal(kigen_sinks_deliver(h.sinks, a, done_cb, &h), 0);
+    RUN_UNTIL(&h, h.done == 1, 10000);
+    assert_int_equal(h.failures, 0);
+    harness_stop(&h);
+    entry = read_back(sha);
+    assert_field(entry, "KIGEN_PATHS", paths);
+    assert_field(entry, "KIGEN_LABEL_NOTE", "two\nlines");
+    assert_field(entry, "MESSAGE", a->message);
+    json_decref(entry);
+    kigen_alert_free(a);
+    free(paths);
+}
+
+static void tick_cb(uv_timer_t *timer)
+{
+    (*(unsigned *)timer->data)++;
+}
+
+/* The value of field name in one native-protocol datagram (text or binary form), or NULL. */
+static char *native_field(const char *d, size_t len, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *end = d + len;
+
+    while (d < end) {
+        const char *nl = memchr(d, '\n', (size_t)(end - d)), *eq;
+        uint64_t vlen = 0;
+
+        assert_non_null(nl);
+        eq = memchr(d, '=', (size_t)(nl - d));
+        if (eq) {
+            if ((size_t)(eq - d) == nlen && memcmp(d, name, nlen) == 0)
+                return strndup(eq + 1, (size_t)(nl - eq - 1));
+            d = nl + 1;
+            continue;
+        }
+        assert_true(end - nl > 8);
+        for (int i = 0; i < 8; i++)
+            vlen |= (uint64_t)(unsigned char)nl[1 + i] << (8 * i);
+        assert_true(vlen <= (uint64_t)(end - nl - 9));
+        if ((size_t)(nl - d) == nlen && memcmp(d, name, nlen) == 0)
+            return strndup(nl + 9, vlen);
+        d = nl + 9 + vlen + 1;
+    }
+    return NULL;
+}
+
+/*
+ * A journald that stops reading its socket (here a socket of the test's own that nobody
+ * reads): the loop never waits; what fits in the socket goes in, the alert after waits
+ * retry_ms and is dropped, later ones fail at once until there is room; once the reader is
+ * back, alerts go out again. Closing does not wait for it.
+ */
+static void test_journald_that_stops_reading_stalls_nothing(void **state)
+{
+    enum {
+        N = 1000
+    };
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char dir[] = "/tmp/kigen-jfull-XXXXXX", buf[65536];
+    unsigned ticks = 0, datagrams = 0;
+    struct kigen_alert *a = kigen_alert_new(KIGEN_EVENT_CERT_EXPIRED, "Expired");
+    struct harness h;
+    uv_timer_t tick;
+    int fd;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/socket", dir);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_non_null(a);
+    assert_int_equal(kigen_alert_add(a, "KIGEN_SHA256", "ab"), 0);
+    assert_int_equal(kigen_alert_add(a, "KIGEN_LABEL_NOTE", "two\nlines"), 0);
+
+    harness_start(&h);
+    kigen_sinks_set_limits(
+        h.sinks, &(struct kigen_sink_limits){ .retry_ms = 300, .journal_socket = sa.sun_path });
+    uv_timer_init(&h.loop, &tick);
+    tick.data = &ticks;
+    uv_timer_start(&tick, tick_cb, 5, 5);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(kigen_sinks_deliver(h.sinks, a, done_cb, &h), 0);
+    RUN_UNTIL(&h, h.done == N, 30000);
+    /* The loop ran its timers meanwhile (at least the 300 ms of waiting, in 5 ms ticks). */
+    assert_true(ticks >= 20);
+    assert_true(h.failures > 0 && h.failures < N);
+    assert_non_null(strstr(h.log, "dropping it and carrying on"));
+
+    /* What did go in is whole, native protocol: one datagram per delivered alert. */
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        char *v;
+
+        if (n < 0)
+            break;
+        if (datagrams++ == 0) {
+            v = native_field(buf, (size_t)n, "KIGEN_LABEL_NOTE");
+            assert_non_null(v);
+            assert_string_equal(v, "two\nlines");
+            free(v);
+            v = native_field(buf, (size_t)n, "MESSAGE_ID");
+            assert_non_null(v);
+            assert_string_equal(v, kigen_event_message_id(KIGEN_EVENT_CERT_EXPIRED));
+            free(v);
+        }
+    }
+    assert_int_equal(datagrams, N - h.failures);
+
+    /* The reader is back (the queue was drained): the next alert goes out. */
+    h.failures = 0;
+    assert_int_equal(kigen_sinks_deliver(h.sinks, a, done_cb, &h), 0);
+    RUN_UNTIL(&h, h.done == N + 1, 10000);
+    assert_int_equal(h.failures, 0);
+    assert_true(recv(fd, buf, sizeof(buf), 0) > 0);
+
+    /*
+     * Stuck again, with alerts waiting that would be retried for ten minutes: closing does
+     * not wait for them (harness_stop allows 10 s).
+     */
+    kigen_sinks_set_limits(
+        h.sinks, &(struct kigen_sink_limits){ .retry_ms = 600000, .journal_socket = sa.sun_path });
+    for (int i = 0; i < N; i++)
+        assert_int_equal(kigen_sinks_deliver(h.sinks, a, done_cb, &h), 0);
+    RUN_UNTIL(&h, h.done > N + 1 + 10, 10000);
+    uv_close((uv_handle_t *)&tick, NULL);
+    harness_stop(&h);
+    close(fd);
+    unlink(sa.sun_path);
+    rmdir(dir);
     kigen_alert_free(a);
 }
 
@@ -362,6 +524,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alert_reaches_the_journal_with_every_field),
         cmocka_unit_test(test_reload_that_turns_journald_off_still_delivers_the_queue),
+        cmocka_unit_test(test_entry_larger_than_a_datagram_reaches_the_journal),
+        cmocka_unit_test(test_journald_that_stops_reading_stalls_nothing),
         cmocka_unit_test(test_unreachable_journald_is_a_logged_failure),
     };
 

@@ -602,11 +602,12 @@ def case_journald():
         check(d.start(prefix=mnt.enter()), "READY=1 without journald: %s" % d.stderr()[-300:])
         missing = al.wait_shas(certs.values(), 30)
         check(not missing, "without journald every alert reaches syslog: %d missing" % len(missing))
-        check("to journald" in d.stderr(), "the journald failure is logged")
+        check(wait_until(lambda: "Cannot reach journald socket" in d.stderr(), 10),
+              "the journald outage is logged")
         worst = max(status_time(sock)[0] for _ in range(10))
         check(worst < 1, "status answers: worst %.3f s" % worst)
-        print("journald absent: %d warnings logged for %d alerts"
-              % (stderr_count(d, "to journald"), n))
+        print("journald absent: %d outage warnings logged for %d alerts"
+              % (stderr_count(d, "Cannot reach journald socket"), n))
         check(d.stop() == 0, "stops cleanly")
 
         # Full: a journald that never reads its socket.
@@ -617,7 +618,10 @@ def case_journald():
         jsock.bind(mnt.root + "/run/systemd/journal/socket")
         drain = Drain(d.notify)
         check(d.start(prefix=mnt.enter()), "READY=1 with a journald that does not read")
-        missing = al.wait_shas_moving(certs.values(), 40, 5)
+        # The journald sink holds its alert in flight up to 5 s while the socket stays full,
+        # then drops alerts at once while it stays stuck. More alerts are pending than the
+        # engine's outbox holds, so syslog may pause that long: allow 15 s without progress.
+        missing = al.wait_shas_moving(certs.values(), 40, 15)
         check(not missing, "with journald stuck, syslog still gets every alert (a sink that "
               "blocks must not stall the others): %d of %d missing" % (len(missing), n))
         worst = max(status_time(sock)[0] for _ in range(10))
@@ -1048,13 +1052,12 @@ CASES = {
     "vanish": case_vanish,
     "same_size": case_same_size,
     "eacces": case_eacces,
-}
-
-# Cases that show a bug still open (RELIABILITY.md, "Open"): run only when named, e.g.
-# `tests/e2e/test_faults.py journald`, and never counted as passed.
-OPEN_CASES = {
     "journald": case_journald,
 }
+
+# Cases that show a bug still open (RELIABILITY.md, "Open"): run only when named, and never
+# counted as passed. None at present.
+OPEN_CASES = {}
 
 
 def main():
@@ -1066,7 +1069,7 @@ def main():
         t0 = time.time()
         (CASES.get(name) or OPEN_CASES[name])()
         print("case %s: %.1f s" % (name, time.time() - t0), flush=True)
-    if not sys.argv[1:]:
+    if not sys.argv[1:] and OPEN_CASES:
         print("open bugs, not run by default: %s" % ", ".join(OPEN_CASES))
     finish("test_faults", cases)
 

@@ -7,8 +7,9 @@
 # on SIGHUP and on request, and stop on SIGTERM; then checks that every system call the
 # daemon's threads made is one the unit allows. A hook's own calls after its execve() are
 # the hook's business and are left out. Not journald: other tests read alerts back from a
-# journald of their own, and these must not land there (sd_journal_send() needs socket(),
-# sendmsg() and memfd_create(), which @system-service has).
+# journald of their own, and these must not land there (the journald sink needs socket(),
+# connect(), sendto(), and for a large entry memfd_create(), fcntl() and sendmsg(), which
+# @system-service has: memfd_create is in its @ipc).
 #
 # Needs strace, systemd-analyze, python3 and root (strace). A missing tool is a failure.
 # Sanitizer builds make system calls of their own (their runtime), so the check is made
