@@ -42,6 +42,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from kigensock import request  # noqa: E402
 SYSLOG_RE = re.compile(r"<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|\[.*?[^\\]\]) ?(.*)$", re.S)
 SD_RE = re.compile(r'(\w+)="((?:[^"\\\]]|\\.)*)"')
 STEP_RE = re.compile(r"notice at (\S+) before")
@@ -96,23 +98,6 @@ class Dgram:
         self.stop_ = True
         self.thread.join()
         self.sock.close()
-
-
-def request(path, req, timeout=60):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall(req if isinstance(req, bytes) else (json.dumps(req) + "\n").encode())
-        buf = bytearray()
-        while not buf.endswith(b"\n"):
-            data = s.recv(1 << 20)
-            if not data:
-                return None
-            buf += data
-        return json.loads(buf)
-    finally:
-        s.close()
 
 
 def rss_kib(pid):

@@ -1423,9 +1423,9 @@ static int strv_single(struct kigen_strv *sv, const char *s)
     return sv->v[0] ? 0 : -ENOMEM;
 }
 
-static int parse_keystore(struct ctx *c, const struct node *n, struct kigen_keystore *ks,
-                          struct named *ret_name)
+static int parse_keystore(struct ctx *c, const struct node *n, void *item, struct named *ret_name)
 {
+    struct kigen_keystore *ks = item;
     const struct node *name = NULL, *path = NULL;
     char buf[300];
     size_t i, saved;
@@ -1513,40 +1513,58 @@ static int check_unique(struct ctx *c, struct named *names, size_t n, const char
     return r;
 }
 
-static int parse_keystores(struct ctx *c, const struct node *n, struct kigen_config *config)
+typedef int (*parse_item_fn)(struct ctx *c, const struct node *n, void *item,
+                             struct named *ret_name);
+
+/*
+ * A sequence of maps, each named uniquely (what names them in errors). ret_items, the address
+ * of the list's pointer (struct X **), gets one item of size bytes per entry, each parsed by
+ * parse_item; a null or empty sequence leaves it as it is. *ret_n counts the items from the
+ * start, so that freeing the configuration frees those parsed before an error too.
+ */
+static int parse_named_list(struct ctx *c, const struct node *n, size_t size,
+                            parse_item_fn parse_item, const char *what, void *ret_items,
+                            size_t *ret_n)
 {
     struct named *names = NULL;
-    size_t i, saved;
-    int r;
+    char *items = NULL;
+    int r = 0;
 
-    if (is_null(n))
-        return 0;
-    r = expect_seq(c, n);
-    if (r < 0 || n->n == 0)
+    if (!is_null(n))
+        r = expect_seq(c, n);
+    if (r < 0 || is_null(n) || n->n == 0)
         return r;
-    config->keystores = calloc(n->n, sizeof(*config->keystores));
+    items = calloc(n->n, size);
     names = calloc(n->n, sizeof(*names));
-    if (!config->keystores || !names) {
-        r = oom(c);
-        goto out;
+    if (!items || !names) {
+        free(items);
+        free(names);
+        return oom(c);
     }
-    config->n_keystores = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = parse_keystore(c, n->kids[i], &config->keystores[i], &names[i]);
+    memcpy(ret_items, &items, sizeof(items));
+    *ret_n = n->n;
+    for (size_t i = 0; i < n->n && r == 0; i++) {
+        size_t saved = path_push_index(c, i);
+
+        r = parse_item(c, n->kids[i], items + i * size, &names[i]);
         names[i].idx = i;
         path_pop(c, saved);
     }
     if (r == 0)
-        r = check_unique(c, names, n->n, "keystore name");
-out:
+        r = check_unique(c, names, n->n, what);
     free(names);
     return r;
 }
 
-static int parse_target(struct ctx *c, const struct node *n, struct kigen_probe_target *t,
-                        struct named *ret_name)
+static int parse_keystores(struct ctx *c, const struct node *n, struct kigen_config *config)
 {
+    return parse_named_list(c, n, sizeof(*config->keystores), parse_keystore, "keystore name",
+                            &config->keystores, &config->n_keystores);
+}
+
+static int parse_target(struct ctx *c, const struct node *n, void *item, struct named *ret_name)
+{
+    struct kigen_probe_target *t = item;
     const struct node *name = NULL, *host = NULL;
     uint64_t port = 443;
     char buf[300];
@@ -1606,35 +1624,11 @@ static int parse_target(struct ctx *c, const struct node *n, struct kigen_probe_
 
 static int parse_targets(struct ctx *c, const struct node *n, struct kigen_probes *probes)
 {
-    struct named *names = NULL;
-    size_t i, saved;
-    int r = 0;
-
-    if (!is_null(n))
-        r = expect_seq(c, n);
-    if (r < 0)
-        return r;
+    if (!is_null(n) && n->type != NODE_SEQ)
+        return expect_seq(c, n);
     targets_free(probes);
-    if (is_null(n) || n->n == 0)
-        return 0;
-    probes->targets = calloc(n->n, sizeof(*probes->targets));
-    names = calloc(n->n, sizeof(*names));
-    if (!probes->targets || !names) {
-        r = oom(c);
-        goto out;
-    }
-    probes->n_targets = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = parse_target(c, n->kids[i], &probes->targets[i], &names[i]);
-        names[i].idx = i;
-        path_pop(c, saved);
-    }
-    if (r == 0)
-        r = check_unique(c, names, n->n, "target name");
-out:
-    free(names);
-    return r;
+    return parse_named_list(c, n, sizeof(*probes->targets), parse_target, "target name",
+                            &probes->targets, &probes->n_targets);
 }
 
 static int get_proxy(struct ctx *c, const struct node *n, char **dst)
@@ -1683,9 +1677,9 @@ static int parse_probes(struct ctx *c, const struct node *n, struct kigen_probes
     return r;
 }
 
-static int parse_window(struct ctx *c, const struct node *n, struct kigen_maintenance *w,
-                        struct named *ret_name)
+static int parse_window(struct ctx *c, const struct node *n, void *item, struct named *ret_name)
 {
+    struct kigen_maintenance *w = item;
     const struct node *name = NULL;
     bool has_targets = false, has_every = false, has_at = false;
     char buf[300];
@@ -1751,35 +1745,12 @@ static int parse_window(struct ctx *c, const struct node *n, struct kigen_mainte
 
 static int parse_maintenance(struct ctx *c, const struct node *n, struct kigen_config *config)
 {
-    struct named *names = NULL;
-    size_t i, saved;
-    int r = 0;
-
-    if (!is_null(n))
-        r = expect_seq(c, n);
-    if (r < 0)
-        return r;
+    if (!is_null(n) && n->type != NODE_SEQ)
+        return expect_seq(c, n);
     maintenance_free(config);
-    if (is_null(n) || n->n == 0)
-        return 0;
-    config->maintenance = calloc(n->n, sizeof(*config->maintenance));
-    names = calloc(n->n, sizeof(*names));
-    if (!config->maintenance || !names) {
-        r = oom(c);
-        goto out;
-    }
-    config->n_maintenance = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = parse_window(c, n->kids[i], &config->maintenance[i], &names[i]);
-        names[i].idx = i;
-        path_pop(c, saved);
-    }
-    if (r == 0)
-        r = check_unique(c, names, n->n, "maintenance window name");
-out:
-    free(names);
-    return r;
+    return parse_named_list(c, n, sizeof(*config->maintenance), parse_window,
+                            "maintenance window name", &config->maintenance,
+                            &config->n_maintenance);
 }
 
 static int check_socket_path(struct ctx *c, const struct node *n, const char *path)

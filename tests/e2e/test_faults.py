@@ -55,6 +55,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kigentest import KIGEND, Daemon, Dgram, cert, check, finish, parse_syslog  # noqa: E402
+from kigensock import request  # noqa: E402
 
 BUILD = os.environ.get("KIGEN_BUILD", "")
 MKCORPUS = os.path.join(BUILD, "bench", "mkcorpus")
@@ -105,24 +106,6 @@ def scratch(name):
     d = tempfile.mkdtemp(prefix="kigen-f%s-" % name)
     os.chmod(d, 0o755)
     return d
-
-
-def request(path, line, timeout=10):
-    """One request line on the status socket; the parsed answer (None if the daemon closed)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall(line if isinstance(line, bytes) else (json.dumps(line) + "\n").encode())
-        buf = bytearray()
-        while not buf.endswith(b"\n"):
-            data = s.recv(1 << 20)
-            if not data:
-                return None
-            buf += data
-        return json.loads(buf)
-    finally:
-        s.close()
 
 
 def status_time(path, timeout=10):

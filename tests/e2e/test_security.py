@@ -35,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kigentest import KIGEND, Daemon, Dgram, cert, check, fact, finish  # noqa: E402
+from kigensock import raw_answer, request  # noqa: E402
 
 KIGENCTL = os.environ["KIGENCTL"]
 NOW = "2026-11-24T12:00:00Z"
@@ -62,42 +63,6 @@ def scratch(name, mode=0o755):
     d = tempfile.mkdtemp(prefix="kigen-s%s-" % name)
     os.chmod(d, mode)
     return d
-
-
-def request(path, line, timeout=10):
-    """One request on a new connection: the parsed answer, or None if the daemon closed."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall(line if isinstance(line, bytes) else (json.dumps(line) + "\n").encode())
-        buf = bytearray()
-        while not buf.endswith(b"\n"):
-            data = s.recv(1 << 20)
-            if not data:
-                return None
-            buf += data
-        return json.loads(buf)
-    finally:
-        s.close()
-
-
-def raw_answer(path, line, timeout=10):
-    """The answer's bytes as sent (for size and encoding checks)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall(line)
-        buf = bytearray()
-        while not buf.endswith(b"\n"):
-            data = s.recv(1 << 20)
-            if not data:
-                break
-            buf += data
-        return bytes(buf)
-    finally:
-        s.close()
 
 
 def kigenctl(sock, *args, prefix=(), binary=KIGENCTL):

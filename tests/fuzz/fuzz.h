@@ -67,6 +67,13 @@ bool fuzz_is_one_line(const char *s);
 /* Releases what a reader appended. */
 void fuzz_certs_free(struct kigen_certs *certs);
 
+/* A reader without passwords (PEM, DER, PKCS#7), as read.h declares them. */
+typedef int (*fuzz_reader_fn)(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t len,
+                              struct kigen_certs *certs, char *errbuf, size_t errlen);
+
+/* One input through read, checked with fuzz_check_read, freed; libFuzzer's 0. */
+int fuzz_one_read(fuzz_reader_fn read, const uint8_t *data, size_t size);
+
 /*
  * Appends a certificate made by hand (no DER: fingerprint bytes all fill) to certs, for the
  * targets that need an inventory. Aborts when out of memory.

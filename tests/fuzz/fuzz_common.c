@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+
 #include "err.h"
 #include "fuzz.h"
 #include "timeutil.h"
@@ -236,4 +238,17 @@ const struct fuzz_world *fuzz_world(void)
     FUZZ_CHECK(kigen_view_build(w.config, w.inventory, w.now, NULL, &view) == 0);
     w.view = &view;
     return &w;
+}
+
+int fuzz_one_read(fuzz_reader_fn read, const uint8_t *data, size_t size)
+{
+    struct kigen_certs certs = { 0 };
+    char errbuf[256] = "";
+    int r;
+
+    r = read(fuzz_read_ctx(), data, size, &certs, errbuf, sizeof(errbuf));
+    fuzz_check_read(r, &certs, 0, errbuf, false);
+    fuzz_certs_free(&certs);
+    ERR_clear_error();
+    return 0;
 }
