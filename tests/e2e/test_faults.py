@@ -31,8 +31,8 @@ that vanish with the test, and the inotify limit is lowered in a user namespace 
   eacces          a mode 000 file and directory, the daemon as uid 65534: "unreadable"
                   records, the other files read, and read once readable
 
-Clock jumps are not tested here: CLOCK_REALTIME cannot be namespaced and setting the
-machine's clock is not something a test may do.
+Clock jumps are in test_clock.py, under libfaketime: CLOCK_REALTIME cannot be namespaced, and
+setting the machine's clock is not something a test may do.
 
 Usage: test_faults.py [CASE ...]   (all cases by default)
 """
