@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,6 +285,22 @@ out:
     return status;
 }
 
+/*
+ * 1,024 status clients (KIGEN_CONTROL_MAX_CLIENTS) and the scan's files need more than the
+ * usual soft limit of 1,024 descriptors. Everything here waits with epoll, which has no
+ * FD_SETSIZE; the unit sets LimitNOFILE= itself.
+ */
+static void raise_fd_limit(void)
+{
+    const rlim_t want = 65536;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct options o = { 0 };
@@ -307,9 +324,11 @@ int main(int argc, char **argv)
     if (load_config(o.config_path, &config) < 0)
         return EXIT_USAGE;
     kigen_time_use_zone(config->timezone);
-    if (!o.once)
+    if (!o.once) {
+        raise_fd_limit();
         return kigend_service_run(o.config_path, config,
                                   o.has_now ? o.now - (int64_t)time(NULL) : 0);
+    }
     status = run_once(&o, config);
     kigen_config_free(config);
     return status;

@@ -27,6 +27,8 @@
 
 static const char too_long_answer[] = "{\"ok\":false,\"error\":\"request line too long\"}";
 static const char too_many_answer[] = "{\"ok\":false,\"error\":\"too many clients\"}\n";
+static const char busy_answer[] =
+    "{\"ok\":false,\"error\":\"busy: other clients have not read their answers yet, try again\"}";
 static const char no_memory_answer[] = "{\"ok\":false,\"error\":\"internal error: out of memory\"}";
 
 struct client;
@@ -40,6 +42,8 @@ struct kigen_control {
     size_t max_clients;
     uint64_t idle_ms;
     size_t max_line;
+    size_t max_pending;     /* answer bytes held for all clients at most (see control.h) */
+    size_t pending;         /* answer bytes handed to uv_write whose write_cb has not run */
     struct client *clients; /* every open client, doubly linked */
     size_t n_clients;
     size_t n_handles; /* handles open or closing; ctl goes when the last one has closed */
@@ -75,6 +79,7 @@ struct client {
 struct answer {
     uv_write_t req;
     char *text; /* owned; NULL when the answer is a static text */
+    size_t len; /* counted in ctl->pending while written */
 };
 
 /* A connection over max_clients: told so, then closed. */
@@ -212,6 +217,7 @@ static void write_cb(uv_write_t *req, int status)
     struct answer *a = container_of(req, struct answer, req);
     struct client *c = req->handle->data;
 
+    c->ctl->pending -= a->len;
     free(a->text);
     free(a);
     c->writes--;
@@ -244,6 +250,7 @@ static void write_answer(struct client *c, char *text, size_t len, bool owned)
         return;
     }
     a->text = owned ? text : NULL;
+    a->len = owned ? len : 0;
     /* libuv never writes through a write buffer: casting the constant newline is safe. */
     bufs[0] = uv_buf_init(text, (unsigned)len);
     bufs[1] = uv_buf_init((char *)"\n", 1);
@@ -255,6 +262,7 @@ static void write_answer(struct client *c, char *text, size_t len, bool owned)
         return;
     }
     c->writes++;
+    c->ctl->pending += a->len;
     arm_idle(c); /* from now on, the client has idle_ms to start draining it */
 }
 
@@ -281,6 +289,12 @@ static void answer(struct client *c, const char *line, size_t len)
             return;
         }
         text_len = strlen(text);
+    }
+    if (ctl->pending > 0 && text_len > ctl->max_pending - ctl->pending) {
+        /* Clients that do not read hold enough already: this one may ask again later. */
+        free(text);
+        write_answer(c, (char *)busy_answer, sizeof(busy_answer) - 1, false);
+        return;
     }
     write_answer(c, text, text_len, true);
 }
@@ -651,6 +665,7 @@ int kigen_control_start(uv_loop_t *loop, const char *path, int inherited_fd,
     ctl->handler = handler;
     ctl->data = data;
     ctl->max_clients = KIGEN_CONTROL_MAX_CLIENTS;
+    ctl->max_pending = KIGEN_CONTROL_MAX_PENDING;
     ctl->idle_ms = KIGEN_CONTROL_IDLE_MS;
     ctl->max_line = KIGEN_CONTROL_MAX_LINE;
     uv_pipe_init(loop, &ctl->server, 0);
@@ -682,6 +697,12 @@ void kigen_control_set_limits(struct kigen_control *ctl, size_t max_clients, uin
         ctl->idle_ms = idle_ms;
     if (max_line)
         ctl->max_line = max_line;
+}
+
+void kigen_control_set_max_pending(struct kigen_control *ctl, size_t bytes)
+{
+    if (bytes)
+        ctl->max_pending = bytes;
 }
 
 size_t kigen_control_clients(const struct kigen_control *ctl)

@@ -6,12 +6,16 @@
  *
  *   - a request line holds at most max_line bytes (default 64 KiB); a longer one is answered
  *     {"ok":false,"error":"request line too long"} and the connection is closed;
- *   - at most max_clients connections at once (default 256); one more is accepted, told
+ *   - at most max_clients connections at once (default 1,024); one more is accepted, told
  *     {"ok":false,"error":"too many clients"} and closed at once, so that it never hangs in
  *     the listen backlog;
  *   - one request is answered at a time per client: the next is not even parsed while the
  *     previous answer still waits in the client's write queue, and the socket is not read
  *     meanwhile. A client that never reads holds one answer in memory, never more;
+ *   - the answers held for all clients together are bounded (max_pending, default 256 MiB,
+ *     a few lists of 100,000 certificates): an answer that would go over is replaced by
+ *     {"ok":false,"error":"busy: ..."}, unless nothing else is held, so that a thousand
+ *     clients that ask for a large list and never read cannot take the machine's memory;
  *   - a client that makes no progress for idle_ms (default 60 s), neither sending a request
  *     nor draining its answer, is closed.
  *
@@ -27,7 +31,8 @@
 
 #include <uv.h>
 
-#define KIGEN_CONTROL_MAX_CLIENTS 256
+#define KIGEN_CONTROL_MAX_CLIENTS 1024
+#define KIGEN_CONTROL_MAX_PENDING (256u << 20)
 #define KIGEN_CONTROL_IDLE_MS     60000
 #define KIGEN_CONTROL_MAX_LINE    (64 * 1024)
 
@@ -67,6 +72,9 @@ int kigen_control_start(uv_loop_t *loop, const char *path, int inherited_fd,
  */
 void kigen_control_set_limits(struct kigen_control *ctl, size_t max_clients, uint64_t idle_ms,
                               size_t max_line);
+
+/* Changes max_pending (0 keeps it); for tests. */
+void kigen_control_set_max_pending(struct kigen_control *ctl, size_t bytes);
 
 /* How many clients are connected now (those told "too many clients" are not counted). */
 size_t kigen_control_clients(const struct kigen_control *ctl);

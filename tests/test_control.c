@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -368,26 +369,37 @@ static void test_line_limit_is_exact(void **state)
     peer_free(q);
 }
 
-static void test_200_clients_at_once(void **state)
+static void test_1000_clients_at_once(void **state)
 {
+    enum {
+        N = 1000
+    };
     struct fixture *fx = *state;
-    struct peer *p[200];
+    struct peer *p[N];
     char want[64], req[32];
+    struct rlimit rl;
 
+    /* Both ends of every connection are in this process: 2,000 descriptors. */
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 2 * N + 64) {
+        rl.rlim_cur = rl.rlim_max;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    assert_true(rl.rlim_cur >= 2 * N + 64);
     start(fx);
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < N; i++)
         p[i] = peer_connect(fx);
-    wait_clients(fx, 200, 5000);
-    for (int i = 0; i < 200; i++) {
+    wait_clients(fx, N, 10000);
+    for (int i = 0; i < N; i++) {
         snprintf(req, sizeof(req), "c%d\n", i);
         peer_say(fx, p[i], req);
     }
-    for (int i = 199; i >= 0; i--) {
+    for (int i = N - 1; i >= 0; i--) {
         snprintf(want, sizeof(want), "{\"echo\":\"c%d\",\"privileged\":true}", i);
         assert_line(fx, p[i], want);
     }
-    assert_int_equal(fx->calls, 200);
-    for (int i = 0; i < 200; i++)
+    assert_int_equal(fx->calls, N);
+    for (int i = 0; i < N; i++)
         peer_free(p[i]);
     wait_clients(fx, 0, 5000);
 }
@@ -449,6 +461,52 @@ static void test_a_client_that_never_reads_blocks_no_one(void **state)
     assert_big_answer(fx, hog);
     assert_int_equal(fx->big_calls, 3);
     peer_free(hog);
+    peer_free(p);
+}
+
+/* Asks p for "big" and waits until the server has handled it. */
+static void ask_big(struct fixture *fx, struct peer *p)
+{
+    int calls = fx->calls;
+    uint64_t end = now_ms() + 5000;
+
+    peer_say(fx, p, "big\n");
+    while (fx->calls == calls && now_ms() < end)
+        pump(fx, -1);
+    assert_int_equal(fx->calls, calls + 1);
+}
+
+static void test_unread_answers_are_bounded_together(void **state)
+{
+    struct fixture *fx = *state;
+    struct peer *hog[3], *p;
+
+    start(fx);
+    kigen_control_set_max_pending(fx->ctl, 2 * BIG + BIG / 2);
+    for (int i = 0; i < 3; i++)
+        hog[i] = peer_connect(fx);
+    p = peer_connect(fx);
+    /* Two large answers held for clients that do not read; the third would pass the bound. */
+    ask_big(fx, hog[0]);
+    ask_big(fx, hog[1]);
+    ask_big(fx, hog[2]);
+    assert_line(fx, hog[2],
+                "{\"ok\":false,\"error\":\"busy: other clients have not read their "
+                "answers yet, try again\"}");
+    /* Small answers still fit. */
+    peer_say(fx, p, "status\n");
+    assert_line(fx, p, "{\"echo\":\"status\",\"privileged\":true}");
+    /* One hog reads: there is room again. */
+    assert_big_answer(fx, hog[0]);
+    ask_big(fx, hog[2]);
+    assert_big_answer(fx, hog[2]);
+    assert_big_answer(fx, hog[1]);
+    /* With nothing held, one answer larger than the bound still goes out whole. */
+    kigen_control_set_max_pending(fx->ctl, BIG / 2);
+    ask_big(fx, p);
+    assert_big_answer(fx, p);
+    for (int i = 0; i < 3; i++)
+        peer_free(hog[i]);
     peer_free(p);
 }
 
@@ -728,11 +786,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requests_are_answered_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_1mib_line_is_refused_and_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_limit_is_exact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_200_clients_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_1000_clients_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_more_than_max_clients_is_told_and_closed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_client_that_never_reads_blocks_no_one, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_unread_answers_are_bounded_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_client_gone_mid_answer_is_cleaned_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idle_clients_are_closed, setup, teardown),
