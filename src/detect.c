@@ -4,6 +4,7 @@
 
 #include "err.h"
 #include "read.h"
+#include "secret.h"
 
 #define JKS_MAGIC   0xFEEDFEEDu
 #define JCEKS_MAGIC 0xCECECECEu
@@ -141,6 +142,7 @@ int kigen_read_any(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
                    enum kigen_format *ret_format, char *errbuf, size_t errlen)
 {
     enum kigen_format format = kigen_detect(buf, len);
+    int r;
 
     *ret_format = format;
     switch (format) {
@@ -151,10 +153,16 @@ int kigen_read_any(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
     case KIGEN_FORMAT_PKCS7:
         return kigen_read_pkcs7(ctx, buf, len, certs, errbuf, errlen);
     case KIGEN_FORMAT_PKCS12:
-        return kigen_read_pkcs12(ctx, buf, len, passwords, certs, errbuf, errlen);
+        kigen_secret_wipe_begin();
+        r = kigen_read_pkcs12(ctx, buf, len, passwords, certs, errbuf, errlen);
+        kigen_secret_wipe_end();
+        return r;
     case KIGEN_FORMAT_JKS:
     case KIGEN_FORMAT_JCEKS:
-        return kigen_read_jks(ctx, buf, len, passwords, certs, ret_format, errbuf, errlen);
+        kigen_secret_wipe_begin();
+        r = kigen_read_jks(ctx, buf, len, passwords, certs, ret_format, errbuf, errlen);
+        kigen_secret_wipe_end();
+        return r;
     case KIGEN_FORMAT_UNKNOWN:
         break;
     }

@@ -45,11 +45,25 @@ static void *wiping_malloc(size_t n, const char *file, int line)
     return malloc(n);
 }
 
+/* Readers of password-protected files on this thread now (kigen_secret_wipe_begin). */
+static _Thread_local unsigned wipe_depth;
+
+void kigen_secret_wipe_begin(void)
+{
+    wipe_depth++;
+}
+
+void kigen_secret_wipe_end(void)
+{
+    wipe_depth--;
+}
+
 static void wiping_free(void *p, const char *file, int line)
 {
     if (!p)
         return;
-    explicit_bzero(p, malloc_usable_size(p));
+    if (wipe_depth)
+        explicit_bzero(p, malloc_usable_size(p));
     free(p);
 }
 
@@ -61,11 +75,15 @@ static void *wiping_realloc(void *p, size_t n, const char *file, int line)
 
     if (!p)
         return malloc(n);
+    if (!wipe_depth)
+        return realloc(p, n);
     if (n == 0) {
         wiping_free(p, file, line);
         return NULL;
     }
     old = malloc_usable_size(p);
+    if (n <= old)
+        return p; /* it fits where it is: nothing is left behind (the free wipes it all) */
     q = malloc(n);
     if (!q)
         return NULL;
