@@ -15,11 +15,13 @@
 The 100,000 certificates are a kept NACCS-like estate (KIGEN_CORPUS=naccs: about 1.5% in
 their renewal window, none expired); the replacements are fresh certificates whose dates
 spread over ten years (about half expired), so the churn produces a steady stream of alerts.
+With --steady the estate has that spread too: the number of certificates the engine has
+alerted about (and remembers) then stays level, and so must RSS.
 
 The daemon's configuration has the exec hook off (50,000 changes would measure fork) and,
 as the soak's, a Prometheus textfile; --no-textfile leaves that out too.
 
-Usage: bench/load.py BUILD_DIR [--minutes 5] [--only clients|churn] [--no-textfile]
+Usage: bench/load.py BUILD_DIR [--minutes 5] [--only clients|churn] [--steady] [--no-textfile]
 """
 import argparse
 import collections
@@ -234,6 +236,10 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--minutes", type=float, default=5)
     ap.add_argument("--only", choices=["clients", "churn"])
+    ap.add_argument("--steady", action="store_true",
+                    help="the estate has the replacements' ten-year spread of dates, so that "
+                    "the number of alerted certificates (what the engine remembers) stays "
+                    "level: RSS must then stay flat")
     ap.add_argument("--no-textfile", action="store_true",
                     help="without alerts.textfile (the Prometheus file rewritten at each "
                     "evaluation)")
@@ -247,12 +253,16 @@ def main():
     os.makedirs(out, exist_ok=True)
     n_pool = int(args.minutes * 60 / 6) * 1000 + 1000
     print("making 100,000 + %d certificates (once)..." % n_pool, flush=True)
-    corpus(mk, os.path.join(out, "naccs100k"), 100000, 0, profile="naccs")
+    estate = "ten100k" if args.steady else "naccs100k"
+    if args.steady:
+        corpus(mk, os.path.join(out, estate), 100000, 0)
+    else:
+        corpus(mk, os.path.join(out, estate), 100000, 0, profile="naccs")
     corpus(mk, os.path.join(out, "pool%d" % n_pool), n_pool)
     work = tempfile.mkdtemp(prefix="kigen-load-")
     os.chmod(work, 0o755)
     ks, pool = os.path.join(work, "ks"), os.path.join(work, "pool")
-    src = os.path.join(out, "naccs100k")
+    src = os.path.join(out, estate)
     for i, name in enumerate(sorted(os.listdir(src))):
         dd = os.path.join(ks, "d%03d" % (i // 1000))
         if i % 1000 == 0:
