@@ -166,8 +166,9 @@ def part_churn(build, d, ks, pool, minutes):
             os.rename(fresh.pop(), dst)
             replaced += 1
             due = round_end - 6 + (i + 1) * 0.006
-            if due > time.time():
-                time.sleep(due - time.time())
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
             if time.time() >= next_sample:
                 d.sample()
                 next_sample += 10
