@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +327,13 @@ int main(int argc, char **argv)
     kigen_time_use_zone(config->timezone);
     if (!o.once) {
         raise_fd_limit();
+        /*
+         * Buffers of a megabyte or more (the state file's text, list answers, the metrics of
+         * a large inventory) come from mmap and go back to the system when freed. glibc
+         * otherwise raises its threshold after the first such free, and later ones land in
+         * the heap, where under churn a resident daemon's RSS only grows.
+         */
+        (void)mallopt(M_MMAP_THRESHOLD, 1 << 20);
         return kigend_service_run(o.config_path, config,
                                   o.has_now ? o.now - (int64_t)time(NULL) : 0);
     }
