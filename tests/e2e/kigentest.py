@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -20,6 +21,34 @@ FIX = os.environ["KIGEN_FIXTURES"]
 CERTS = os.path.join(FIX, "certs")
 
 failures = []
+
+# Runs a command as uid and gid 65534 without supplementary groups (another user).
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def need(*tools):
+    """A missing tool fails the test with a clear message, never skips it."""
+    for t in tools:
+        if not (os.path.isabs(t) and os.access(t, os.X_OK)) and not shutil.which(t):
+            print("FAIL: %s needs %s, which is missing" % (os.path.basename(sys.argv[0]), t))
+            sys.exit(1)
+
+
+def wait_until(pred, timeout, step=0.05):
+    """pred()'s first true value within timeout seconds, else its last."""
+    end = time.time() + timeout
+    while True:
+        v = pred()
+        if v or time.time() >= end:
+            return v
+        time.sleep(step)
+
+
+def scratch(name, mode=0o755):
+    """A new directory under /tmp that other users may enter (mode)."""
+    d = tempfile.mkdtemp(prefix="kigen-%s-" % name)
+    os.chmod(d, mode)
+    return d
 
 
 def check(cond, what):
@@ -104,6 +133,15 @@ class Daemon:
                     "probes: { targets: [] }\nalerts:\n  journald: %s\n  syslog: %s\n%s"
                     % (self.state, ks, "true" if self.journald else "false",
                        self.syslog.path, extra))
+
+    def open_to(self, uid):
+        """Lets the daemon run as uid: its state directory, config and sockets."""
+        os.makedirs(self.state, exist_ok=True)
+        os.chown(self.state, uid, uid)
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.config, 0o644)
+        for s in (self.syslog.path, self.notify.path):
+            os.chmod(s, 0o777)
 
     def start(self, env=None, prefix=()):
         e = dict(os.environ, NOTIFY_SOCKET=self.notify.path)

@@ -49,12 +49,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kigentest import KIGEND, Daemon, Dgram, cert, check, finish, parse_syslog  # noqa: E402
+from kigentest import (KIGEND, NOBODY, Daemon, Dgram, cert, check, finish,  # noqa: E402
+                       need, parse_syslog, scratch, wait_until)
 from kigensock import request  # noqa: E402
 
 BUILD = os.environ.get("KIGEN_BUILD", "")
@@ -63,28 +63,10 @@ NOW = "2026-11-24T12:00:00Z"  # the fixtures' reference instant
 # bench/mkcorpus makes certificates that end at most 3,710 days from now: all have expired
 # eleven years on, and each one then owes exactly one alert, cert.expired.
 LATE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 11 * 365.25 * 86400))
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 cases = 0
 
 
 # ---- helpers ----
-
-def need(*tools):
-    """A missing tool fails the test with a clear message, never skips it."""
-    for t in tools:
-        if not (os.path.isabs(t) and os.access(t, os.X_OK)) and not shutil.which(t):
-            print("FAIL: test_faults needs %s, which is missing" % t)
-            sys.exit(1)
-
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.time() + timeout
-    while True:
-        v = pred()
-        if v or time.time() >= end:
-            return v
-        time.sleep(step)
-
 
 def sha_of_file(path):
     """SHA-256 of the certificate a PEM or DER file holds, as kigen prints it."""
@@ -100,12 +82,6 @@ def corpus(dest, n):
     subprocess.run([MKCORPUS, dest, str(n), "0"], check=True, stdout=subprocess.DEVNULL)
     return {os.path.join(dest, f): sha_of_file(os.path.join(dest, f))
             for f in sorted(os.listdir(dest))}
-
-
-def scratch(name):
-    d = tempfile.mkdtemp(prefix="kigen-f%s-" % name)
-    os.chmod(d, 0o755)
-    return d
 
 
 def status_time(path, timeout=10):
@@ -987,12 +963,7 @@ def case_eacces():
     sock = os.path.join(rundir, "kigen.sock")
     d = Daemon("eacces", [("ks", ks)], extra="socket: %s\n" % sock, now=NOW)
     try:
-        os.makedirs(d.state)
-        os.chown(d.state, 65534, 65534)
-        os.chmod(d.dir, 0o755)
-        os.chmod(d.config, 0o644)
-        for s in (d.syslog.path, d.notify.path):
-            os.chmod(s, 0o777)
+        d.open_to(65534)
         p = subprocess.run(NOBODY + [KIGEND, "--config", d.config, "--once", "--format", "json",
                                      "--now", NOW], capture_output=True, text=True, timeout=60)
         rep = json.loads(p.stdout) if p.stdout.startswith("{") else {}

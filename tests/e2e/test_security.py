@@ -29,40 +29,17 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kigentest import KIGEND, Daemon, Dgram, cert, check, fact, finish  # noqa: E402
+from kigentest import (KIGEND, NOBODY, Daemon, Dgram, cert, check, fact,  # noqa: E402
+                       finish, need, scratch, wait_until)
 from kigensock import raw_answer, request  # noqa: E402
 
 KIGENCTL = os.environ["KIGENCTL"]
 NOW = "2026-11-24T12:00:00Z"
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 cases = 0
-
-
-def need(*tools):
-    for t in tools:
-        if not shutil.which(t):
-            print("FAIL: test_security needs %s, which is missing" % t)
-            sys.exit(1)
-
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.time() + timeout
-    while True:
-        v = pred()
-        if v or time.time() >= end:
-            return v
-        time.sleep(step)
-
-
-def scratch(name, mode=0o755):
-    d = tempfile.mkdtemp(prefix="kigen-s%s-" % name)
-    os.chmod(d, mode)
-    return d
 
 
 def kigenctl(sock, *args, prefix=(), binary=KIGENCTL):
@@ -206,12 +183,7 @@ def case_socket_access():
     sock = os.path.join(rundir, "kigen.sock")
     d = Daemon("acc2", [("ks", ks)], extra="socket: %s\n" % sock, now=NOW)
     try:
-        os.makedirs(d.state)
-        os.chown(d.state, 65534, 65534)
-        os.chmod(d.dir, 0o755)
-        os.chmod(d.config, 0o644)
-        for s in (d.syslog.path, d.notify.path):
-            os.chmod(s, 0o777)
+        d.open_to(65534)
         check(d.start(prefix=NOBODY), "READY=1 as uid 65534: %s" % d.stderr())
         st = os.stat(sock)
         check((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o660, 65534, 65534),
