@@ -2121,13 +2121,22 @@ out:
 static bool rule_matches(const struct kigen_rule *rule, const char *keystore, const char *subject,
                          const char *issuer)
 {
-    if (rule->keystore && (!keystore || strcmp(rule->keystore, keystore) != 0))
+    if (rule->keystore && (!keystore || fnmatch(rule->keystore, keystore, FNM_NOESCAPE) != 0))
         return false;
     if (rule->issuer && (!issuer || fnmatch(rule->issuer, issuer, FNM_NOESCAPE) != 0))
         return false;
     if (rule->subject && (!subject || fnmatch(rule->subject, subject, FNM_NOESCAPE) != 0))
         return false;
     return true;
+}
+
+const struct kigen_keystore *kigen_config_find_keystore(const struct kigen_config *config,
+                                                        const char *name)
+{
+    for (size_t i = 0; i < config->n_keystores; i++)
+        if (strcmp(config->keystores[i].name, name) == 0)
+            return &config->keystores[i];
+    return NULL;
 }
 
 void kigen_config_policy_for(const struct kigen_config *config, const char *keystore,

@@ -53,7 +53,7 @@ struct kigen_policy {
 };
 
 struct kigen_rule {
-    char *keystore; /* exact name; NULL matches any */
+    char *keystore; /* glob on the name; NULL matches any */
     char *issuer;   /* fnmatch(3) glob on the RFC 2253 string; NULL matches any */
     char *subject;
     struct kigen_policy set; /* only the fields the rule sets */
@@ -153,6 +153,10 @@ int kigen_config_parse(const char *name, const char *text, size_t len,
                        struct kigen_config **ret_config, char *errbuf, size_t errlen);
 
 void kigen_config_free(struct kigen_config *config);
+
+/* The configured keystore of that name, or NULL. */
+const struct kigen_keystore *kigen_config_find_keystore(const struct kigen_config *config,
+                                                        const char *name);
 
 /*
  * The effective policy for a certificate: config->policy with the first matching rule's

@@ -237,6 +237,37 @@ struct group {
     const struct kigen_record *worst; /* the most severe, whose policy speaks */
 };
 
+/* KIGEN_LABEL_<NAME> for the labels of ks (may be NULL) that a is without. */
+static int add_labels(struct kigen_alert *a, const struct kigen_keystore *ks)
+{
+    int r = 0;
+
+    for (size_t j = 0; ks && j < ks->labels.n && r == 0; j++) {
+        char name[128];
+        size_t k = (size_t)snprintf(name, sizeof(name), "KIGEN_LABEL_");
+
+        for (const char *p = ks->labels.v[j].name; *p && k < sizeof(name) - 1; p++)
+            name[k++] = (char)toupper((unsigned char)*p);
+        name[k] = '\0';
+        if (!kigen_alert_get(a, name))
+            r = kigen_alert_add(a, name, ks->labels.v[j].value);
+    }
+    return r;
+}
+
+/* Adds s to the ", "-joined list b unless it is one of its items already. */
+static void buf_add_item(struct buf *b, const char *s)
+{
+    size_t n = strlen(s);
+
+    for (const char *p = b->s; p && (p = strstr(p, s)); p += n)
+        if ((p == b->s || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+            return;
+    if (b->len)
+        buf_add(b, ", ");
+    buf_add(b, s);
+}
+
 static int add_cert_fields(struct kigen_alert *a, const struct group *g, int64_t now)
 {
     const struct kigen_cert *c = g->worst->cert;
@@ -251,11 +282,7 @@ static int add_cert_fields(struct kigen_alert *a, const struct group *g, int64_t
         if (i)
             buf_add(&paths, ", ");
         buf_add(&paths, f->path);
-        if (!keystores.s || !strstr(keystores.s, f->keystore)) {
-            if (keystores.len)
-                buf_add(&keystores, ", ");
-            buf_add(&keystores, f->keystore);
-        }
+        buf_add_item(&keystores, f->keystore);
     }
     if (paths.failed || keystores.failed) {
         r = -ENOMEM;
@@ -280,20 +307,8 @@ static int add_cert_fields(struct kigen_alert *a, const struct group *g, int64_t
     if (r == 0)
         r = kigen_alert_add(a, "KIGEN_KEYSTORE", keystores.s);
     /* Labels of every keystore the certificate is in; the first keystore wins a clash. */
-    for (size_t i = 0; i < g->n && r == 0; i++) {
-        const struct kigen_keystore *ks = g->v[i]->keystore;
-
-        for (size_t j = 0; ks && j < ks->labels.n && r == 0; j++) {
-            char name[128];
-            size_t k = (size_t)snprintf(name, sizeof(name), "KIGEN_LABEL_");
-
-            for (const char *p = ks->labels.v[j].name; *p && k < sizeof(name) - 1; p++)
-                name[k++] = (char)toupper((unsigned char)*p);
-            name[k] = '\0';
-            if (!kigen_alert_get(a, name))
-                r = kigen_alert_add(a, name, ks->labels.v[j].value);
-        }
-    }
+    for (size_t i = 0; i < g->n && r == 0; i++)
+        r = add_labels(a, g->v[i]->keystore);
 out:
     free(paths.s);
     free(keystores.s);
@@ -495,9 +510,68 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
     return fired;
 }
 
+/* cert.gone for t: every location it was last seen in, their keystores and labels. */
+static struct kigen_alert *gone_alert(const struct kigen_config *config,
+                                      const struct kigen_tracked *t, const char *subject,
+                                      const char *issuer)
+{
+    struct buf paths = { 0 }, keystores = { 0 }, ks_lines = { 0 };
+    char message[2048], when[64], na[KIGEN_RFC3339_LEN];
+    struct kigen_alert *a = NULL;
+    const char *line, *tab, *end;
+    int r = -ENOMEM;
+
+    /* "keystore\tpath\n" lines: paths in order, each keystore once. */
+    for (line = t->locations; line && *line; line = *end ? end + 1 : end) {
+        end = line + strcspn(line, "\n");
+        tab = memchr(line, '\t', (size_t)(end - line));
+        if (!tab)
+            continue;
+        if (paths.len)
+            buf_add(&paths, ", ");
+        buf_add_n(&paths, tab + 1, (size_t)(end - tab - 1));
+        buf_add_n(&ks_lines, line, (size_t)(tab - line));
+        buf_add_n(&ks_lines, "", 1);
+    }
+    if (paths.failed || ks_lines.failed)
+        goto out;
+    kigen_time_format_local(t->not_after, when, sizeof(when));
+    snprintf(message, sizeof(message),
+             "Certificate %s (valid until %s) is no longer found in any keystore "
+             "(last seen in %s).",
+             subject, when, paths.s ? paths.s : "");
+    a = kigen_alert_new(KIGEN_EVENT_CERT_GONE, message);
+    kigen_time_format_utc(t->not_after, na);
+    if (!a || kigen_alert_add(a, "KIGEN_SHA256", t->sha256) < 0 ||
+        kigen_alert_add(a, "KIGEN_SUBJECT", subject) < 0 ||
+        kigen_alert_add(a, "KIGEN_ISSUER", issuer) < 0 ||
+        kigen_alert_add(a, "KIGEN_NOT_AFTER", na) < 0 ||
+        kigen_alert_add(a, "KIGEN_PATHS", paths.s ? paths.s : "") < 0)
+        goto out;
+    r = 0;
+    for (size_t off = 0; off < ks_lines.len && r == 0; off += strlen(ks_lines.s + off) + 1) {
+        buf_add_item(&keystores, ks_lines.s + off);
+        r = add_labels(a, kigen_config_find_keystore(config, ks_lines.s + off));
+    }
+    if (r == 0 && keystores.failed)
+        r = -ENOMEM;
+    if (r == 0 && keystores.len)
+        r = kigen_alert_add(a, "KIGEN_KEYSTORE", keystores.s);
+out:
+    if (r < 0) {
+        kigen_alert_free(a);
+        a = NULL;
+    }
+    free(paths.s);
+    free(keystores.s);
+    free(ks_lines.s);
+    return a;
+}
+
 /* A certificate that was alerted about and is found nowhere now: renewed in place, or gone. */
-static int evaluate_gone(struct kigen_engine *engine, const struct kigen_inventory *inventory,
-                         const struct kigen_view *view, struct kigen_tracked *t, int64_t now)
+static int evaluate_gone(struct kigen_engine *engine, const struct kigen_config *config,
+                         const struct kigen_inventory *inventory, const struct kigen_view *view,
+                         struct kigen_tracked *t, int64_t now)
 {
     const struct kigen_record *renewal = NULL;
     /* A state file may lack them (the loader allows it), and an out-of-memory may leave them. */
@@ -538,24 +612,8 @@ static int evaluate_gone(struct kigen_engine *engine, const struct kigen_invento
         if (!a || add_cert_fields(a, &g, now) < 0)
             goto out;
     } else {
-        char na[KIGEN_RFC3339_LEN];
-        const char *first = t->locations ? strchr(t->locations, '\t') : NULL;
-        char path[1024] = "";
-
-        if (first)
-            snprintf(path, sizeof(path), "%.*s", (int)strcspn(first + 1, "\n"), first + 1);
-        kigen_time_format_local(t->not_after, when, sizeof(when));
-        snprintf(message, sizeof(message),
-                 "Certificate %s (valid until %s) is no longer found in any keystore "
-                 "(last seen in %s).",
-                 subject, when, path);
-        a = kigen_alert_new(KIGEN_EVENT_CERT_GONE, message);
-        kigen_time_format_utc(t->not_after, na);
-        if (!a || kigen_alert_add(a, "KIGEN_SHA256", t->sha256) < 0 ||
-            kigen_alert_add(a, "KIGEN_SUBJECT", subject) < 0 ||
-            kigen_alert_add(a, "KIGEN_ISSUER", issuer) < 0 ||
-            kigen_alert_add(a, "KIGEN_NOT_AFTER", na) < 0 ||
-            kigen_alert_add(a, "KIGEN_PATHS", path) < 0)
+        a = gone_alert(config, t, subject, issuer);
+        if (!a)
             goto out;
     }
     r = kigen_engine_queue(engine, a);
@@ -566,7 +624,8 @@ out:
     return r;
 }
 
-static int evaluate_errors(struct kigen_engine *engine, const struct kigen_view *view, int64_t now)
+static int evaluate_errors(struct kigen_engine *engine, const struct kigen_config *config,
+                           const struct kigen_view *view, int64_t now)
 {
     char key[8192], message[2048];
     int fired = 0, r;
@@ -597,7 +656,8 @@ static int evaluate_errors(struct kigen_engine *engine, const struct kigen_view 
         a = kigen_alert_new(KIGEN_EVENT_SCAN_ERROR, message);
         if (!a || kigen_alert_add(a, "KIGEN_PATHS", f->path) < 0 ||
             kigen_alert_add(a, "KIGEN_KEYSTORE", f->keystore) < 0 ||
-            kigen_alert_add(a, "KIGEN_ERROR", kigen_err_name(f->error)) < 0) {
+            kigen_alert_add(a, "KIGEN_ERROR", kigen_err_name(f->error)) < 0 ||
+            add_labels(a, kigen_config_find_keystore(config, f->keystore)) < 0) {
             kigen_alert_free(a);
             return -ENOMEM;
         }
@@ -612,6 +672,7 @@ static int evaluate_errors(struct kigen_engine *engine, const struct kigen_view 
 
 struct sweep {
     struct kigen_engine *engine;
+    const struct kigen_config *config;
     const struct kigen_inventory *inventory;
     const struct kigen_view *view;
     int64_t now;
@@ -629,7 +690,7 @@ static void sweep_certs_cb(const char *key, void *value, void *data)
         t->seen = false;
         return;
     }
-    r = evaluate_gone(s->engine, s->inventory, s->view, t, s->now);
+    r = evaluate_gone(s->engine, s->config, s->inventory, s->view, t, s->now);
     if (r < 0) {
         s->status = r;
         return;
@@ -659,7 +720,7 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
                           int64_t now)
 {
     const struct kigen_record **v = NULL;
-    struct sweep s = { engine, inventory, view, now, 0, 0 };
+    struct sweep s = { engine, config, inventory, view, now, 0, 0 };
     int fired = 0, r = 0;
 
     engine->more_due = false;
@@ -691,7 +752,7 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
     kigen_strmap_foreach(&engine->certs, sweep_certs_cb, &s);
     if (s.status < 0)
         return s.status;
-    r = evaluate_errors(engine, view, now);
+    r = evaluate_errors(engine, config, view, now);
     if (r < 0)
         return r;
     kigen_strmap_foreach(&engine->errors, sweep_errors_cb, &s);

@@ -90,15 +90,6 @@ static bool set(json_t *o, const char *key, json_t *v)
     return v && json_object_set_new(o, key, v) == 0;
 }
 
-static const struct kigen_keystore *find_keystore(const struct kigen_config *config,
-                                                  const char *name)
-{
-    for (size_t i = 0; i < config->n_keystores; i++)
-        if (strcmp(config->keystores[i].name, name) == 0)
-            return &config->keystores[i];
-    return NULL;
-}
-
 /* ---- status ---- */
 
 /* Everything a status answer says, in a form memcmp can compare (no padding left unset). */
@@ -282,7 +273,7 @@ static int run_list(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
         return fail(ret_answer, ret_len, "\"keystore\" must be a string");
     if (r > 0) {
         /* A typo must not read as "all is well" to a Nagios check. */
-        if (!find_keystore(ctx->config, s) && !kigen_probe_is_keystore(s))
+        if (!kigen_config_find_keystore(ctx->config, s) && !kigen_probe_is_keystore(s))
             return fail(ret_answer, ret_len, "unknown keystore \"%.*s\"", QUOTE_MAX, s);
         filter.keystore = s;
     }
@@ -352,7 +343,7 @@ static json_t *location_json(const struct kigen_proto_ctx *ctx, const struct loc
         set(o, "path", kigen_report_text_json(loc->file->path)) &&
         set(o, "format", json_string(kigen_format_name(loc->file->format))) &&
         set(o, "entry", kigen_report_text_json(loc->cert->entry)) &&
-        set(o, "labels", labels_json(find_keystore(ctx->config, loc->file->keystore))))
+        set(o, "labels", labels_json(kigen_config_find_keystore(ctx->config, loc->file->keystore))))
         return o;
     json_decref(o);
     return NULL;

@@ -13,15 +13,6 @@
 #include "probe.h"
 #include "timeutil.h"
 
-static const struct kigen_keystore *find_keystore(const struct kigen_config *config,
-                                                  const char *name)
-{
-    for (size_t i = 0; i < config->n_keystores; i++)
-        if (strcmp(config->keystores[i].name, name) == 0)
-            return &config->keystores[i];
-    return NULL;
-}
-
 static bool is_number(const char *s)
 {
     if (!*s)
@@ -133,7 +124,7 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
     }
     for (size_t i = 0; i < inventory->n_files; i++) {
         const struct kigen_file *f = inventory->files[i];
-        const struct kigen_keystore *ks = find_keystore(config, f->keystore);
+        const struct kigen_keystore *ks = kigen_config_find_keystore(config, f->keystore);
 
         if (f->error &&
             (!filter || !filter->keystore || strcmp(filter->keystore, f->keystore) == 0))

@@ -502,7 +502,7 @@ static void test_notify_before_is_sorted_descending_without_duplicates(void **st
 static const char rules_config[] =
     "policy: { renew_before: 30d, critical_before: 10d, notify_before: [30d, 10d] }\n"
     "rules:\n"
-    "  - match: { keystore: naccs-users, subject: 'CN=tanaka*' }\n"
+    "  - match: { keystore: 'naccs-*', subject: 'CN=tanaka*' }\n"
     "    critical_before: 14d\n"
     "  - match: { issuer: '*NACCS Client CA*' }\n"
     "    renew_before: 28d\n"
@@ -519,7 +519,7 @@ static void test_policy_for_lays_the_first_matching_rule_over_the_policy(void **
     struct kigen_config *c = parse_ok(rules_config);
     struct kigen_policy p;
 
-    /* Rule 0 needs both keys; it matches and sets only critical_before. */
+    /* Rule 0 needs both keys (the keystore's a glob too); it matches, sets critical_before. */
     kigen_config_policy_for(c, "naccs-users", "CN=tanaka,O=Example", "CN=NACCS Client CA,O=NACCS",
                             &p);
     assert_int_equal(p.renew_before, 30 * DAY);
@@ -530,6 +530,8 @@ static void test_policy_for_lays_the_first_matching_rule_over_the_policy(void **
     assert_null(p.reissue_note);
 
     /* Same subject in another keystore: rule 0 fails on keystore, rule 1 wins, not rule 2. */
+    kigen_config_policy_for(c, "naccs", "CN=tanaka,O=Example", "CN=NACCS Client CA,O=NACCS", &p);
+    assert_int_equal(p.critical_before, 10 * DAY);
     kigen_config_policy_for(c, "other", "CN=tanaka,O=Example", "CN=NACCS Client CA,O=NACCS", &p);
     assert_int_equal(p.renew_before, 28 * DAY);
     assert_int_equal(p.critical_before, 10 * DAY);

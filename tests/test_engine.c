@@ -307,6 +307,32 @@ static void test_renewed_in_place_and_gone(void **state)
     assert_int_equal(evaluate(fx, now + 120), 0);
 }
 
+static void test_gone_names_every_location_its_keystores_and_labels(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    const struct kigen_alert *a;
+
+    place(fx, "expired", "/srv/naccs/a.p12");
+    place(fx, "expired", "/srv/naccs/b.p12");
+    assert_int_equal(evaluate(fx, now), 1);
+    deliver_all(fx);
+    drop(fx, "/srv/naccs/a.p12");
+    assert_int_equal(evaluate(fx, now + 60), 0); /* still in b.p12 */
+    /* The locations are those of the last evaluation that saw it, in path order. */
+    place(fx, "expired", "/srv/naccs/a.p12");
+    assert_int_equal(evaluate(fx, now + 120), 0);
+    drop(fx, "/srv/naccs/a.p12");
+    drop(fx, "/srv/naccs/b.p12");
+    assert_int_equal(evaluate(fx, now + 180), 1);
+    a = outbox(fx, 0);
+    assert_int_equal(a->event, KIGEN_EVENT_CERT_GONE);
+    assert_string_equal(kigen_alert_get(a, "KIGEN_PATHS"), "/srv/naccs/a.p12, /srv/naccs/b.p12");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_KEYSTORE"), "naccs");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_LABEL_TEAM"), "customs");
+    assert_non_null(strstr(a->message, "/srv/naccs/a.p12, /srv/naccs/b.p12"));
+}
+
 static void test_scan_errors_fire_once_and_clear(void **state)
 {
     struct fixture *fx = *state;
@@ -319,6 +345,8 @@ static void test_scan_errors_fire_once_and_clear(void **state)
     assert_int_equal(evaluate(fx, now), 1);
     assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_SCAN_ERROR);
     assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_PATHS"), "/srv/naccs/bad.p12");
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_KEYSTORE"), "naccs");
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_LABEL_TEAM"), "customs");
     deliver_all(fx);
     assert_int_equal(evaluate(fx, now + 86400 * 3), 0);
     drop(fx, "/srv/naccs/bad.p12");
@@ -357,6 +385,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_or_truncated_state_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_renewed_in_place_and_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_names_every_location_its_keystores_and_labels,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_errors_fire_once_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_wakeup_is_the_next_step_or_reminder, setup,
                                         teardown),
