@@ -85,6 +85,7 @@ struct service {
     uv_timer_t probe_eval_timer;
     uv_timer_t metrics_timer;
     uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
+    char status_sent[512];         /* the last STATUS= line sent to the service manager */
     uv_poll_t clock_poll;
     int clock_fd;
     char *state_path;
@@ -149,19 +150,24 @@ static void notify_status(struct service *svc)
     const struct kigen_inventory *inv = svc->inventory;
     struct kigen_view probes = { 0 };
     const struct kigen_probe_status *v;
+    char text[sizeof(svc->status_sent)];
     size_t n;
 
     v = probes_of(svc, &n);
     kigen_view_set_probes(&probes, v, n);
-    sd_notifyf(0,
-               "STATUS=Watching %zu certificates (%zu unique) in %zu keystores: %zu expired, "
-               "%zu critical, %zu renewal open; %zu unreadable files; %zu of %zu probes down; "
-               "last scan %.2f s; files read %llu, unchanged %llu, scans %llu",
-               svc->last.n_records, svc->last.unique, svc->config->n_keystores,
-               svc->last.counts[KIGEN_STATE_EXPIRED], svc->last.counts[KIGEN_STATE_CRITICAL],
-               svc->last.counts[KIGEN_STATE_RENEWAL_OPEN], svc->last.n_errors, probes.probes_down,
-               n, svc->scan_seconds, (unsigned long long)inv->files_read,
-               (unsigned long long)inv->files_unchanged, (unsigned long long)inv->scans);
+    snprintf(text, sizeof(text),
+             "STATUS=Watching %zu certificates (%zu unique) in %zu keystores: %zu expired, "
+             "%zu critical, %zu renewal open; %zu unreadable files; %zu of %zu probes down; "
+             "last scan %.2f s; files read %llu, unchanged %llu, scans %llu",
+             svc->last.n_records, svc->last.unique, svc->config->n_keystores,
+             svc->last.counts[KIGEN_STATE_EXPIRED], svc->last.counts[KIGEN_STATE_CRITICAL],
+             svc->last.counts[KIGEN_STATE_RENEWAL_OPEN], svc->last.n_errors, probes.probes_down, n,
+             svc->scan_seconds, (unsigned long long)inv->files_read,
+             (unsigned long long)inv->files_unchanged, (unsigned long long)inv->scans);
+    if (strcmp(text, svc->status_sent) == 0)
+        return; /* evaluations come often; the manager hears of changes */
+    memcpy(svc->status_sent, text, sizeof(text));
+    sd_notify(0, text);
 }
 
 /* ---- delivery ---- */
@@ -442,6 +448,8 @@ static void evaluate(struct service *svc)
     svc->last.probes = NULL; /* a reload replaces them: control_cb asks the prober */
     svc->last.n_probes = 0;
     kigen_view_done(&view);
+    if (svc->ready)
+        notify_status(svc); /* time moves states, and probes report, between scans */
     /* Milliseconds after the second the change happens in, so that it has happened. */
     delay = (uint64_t)(next - now) * 1000 + 5;
     if (svc->engine.more_now)
@@ -836,6 +844,8 @@ static void probe_result_cb(struct kigen_prober *prober, size_t index, void *dat
                         "Cannot record the server certificate of probe '%s', ignoring", st->name);
     if (st->changed)
         announce_probe(svc, st);
+    if (svc->ready)
+        notify_status(svc); /* "n of m probes down"; sent only when it reads differently */
     /*
      * A new server certificate takes part in alerts; metrics show every result. Before the
      * first scan has ended there is nothing to evaluate: it will see the certificate.

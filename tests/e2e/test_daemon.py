@@ -137,6 +137,9 @@ def case_threshold_crossed():
         check(hits, "cert.renewal_open when the window opens")
         check(d.wait_alert(lambda a: a["msgid"] == "cert.threshold" and "28d" in a["msg"], 3),
               "the 28d step")
+        # No scan ran since READY=1: STATUS= follows the clock too.
+        check(d.notify.wait_for(lambda m: m.startswith("STATUS=") and "1 renewal open" in m, 3),
+              "STATUS= counts the certificate whose window opened: %s" % d.notify.messages)
     finally:
         d.close()
         shutil.rmtree(ks, ignore_errors=True)
