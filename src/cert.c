@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,20 +70,64 @@ static int asn1_time_to_unix(const ASN1_TIME *t, int64_t *ret)
     return 0;
 }
 
-/* RFC 2253, as `openssl x509 -nameopt RFC2253` prints it. Returns a malloc'd string. */
+/* Whether s holds well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+ */
+static bool is_utf8(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i], need, min, cp;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0)
+            need = 1, min = 0x80, cp = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0)
+            need = 2, min = 0x800, cp = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0)
+            need = 3, min = 0x10000, cp = c & 0x07;
+        else
+            return false;
+        if (n - i <= need)
+            return false;
+        for (unsigned k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+/*
+ * RFC 2253: as `openssl x509 -nameopt RFC2253,-esc_msb` prints it, characters beyond ASCII
+ * as UTF-8 (RFC 2253 section 2.4 uses the UTF-8 string as it is; "CN=田中", not
+ * "CN=\E7\94\B0..."). A value whose bytes are not UTF-8 after conversion keeps OpenSSL's
+ * \XX escapes, so that the result is always valid UTF-8. Returns a malloc'd string.
+ */
 static char *name_to_string(const struct kigen_read_ctx *ctx, const X509_NAME *name)
 {
+    static const unsigned long flags[] = { XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB,
+                                           XN_FLAG_RFC2253 };
     char *data, *s = NULL;
     long len;
 
-    (void)BIO_reset(ctx->scratch);
-    if (X509_NAME_print_ex(ctx->scratch, name, 0, XN_FLAG_RFC2253) >= 0) {
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]) && !s; i++) {
+        (void)BIO_reset(ctx->scratch);
+        if (X509_NAME_print_ex(ctx->scratch, name, 0, flags[i]) < 0)
+            break;
         len = BIO_get_mem_data(ctx->scratch, &data);
+        if (!is_utf8((const unsigned char *)data, (size_t)len))
+            continue;
         s = malloc((size_t)len + 1);
-        if (s) {
-            memcpy(s, data, (size_t)len);
-            s[len] = '\0';
-        }
+        if (!s)
+            break;
+        memcpy(s, data, (size_t)len);
+        s[len] = '\0';
     }
     (void)BIO_reset(ctx->scratch);
     return s;

@@ -1,6 +1,7 @@
 /* PEM (RFC 7468): every CERTIFICATE, X509 CERTIFICATE and TRUSTED CERTIFICATE block. */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,81 +18,113 @@ static int is_cert_block(const char *name)
            strcmp(name, PEM_STRING_X509_TRUSTED) == 0;
 }
 
-/*
- * Whether the next block PEM_read_bio() will meet in the rest of the buffer is a certificate,
- * so that a block too damaged to decode still takes its place in the numbering of entries.
- */
-static int next_is_cert(BIO *bio)
+/* The first line in [p, end) of buf that starts with tag, or NULL. */
+static const char *find_line(const char *buf, const char *p, const char *end, const char *tag)
 {
-    char *data, name[64];
-    long len = BIO_get_mem_data(bio, &data);
-    const char *p = len > 0 ? memmem(data, (size_t)len, "-----BEGIN ", 11) : NULL;
-    size_t n = 0;
+    size_t n = strlen(tag);
 
-    if (!p)
-        return 0;
-    p += 11;
-    while (p + n < data + len && n < sizeof(name) - 1 && p[n] != '-' && p[n] != '\n')
-        n++;
-    memcpy(name, p, n);
-    name[n] = '\0';
-    return is_cert_block(name);
+    while (p < end && (p = memmem(p, (size_t)(end - p), tag, n))) {
+        if (p == buf || p[-1] == '\n' || p[-1] == '\r')
+            return p;
+        p++;
+    }
+    return NULL;
 }
 
+/* Whether [p, end), text outside the blocks, holds bytes no text file has (damage). */
+static bool is_binary(const char *p, const char *end)
+{
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v') ||
+            c == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * The blocks are found here, not by PEM_read_bio() alone: a block without its END line must
+ * not swallow the next one, and each block is decoded from its own bytes. Lines outside the
+ * blocks ("Bag Attributes", comments) are skipped; bytes outside them that are not text are
+ * damage. A damaged certificate block keeps its place in the numbering of entries.
+ */
 int kigen_read_pem(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t len,
                    struct kigen_certs *certs, char *errbuf, size_t errlen)
 {
-    BIO *bio = NULL;
-    char *name = NULL, *header = NULL;
+    const char *text = (const char *)buf, *end = text + len, *p = text, *begin, *next, *stop;
+    char *name = NULL, *header = NULL, block[80], tag[96];
     unsigned char *data = NULL;
     long dlen;
     unsigned index = 0, damaged = 0, first_damaged = 0;
+    bool is_garbage = false;
     char entry[16];
-    size_t before = certs->n;
+    size_t before = certs->n, n;
     int r;
 
     if (len > INT_MAX)
         return kigen_errf(errbuf, errlen, KIGEN_E_TOO_LARGE, "file too large for PEM");
-    bio = BIO_new_mem_buf(buf, (int)len);
-    if (!bio)
-        return -ENOMEM;
-    for (;;) {
-        int cert_next = next_is_cert(bio);
+    for (; (begin = find_line(text, p, end, "-----BEGIN ")); p = next) {
+        const char *q = begin + 11;
+        bool is_cert, is_whole = false;
 
-        /* Lines outside blocks ("Bag Attributes", comments) are skipped by PEM_read_bio. */
-        if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
-            unsigned long e = ERR_peek_last_error();
-
-            ERR_clear_error();
-            if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
-                break;
-            /* A block with a bad line or bad base64: count it, go on with the next one. */
-            if (!damaged++)
-                first_damaged = index;
-            index += cert_next;
-            if (BIO_eof(bio))
-                break;
-            continue;
+        is_garbage = is_garbage || is_binary(p, begin);
+        for (n = 0; q + n < end && n < sizeof(block) - 1 && q[n] != '-' && q[n] != '\n'; n++)
+            block[n] = q[n];
+        block[n] = '\0';
+        is_cert = is_cert_block(block);
+        /* Its END line, unless another block begins first; then it ends with the next one. */
+        next = find_line(text, q, end, "-----BEGIN ");
+        snprintf(tag, sizeof(tag), "-----END %s-----", block);
+        stop = find_line(text, q, next ? next : end, tag);
+        if (stop) {
+            stop += strlen(tag);
+            while (stop < end && (*stop == '\r' || *stop == '\n' || *stop == ' ' || *stop == '\t'))
+                stop++;
+            if (!next || next > stop)
+                next = stop;
+        } else if (!next) {
+            next = end;
         }
-        if (is_cert_block(name)) {
-            snprintf(entry, sizeof(entry), "%u", index++);
+        if (stop && is_cert) {
+            BIO *bio = BIO_new_mem_buf(begin, (int)(stop - begin));
+
+            if (!bio) {
+                r = -ENOMEM;
+                goto out;
+            }
+            is_whole = PEM_read_bio(bio, &name, &header, &data, &dlen) == 1;
+            BIO_free(bio);
+            ERR_clear_error();
+        }
+        if (is_whole && is_cert) {
+            snprintf(entry, sizeof(entry), "%u", index);
             r = kigen_certs_add_der(certs, ctx, data, (size_t)dlen, entry);
             if (r == -ENOMEM)
                 goto out;
-            if (r < 0 && !damaged++)
-                first_damaged = index - 1;
+            is_whole = r >= 0;
         }
+        /* Only certificate blocks are decoded: other blocks are skipped, whatever they hold. */
+        if (is_cert && !is_whole && !damaged++)
+            first_damaged = index;
+        index += is_cert;
         OPENSSL_free(name);
         OPENSSL_free(header);
         OPENSSL_free(data);
         name = header = NULL;
         data = NULL;
     }
-    ERR_clear_error();
-    if (damaged) {
-        r = kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED,
-                       "%u damaged PEM block%s (first near certificate %u)", damaged,
-                       damaged == 1 ? "" : "s", first_damaged);
+    is_garbage = is_garbage || is_binary(p, end);
+    if (damaged || is_garbage) {
+        if (!damaged)
+            r = kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED,
+                           "bytes that are not text outside the PEM blocks");
+        else
+            r = kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED,
+                           "%u damaged PEM block%s (first near certificate %u)%s", damaged,
+                           damaged == 1 ? "" : "s", first_damaged,
+                           is_garbage ? ", and bytes that are not text outside the blocks" : "");
         goto out;
     }
     r = (int)(certs->n - before);
@@ -99,6 +132,5 @@ out:
     OPENSSL_free(name);
     OPENSSL_free(header);
     OPENSSL_free(data);
-    BIO_free(bio);
     return r;
 }

@@ -50,6 +50,29 @@ static void test_der_certificate_followed_by_nothing_is_one_entry(void **state)
     free(certs.v);
 }
 
+static void test_der_certificates_one_after_another_and_trailing_damage(void **state)
+{
+    struct kigen_certs certs = { 0 };
+    enum kigen_format format;
+    char err[256] = "";
+
+    assert_int_equal(
+        read_fixture(*state, "certs/twoder.der", NULL, 0, &certs, &format, err, sizeof(err)), 2);
+    assert_int_equal(format, KIGEN_FORMAT_DER);
+    assert_string_equal(certs.v[0].entry, "0");
+    assert_string_equal(certs.v[1].entry, "1");
+    assert_int_not_equal(certs.v[0].not_after, certs.v[1].not_after);
+    kigen_certs_clear(&certs);
+    /* The good certificate is kept, and the damage after it is the file's one error. */
+    assert_int_equal(
+        read_fixture(*state, "certs/derjunk.der", NULL, 0, &certs, &format, err, sizeof(err)),
+        -KIGEN_E_MALFORMED);
+    assert_int_equal(certs.n, 1);
+    assert_non_null(strstr(err, "8 bytes after certificate 0"));
+    kigen_certs_clear(&certs);
+    free(certs.v);
+}
+
 static void test_random_inputs_never_crash(void **state)
 {
     uint8_t buf[512];
@@ -96,6 +119,7 @@ int main(void)
         cmocka_unit_test(test_names_do_not_decide_the_format),
         cmocka_unit_test(test_empty_and_random_files_are_errors),
         cmocka_unit_test(test_der_certificate_followed_by_nothing_is_one_entry),
+        cmocka_unit_test(test_der_certificates_one_after_another_and_trailing_damage),
         cmocka_unit_test(test_random_inputs_never_crash),
         cmocka_unit_test(test_format_names_match_the_spec),
     };

@@ -25,6 +25,27 @@ static void test_pem_single_certificate_has_openssl_facts(void **state)
     free(sha), free(subject), free(issuer), free(serial), free(nb), free(na);
 }
 
+/* Beyond ASCII, names read as UTF-8 (RFC 2253 section 2.4), multi-valued RDNs joined by '+'. */
+static void test_pem_names_beyond_ascii_are_utf8(void **state)
+{
+    struct kigen_certs certs = { 0 };
+    enum kigen_format format;
+    char err[256];
+    char *subject = fact("utf8", "subject");
+
+    assert_int_equal(
+        read_fixture(*state, "certs/utf8.crt", NULL, 0, &certs, &format, err, sizeof(err)), 1);
+    assert_string_equal(certs.v[0].subject, subject);
+    assert_non_null(strstr(certs.v[0].subject,
+                           "UID=tanaka+CN=\xe7\x94\xb0\xe4\xb8\xad \xe5\xa4\xaa\xe9\x83\x8e"));
+    assert_non_null(strstr(certs.v[0].subject,
+                           "O=\xe6\xa0\xaa\xe5\xbc\x8f\xe4\xbc\x9a\xe7\xa4\xbe \xe4\xbe\x8b"));
+    assert_string_equal(certs.v[0].issuer, subject); /* self-signed */
+    kigen_certs_clear(&certs);
+    free(certs.v);
+    free(subject);
+}
+
 static void test_pem_bundle_skips_keys_and_prose(void **state)
 {
     struct kigen_certs certs = { 0 };
@@ -53,26 +74,40 @@ static void test_pem_trusted_certificate_is_read(void **state)
     free(certs.v);
 }
 
-static void test_pem_damaged_block_keeps_the_good_ones(void **state)
+/* Reads certs/FILE: malformed, with the certificates of leaves as entries, and what in err. */
+static void assert_damaged(void **state, const char *file, const char *what, size_t n,
+                           const char *const *leaves, const char *const *entries)
 {
     struct kigen_certs certs = { 0 };
     enum kigen_format format;
-    char err[256] = "";
-    char *ok = fact("ok", "sha256"), *expired = fact("expired", "sha256"), hex[65];
+    char err[256] = "", path[64], hex[65];
 
-    assert_int_equal(
-        read_fixture(*state, "certs/damaged.pem", NULL, 0, &certs, &format, err, sizeof(err)),
-        -KIGEN_E_MALFORMED);
-    assert_non_null(strstr(err, "damaged"));
-    assert_int_equal(certs.n, 2);
-    kigen_cert_sha256_hex(&certs.v[0], hex);
-    assert_string_equal(hex, ok);
-    kigen_cert_sha256_hex(&certs.v[1], hex);
-    assert_string_equal(hex, expired);
+    snprintf(path, sizeof(path), "certs/%s", file);
+    assert_int_equal(read_fixture(*state, path, NULL, 0, &certs, &format, err, sizeof(err)),
+                     -KIGEN_E_MALFORMED);
+    assert_non_null(strstr(err, what));
+    assert_int_equal(certs.n, n);
+    for (size_t i = 0; i < n; i++) {
+        char *sha = fact(leaves[i], "sha256");
+
+        kigen_cert_sha256_hex(&certs.v[i], hex);
+        assert_string_equal(hex, sha);
+        assert_string_equal(certs.v[i].entry, entries[i]);
+        free(sha);
+    }
     kigen_certs_clear(&certs);
     free(certs.v);
-    free(ok);
-    free(expired);
+}
+
+static void test_pem_damaged_block_keeps_the_good_ones(void **state)
+{
+    assert_damaged(state, "damaged.pem", "1 damaged PEM block (first near certificate 1)", 2,
+                   (const char *[]){ "ok", "expired" }, (const char *[]){ "0", "2" });
+    /* The block without an END line ends where the next begins. */
+    assert_damaged(state, "noend.pem", "1 damaged PEM block (first near certificate 1)", 3,
+                   (const char *[]){ "ok", "expired", "ca" }, (const char *[]){ "0", "2", "3" });
+    assert_damaged(state, "binary.pem", "bytes that are not text outside the PEM blocks", 2,
+                   (const char *[]){ "ok", "expired" }, (const char *[]){ "0", "1" });
 }
 
 static void test_pem_lone_key_gives_no_certificate_and_no_error(void **state)
@@ -133,6 +168,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pem_single_certificate_has_openssl_facts),
+        cmocka_unit_test(test_pem_names_beyond_ascii_are_utf8),
         cmocka_unit_test(test_pem_bundle_skips_keys_and_prose),
         cmocka_unit_test(test_pem_trusted_certificate_is_read),
         cmocka_unit_test(test_pem_damaged_block_keeps_the_good_ones),

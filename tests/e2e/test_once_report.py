@@ -37,7 +37,7 @@ def run(*args, input=None):
 def facts(pem):
     """openssl's view of one PEM certificate."""
     out = run("openssl", "x509", "-noout", "-fingerprint", "-sha256", "-subject", "-issuer",
-              "-serial", "-startdate", "-enddate", "-nameopt", "RFC2253", input=pem).decode()
+              "-serial", "-startdate", "-enddate", "-nameopt", "RFC2253,-esc_msb", input=pem).decode()
     f = {}
     for line in out.splitlines():
         key, _, value = line.partition("=")

@@ -26,15 +26,21 @@ leaf renewed       sato        20261120000000Z 20311220000000Z
 facts() {
     {
         echo "sha256 $(fp "$1")"
-        echo "subject $(openssl x509 -in "$1" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')"
-        echo "issuer $(openssl x509 -in "$1" -noout -issuer -nameopt RFC2253 | sed 's/^issuer=//')"
+        echo "subject $(openssl x509 -in "$1" -noout -subject -nameopt RFC2253,-esc_msb | sed 's/^subject=//')"
+        echo "issuer $(openssl x509 -in "$1" -noout -issuer -nameopt RFC2253,-esc_msb | sed 's/^issuer=//')"
         echo "serial $(openssl x509 -in "$1" -noout -serial | sed 's/^serial=//' | tr A-F a-f | sed 's/^0*//; s/^$/0/')"
         echo "not_before $(date -u -d "$(openssl x509 -in "$1" -noout -startdate | sed 's/^notBefore=//')" +%s)"
         echo "not_after $(date -u -d "$(openssl x509 -in "$1" -noout -enddate | sed 's/^notAfter=//')" +%s)"
     } >"$2"
 }
-for n in ok renewal_open critical expired not_yet_valid boundary renewed ca; do
-    facts "$n.pem" "$n.facts"
+# Names beyond ASCII are shown as UTF-8 (.crt: not one of the *.pem the e2e tests copy).
+openssl req -x509 -utf8 -newkey rsa:2048 -nodes -keyout utf8.key -days 365 -out utf8.crt \
+    -subj "/C=JP/O=株式会社 例/CN=田中 太郎+UID=tanaka" 2>/dev/null
+rm -f utf8.key
+for n in ok renewal_open critical expired not_yet_valid boundary renewed ca utf8; do
+    f=$n.pem
+    [ -f "$f" ] || f=$n.crt
+    facts "$f" "$n.facts"
 done
 
 # PEM: one, a bundle with a key and prose between blocks, a trusted certificate.
@@ -58,12 +64,29 @@ fp ok.pem >trusted.pem.sha256
     echo "-----END CERTIFICATE-----"
     cat expired.pem
 } >damaged.pem
+# A block that never ends must not swallow the next; bytes that are not text are damage too.
+{
+    cat ok.pem
+    printf -- '-----BEGIN CERTIFICATE-----\nMIIB\n'
+    cat expired.pem ca.pem
+} >noend.pem
+{
+    cat ok.pem
+    printf '\001\002\003\377\376garbage\000\n'
+    cat expired.pem
+} >binary.pem
 cp ok.key lonekey.pem
 
 # DER.
 openssl x509 -in ok.pem -outform DER -out single.der
 fp ok.pem >single.der.sha256
 openssl pkey -in ok.key -outform DER -out lonekey.der
+# Two DER certificates one after the other, and one followed by bytes that are none.
+openssl x509 -in expired.pem -outform DER -out expired.der
+cat single.der expired.der >twoder.der
+{ fp ok.pem; fp expired.pem; } >twoder.der.sha256
+{ cat single.der; printf 'junkjunk'; } >derjunk.der
+rm expired.der
 
 # PKCS#7, DER and PEM, with a chain.
 openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile ca.pem -outform DER -out chain.p7b
