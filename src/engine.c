@@ -411,9 +411,32 @@ static void touch(struct kigen_tracked *t)
 }
 
 /* Updates what is remembered of a certificate. Returns 1 if it changed, 0, or -ENOMEM. */
+/* Whether locations ("keystore\tpath\n" lines) are g's, in order; no allocation. */
+static bool is_same_locations(const char *locations, const struct group *g)
+{
+    const char *p = locations;
+
+    if (!p)
+        return false;
+    for (size_t i = 0; i < g->n; i++) {
+        const struct kigen_file *f = g->v[i]->file;
+        size_t lk = strlen(f->keystore), lp = strlen(f->path);
+
+        if (strncmp(p, f->keystore, lk) != 0 || p[lk] != '\t' ||
+            strncmp(p + lk + 1, f->path, lp) != 0 || p[lk + 1 + lp] != '\n')
+            return false;
+        p += lk + lp + 2;
+    }
+    return *p == '\0';
+}
+
 static int remember(struct kigen_tracked *t, const struct group *g)
 {
     struct buf loc = { 0 };
+
+    if (is_same_locations(t->locations, g) && t->subject && t->issuer &&
+        t->not_after == g->worst->cert->not_after)
+        return 0; /* the usual case: nothing to save */
 
     for (size_t i = 0; i < g->n; i++) {
         buf_add(&loc, g->v[i]->file->keystore);
@@ -424,11 +447,6 @@ static int remember(struct kigen_tracked *t, const struct group *g)
     if (loc.failed) {
         free(loc.s);
         return -ENOMEM;
-    }
-    if (t->locations && strcmp(t->locations, loc.s) == 0 && t->subject && t->issuer &&
-        t->not_after == g->worst->cert->not_after) {
-        free(loc.s);
-        return 0; /* the usual case: nothing to save */
     }
     touch(t);
     free(t->locations);
@@ -469,7 +487,11 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
         engine->more_now = true; /* the next slice says it */
         due_state = due_step = false;
     }
-    if ((due_state || due_step) && !t) {
+    /*
+     * Every certificate is remembered, alerted about or not: cert.gone and cert.renewed are
+     * about any certificate that leaves its locations (SPEC §7 limits neither).
+     */
+    if (!t) {
         t = calloc(1, sizeof(*t));
         if (!t)
             return -ENOMEM;
@@ -479,8 +501,6 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
             return -ENOMEM;
         }
     }
-    if (!t)
-        return 0;
     t->seen = true;
     r = remember(t, g);
     if (r < 0)

@@ -45,7 +45,7 @@ typedef bool (*kigen_engine_maint_fn)(int64_t now, int64_t before, char *out, si
                                       void *data);
 
 struct kigen_engine {
-    struct kigen_strmap certs;       /* hex sha256 -> struct kigen_tracked, alerted certificates */
+    struct kigen_strmap certs;       /* hex sha256 -> struct kigen_tracked, every certificate */
     struct kigen_strmap errors;      /* "keystore\npath" -> struct kigen_tracked_error */
     struct kigen_strmap probes_down; /* probe target name -> int64_t *, when probe.down went */
     struct kigen_outbox_item *outbox;

@@ -333,6 +333,24 @@ static void test_gone_names_every_location_its_keystores_and_labels(void **state
     assert_non_null(strstr(a->message, "/srv/naccs/a.p12, /srv/naccs/b.p12"));
 }
 
+/* Nothing was ever said about an ok certificate; its disappearance is still news. */
+static void test_gone_is_said_of_a_certificate_never_alerted_about(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+
+    place(fx, "ok", "/srv/naccs/tanaka.p12");
+    assert_int_equal(evaluate(fx, now), 0);
+    assert_int_equal(evaluate(fx, now + 60), 0);
+    drop(fx, "/srv/naccs/tanaka.p12");
+    assert_int_equal(evaluate(fx, now + 120), 1);
+    assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_CERT_GONE);
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_PATHS"), "/srv/naccs/tanaka.p12");
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 180), 0);
+    assert_int_equal(fx->engine.certs.n, 0);
+}
+
 static void test_scan_errors_fire_once_and_clear(void **state)
 {
     struct fixture *fx = *state;
@@ -386,6 +404,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_renewed_in_place_and_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_names_every_location_its_keystores_and_labels,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_is_said_of_a_certificate_never_alerted_about,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_errors_fire_once_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_wakeup_is_the_next_step_or_reminder, setup,
