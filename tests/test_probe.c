@@ -305,8 +305,11 @@ static void assert_up(const struct kigen_probe_status *st)
 static char *target_line(char *buf, size_t len, const char *name, const char *host, unsigned port,
                          bool tls, const char *ca)
 {
-    snprintf(buf, len, "    - { name: %s, host: \"%s\", port: %u, tls: %s%s%s%s }\n", name, host,
-             port, tls ? "true" : "false", ca ? ", ca_file: \"" : "", ca ? ca : "", ca ? "\"" : "");
+    int n = snprintf(buf, len, "    - { name: %s, host: \"%s\", port: %u, tls: %s%s%s%s }\n", name,
+                     host, port, tls ? "true" : "false", ca ? ", ca_file: \"" : "", ca ? ca : "",
+                     ca ? "\"" : "");
+
+    assert_true(n > 0 && (size_t)n < len); /* a cut line would be another target */
     return buf;
 }
 
