@@ -411,6 +411,15 @@ static void touch(struct kigen_tracked *t)
 }
 
 /* Updates what is remembered of a certificate. Returns 1 if it changed, 0, or -ENOMEM. */
+/* Whether anything was ever sent about t (only then does the state file keep it). */
+static bool is_alerted(const struct kigen_tracked *t)
+{
+    for (int e = 0; e < KIGEN_EVENT_COUNT; e++)
+        if (t->sent[e])
+            return true;
+    return t->threshold_step != 0;
+}
+
 /* Whether locations ("keystore\tpath\n" lines) are g's, in order; no allocation. */
 static bool is_same_locations(const char *locations, const struct group *g)
 {
@@ -505,7 +514,7 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
     r = remember(t, g);
     if (r < 0)
         return r;
-    if (r > 0)
+    if (r > 0 && is_alerted(t))
         engine->dirty = true;
     if (due_state) {
         r = fire(engine, g, ev, 0, reminder, now);
@@ -968,6 +977,8 @@ static void save_cert_cb(const char *key, void *value, void *data)
     struct save *s = data;
     struct kigen_tracked *t = value;
 
+    if (!is_alerted(t))
+        return; /* nothing to re-send or hold back after a restart: the next scan finds it */
     if (s->status == 0)
         s->status = emit_line(s->b, &t->line, &t->line_len, cert_json, t);
     s->lines++;

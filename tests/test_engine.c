@@ -339,9 +339,19 @@ static void test_gone_is_said_of_a_certificate_never_alerted_about(void **state)
     struct fixture *fx = *state;
     int64_t now = at("2026-11-24T12:00:00Z");
 
+    char *text, *sha = fact("ok", "sha256");
+    size_t len;
+
     place(fx, "ok", "/srv/naccs/tanaka.p12");
     assert_int_equal(evaluate(fx, now), 0);
     assert_int_equal(evaluate(fx, now + 60), 0);
+    /* Remembered, but not in the state file: nothing about it could be sent twice. */
+    assert_int_equal(fx->engine.certs.n, 1);
+    assert_false(fx->engine.dirty);
+    assert_int_equal(kigen_engine_save(&fx->engine, &text, &len), 0);
+    assert_null(strstr(text, sha));
+    free(text);
+    free(sha);
     drop(fx, "/srv/naccs/tanaka.p12");
     assert_int_equal(evaluate(fx, now + 120), 1);
     assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_CERT_GONE);
