@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "policy.h"
+#include "probe_sync.h"
 #include "timeutil.h"
 
 #define STATE_VERSION 1
@@ -309,6 +310,25 @@ static int add_cert_fields(struct kigen_alert *a, const struct group *g, int64_t
     /* Labels of every keystore the certificate is in; the first keystore wins a clash. */
     for (size_t i = 0; i < g->n && r == 0; i++)
         r = add_labels(a, g->v[i]->keystore);
+    /* A probe's server certificate: the first target that holds it, from "[host]:port". */
+    for (size_t i = 0; i < g->n && r == 0 && !kigen_alert_get(a, "KIGEN_PROBE"); i++) {
+        const struct kigen_file *f = g->v[i]->file;
+        const char *colon = strrchr(f->path, ':'), *host = f->path;
+        char buf[1024];
+        size_t n;
+
+        if (!kigen_probe_is_keystore(f->keystore) || !colon)
+            continue;
+        n = (size_t)(colon - host);
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+            host++, n -= 2;
+        snprintf(buf, sizeof(buf), "%.*s", (int)n, host);
+        r = kigen_alert_add(a, "KIGEN_PROBE", f->keystore + strlen(KIGEN_PROBE_KEYSTORE_PREFIX));
+        if (r == 0)
+            r = kigen_alert_add(a, "KIGEN_HOST", buf);
+        if (r == 0)
+            r = kigen_alert_add(a, "KIGEN_PORT", colon + 1);
+    }
 out:
     free(paths.s);
     free(keystores.s);

@@ -361,6 +361,29 @@ static void test_gone_is_said_of_a_certificate_never_alerted_about(void **state)
     assert_int_equal(fx->engine.certs.n, 0);
 }
 
+/* A probe's server certificate names its target, host and port as probe alerts do. */
+static void test_server_certificate_alerts_name_the_probe(void **state)
+{
+    struct fixture *fx = *state;
+    const struct kigen_alert *a;
+
+    assert_int_equal(inventory_place(fx->inventory, fx->ctx, "certs/critical.pem",
+                                     "probe:naccs-cert", "[::1]:8443"),
+                     1);
+    assert_true(evaluate(fx, at("2026-11-24T12:00:00Z")) >= 1);
+    a = outbox(fx, 0);
+    assert_string_equal(kigen_alert_get(a, "KIGEN_PROBE"), "naccs-cert");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_HOST"), "::1");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_PORT"), "8443");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_PATHS"), "[::1]:8443");
+    /* A file's certificate has none of them. */
+    deliver_all(fx);
+    place(fx, "expired", "/srv/naccs/old.p12");
+    assert_int_equal(evaluate(fx, at("2026-11-24T12:00:00Z") + 60), 1);
+    assert_null(kigen_alert_get(outbox(fx, 0), "KIGEN_PROBE"));
+    assert_null(kigen_alert_get(outbox(fx, 0), "KIGEN_HOST"));
+}
+
 static void test_scan_errors_fire_once_and_clear(void **state)
 {
     struct fixture *fx = *state;
@@ -417,6 +440,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_is_said_of_a_certificate_never_alerted_about,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_certificate_alerts_name_the_probe, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_scan_errors_fire_once_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_wakeup_is_the_next_step_or_reminder, setup,
                                         teardown),
