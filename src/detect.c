@@ -115,8 +115,14 @@ enum kigen_format kigen_detect(const uint8_t *buf, size_t len)
     if (len > 0 && buf[0] == 0x30)
         return detect_der(buf, len);
     if (find(buf, len, "-----BEGIN ")) {
-        /* A .p7b in PEM form; a PEM bundle that also carries a PKCS7 block stays PEM. */
-        if (find(buf, len, "-----BEGIN PKCS7-----") && !find(buf, len, "CERTIFICATE-----"))
+        /*
+         * A .p7b in PEM form, under any label PEM_read_bio_PKCS7 takes; a PEM bundle that
+         * also carries a PKCS7 block stays PEM.
+         */
+        if ((find(buf, len, "-----BEGIN PKCS7-----") ||
+             find(buf, len, "-----BEGIN PKCS #7 SIGNED DATA-----") ||
+             find(buf, len, "-----BEGIN CMS-----")) &&
+            !find(buf, len, "CERTIFICATE-----"))
             return KIGEN_FORMAT_PKCS7;
         return KIGEN_FORMAT_PEM;
     }

@@ -1,7 +1,9 @@
 /* PKCS#7 / CMS SignedData certificate bags (RFC 2315 §9.1), DER or PEM (.p7b, .p7c). */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -26,10 +28,30 @@ static PKCS7 *decode(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_
         PKCS7_free(p7);
         return NULL;
     }
-    if (!PEM_read_bio_PKCS7(bio, &p7, NULL, NULL)) {
-        PKCS7_free(p7);
-        p7 = NULL;
+    /* The first block under a PKCS#7 label: PKCS7, PKCS #7 SIGNED DATA or CMS. */
+    for (;;) {
+        char *name = NULL, *header = NULL;
+        unsigned char *data = NULL;
+        long dlen;
+        bool is_p7;
+
+        if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
+            PKCS7_free(p7);
+            p7 = NULL;
+            break;
+        }
+        is_p7 = strcmp(name, PEM_STRING_PKCS7) == 0 || strcmp(name, PEM_STRING_PKCS7_SIGNED) == 0 ||
+                strcmp(name, PEM_STRING_CMS) == 0;
+        p = data;
+        if (is_p7 && !d2i_PKCS7(&p7, &p, dlen))
+            p7 = NULL; /* freed by d2i */
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        if (is_p7)
+            break;
     }
+    ERR_clear_error();
     BIO_free(bio);
     return p7;
 }

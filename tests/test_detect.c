@@ -21,6 +21,8 @@ static void test_formats_are_detected_from_content(void **state)
     expect(state, "certs/single.der", KIGEN_FORMAT_DER, 1);
     expect(state, "certs/chain.p7b", KIGEN_FORMAT_PKCS7, 2);
     expect(state, "certs/chain.p7b.pem", KIGEN_FORMAT_PKCS7, 2);
+    expect(state, "certs/pkcs7signeddata.p7b.pem", KIGEN_FORMAT_PKCS7, 2);
+    expect(state, "certs/cms.p7b.pem", KIGEN_FORMAT_PKCS7, 2);
     expect(state, "certs/nopass.p12", KIGEN_FORMAT_PKCS12, 2);
 }
 

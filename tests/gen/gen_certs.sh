@@ -93,6 +93,12 @@ openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile ca.pem -outform DER -out cha
 openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile ca.pem -out chain.p7b.pem
 { fp ok.pem; fp ca.pem; } >chain.p7b.sha256
 cp chain.p7b.sha256 chain.p7b.pem.sha256
+# The other labels OpenSSL reads as PKCS#7.
+for label in "PKCS #7 SIGNED DATA" CMS; do
+    f=$(echo "$label" | tr -d ' #' | tr A-Z a-z).p7b.pem
+    sed "s/ PKCS7-----/ $label-----/" chain.p7b.pem >"$f"
+    cp chain.p7b.sha256 "$f.sha256"
+done
 
 # PKCS#12 in every protection OpenSSL 3 writes; each holds leaf, key and CA (bag order:
 # leaf then CA, as openssl writes them).
