@@ -120,17 +120,16 @@ static void secret_free(char *s)
     kigen_secret_free(s);
 }
 
-/* Reads the first line of path (SPEC §4: one trailing \n or \r\n stripped). */
-static int read_first_line(const char *path, bool nofollow, char **ret)
+/* Reads the first line of the file fd (SPEC §4: one trailing \n or \r\n stripped); closes fd. */
+static int read_first_line_fd(int fd, char **ret)
 {
     char buf[MAX_SECRET_SIZE + 1];
-    int fd, r = 0;
+    int r = 0;
     ssize_t n;
     size_t len = 0;
     struct stat st;
     char *nl, *s;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
     if (fd < 0)
         return -errno;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -156,6 +155,11 @@ out:
     OPENSSL_cleanse(buf, sizeof(buf));
     close(fd);
     return r;
+}
+
+static int read_first_line(const char *path, char **ret)
+{
+    return read_first_line_fd(open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), ret);
 }
 
 static int items_add(struct items *items, struct item **ret)
@@ -618,7 +622,7 @@ static void resolve_secrets(struct scan *s)
 
             if (ks->passwords[j].kind == KIGEN_PASSWORD_ENV || !s->secret_paths[k])
                 continue;
-            r = read_first_line(s->secret_paths[k], false, &secret);
+            r = read_first_line(s->secret_paths[k], &secret);
             if (r < 0) {
                 (void)add_error(&s->warnings, i, s->secret_paths[k], -r,
                                 "cannot read password source: %s", strerror(-r));
@@ -847,7 +851,13 @@ static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const stru
             r = -ENOMEM;
             goto out;
         }
-        if (read_first_line(sidecar_path, true, &sidecar) == 0)
+        /* Opened as the file is: a link may lead to it only from inside the keystore. */
+        if (read_first_line_fd(
+                ks->follow_symlinks
+                    ? open(sidecar_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+                    : open_beneath(&s->root[it->keystore], sidecar_path,
+                                   O_RDONLY | O_NOCTTY | O_NONBLOCK),
+                &sidecar) == 0)
             tries[pw.n++] = sidecar;
     }
     for (size_t i = 0; i < sec->n && pw.n < sizeof(tries) / sizeof(tries[0]); i++)

@@ -144,6 +144,14 @@ static void test_sidecar_password_opens_the_file_and_is_not_a_record(void **stat
     copy_file("certs/sidecar.p12", join(fx, "user.p12"));
     copy_file("certs/sidecar.p12.pass", join(fx, "user.p12.pass"));
     copy_file("certs/modern.p12", join(fx, "locked.p12"));
+    /* A sidecar may be a link, as the file may: inside the keystore, not out of it. */
+    copy_file("certs/sidecar.p12", join(fx, "linked.p12"));
+    assert_int_equal(mkdir(join(fx, "secrets"), 0700), 0);
+    copy_file("certs/sidecar.p12.pass", join(fx, "secrets/linked.pass"));
+    assert_int_equal(symlink("secrets/linked.pass", join(fx, "linked.p12.pass")), 0);
+    copy_file("certs/sidecar.p12", join(fx, "outlinked.p12"));
+    assert_int_equal(
+        symlink(fixture_path("certs/sidecar.p12.pass"), join(fx, "outlinked.p12.pass")), 0);
     scan(fx);
     f = kigen_inventory_find(fx->inventory, "ks", join(fx, "user.p12"));
     assert_non_null(f);
@@ -153,7 +161,14 @@ static void test_sidecar_password_opens_the_file_and_is_not_a_record(void **stat
     f = kigen_inventory_find(fx->inventory, "ks", join(fx, "locked.p12"));
     assert_non_null(f);
     assert_int_equal(f->error, KIGEN_E_NEEDS_PASSWORD);
-    assert_int_equal(fx->inventory->n_errors, 1);
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "linked.p12"));
+    assert_non_null(f);
+    assert_int_equal(f->error, 0);
+    assert_int_equal(f->certs.n, 2);
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "outlinked.p12"));
+    assert_non_null(f);
+    assert_int_equal(f->error, KIGEN_E_NEEDS_PASSWORD);
+    assert_int_equal(fx->inventory->n_errors, 2);
 }
 
 static void test_links_out_of_the_keystore_devices_and_fifos_are_skipped(void **state)
