@@ -312,22 +312,17 @@ static int add_cert_fields(struct kigen_alert *a, const struct group *g, int64_t
         r = add_labels(a, g->v[i]->keystore);
     /* A probe's server certificate: the first target that holds it, from "[host]:port". */
     for (size_t i = 0; i < g->n && r == 0 && !kigen_alert_get(a, "KIGEN_PROBE"); i++) {
-        const struct kigen_file *f = g->v[i]->file;
-        const char *colon = strrchr(f->path, ':'), *host = f->path;
-        char buf[1024];
-        size_t n;
+        const char *name, *port;
+        char host[1024];
 
-        if (!kigen_probe_is_keystore(f->keystore) || !colon)
+        if (!kigen_probe_location_parse(g->v[i]->file->keystore, g->v[i]->file->path, &name, host,
+                                        sizeof(host), &port))
             continue;
-        n = (size_t)(colon - host);
-        if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
-            host++, n -= 2;
-        snprintf(buf, sizeof(buf), "%.*s", (int)n, host);
-        r = kigen_alert_add(a, "KIGEN_PROBE", f->keystore + strlen(KIGEN_PROBE_KEYSTORE_PREFIX));
+        r = kigen_alert_add(a, "KIGEN_PROBE", name);
         if (r == 0)
-            r = kigen_alert_add(a, "KIGEN_HOST", buf);
+            r = kigen_alert_add(a, "KIGEN_HOST", host);
         if (r == 0)
-            r = kigen_alert_add(a, "KIGEN_PORT", colon + 1);
+            r = kigen_alert_add(a, "KIGEN_PORT", port);
     }
 out:
     free(paths.s);

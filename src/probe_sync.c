@@ -41,6 +41,23 @@ bool kigen_probe_is_keystore(const char *keystore)
     return strncmp(keystore, KIGEN_PROBE_KEYSTORE_PREFIX, strlen(KIGEN_PROBE_KEYSTORE_PREFIX)) == 0;
 }
 
+bool kigen_probe_location_parse(const char *keystore, const char *path, const char **ret_name,
+                                char *host, size_t hostlen, const char **ret_port)
+{
+    const char *colon = strrchr(path, ':');
+    size_t n;
+
+    if (!kigen_probe_is_keystore(keystore) || !colon)
+        return false;
+    n = (size_t)(colon - path);
+    if (n >= 2 && path[0] == '[' && path[n - 1] == ']')
+        path++, n -= 2;
+    snprintf(host, hostlen, "%.*s", (int)n, path);
+    *ret_name = keystore + strlen(KIGEN_PROBE_KEYSTORE_PREFIX);
+    *ret_port = colon + 1;
+    return true;
+}
+
 int kigen_probe_sync(struct kigen_inventory *inventory, const struct kigen_probe_status *status,
                      bool *ret_changed)
 {

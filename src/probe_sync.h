@@ -24,6 +24,14 @@
 bool kigen_probe_is_keystore(const char *keystore);
 
 /*
+ * The target of a location, the inverse of the naming above: its name (a pointer into
+ * keystore), its host (without brackets, into host[hostlen]) and its port (a pointer into
+ * path). Returns false when keystore and path are not a probe target's location.
+ */
+bool kigen_probe_location_parse(const char *keystore, const char *path, const char **ret_name,
+                                char *host, size_t hostlen, const char **ret_port);
+
+/*
  * Makes the inventory hold status's server certificate (or nothing, when it has none).
  * *ret_changed (may be NULL) tells whether the location was added, replaced or removed; an
  * unchanged certificate leaves the record as it was. Returns 0 or -ENOMEM.
