@@ -273,7 +273,13 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
         snprintf(r->days, sizeof(r->days), "%lld", jint(c, "days_left"));
         local_date(jstr(c, "not_after"), r->date, sizeof(r->date));
         r->keystore = jstr(c, "keystore");
-        if (asprintf(&r->location, "%s [%s]", jstr(c, "path"), jstr(c, "entry")) < 0)
+        /* A location kept as last seen (its keystore root is unavailable) says since when. */
+        if (strcmp(jstr(c, "last_seen"), jstr(a, "generated_at")) != 0 && *jstr(c, "last_seen"))
+            local_date(jstr(c, "last_seen"), date, sizeof(date));
+        else
+            date[0] = '\0';
+        if (asprintf(&r->location, "%s [%s]%s%s%s", jstr(c, "path"), jstr(c, "entry"),
+                     date[0] ? " (last seen " : "", date, date[0] ? ")" : "") < 0)
             r->location = NULL;
         r->subject = jstr(c, "subject");
         w_state = max_sz(w_state, strlen(r->state));

@@ -14,6 +14,7 @@
 #include "service.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -49,15 +50,17 @@
 #include "tz.h"
 #include "watch.h"
 
-#define DEBOUNCE_MS     250
-#define DEBOUNCE_MAX_MS 750 /* a stream of changes still shows within a second */
-#define SAVE_RETRY_MS   30000
-#define SAVE_DELAY_MS   1000
-#define MAX_WAKEUP_MS   (7 * 86400 * 1000ull)
-#define STOP_GRACE_MS   5000  /* how long a stop waits for alerts in flight */
-#define PROBE_EVAL_MS   2000  /* probe results are evaluated together, at most this late */
-#define EVAL_SLICE_MS   5     /* between the slices of an evaluation with many alerts due */
-#define METRICS_MIN_MS  10000 /* metrics are rendered at most this often */
+#define DEBOUNCE_MS       250
+#define DEBOUNCE_MAX_MS   750 /* a stream of changes still shows within a second */
+#define SAVE_RETRY_MS     30000
+#define SAVE_DELAY_MS     1000
+#define MAX_WAKEUP_MS     (7 * 86400 * 1000ull)
+#define STOP_GRACE_MS     5000   /* how long a stop waits for alerts in flight */
+#define PROBE_EVAL_MS     2000   /* probe results are evaluated together, at most this late */
+#define EVAL_SLICE_MS     5      /* between the slices of an evaluation with many alerts due */
+#define METRICS_MIN_MS    10000  /* metrics are rendered at most this often */
+#define ROOT_RETRY_MS     2000   /* an unavailable keystore root is looked at again after this, */
+#define ROOT_RETRY_MAX_MS 300000 /* doubling up to this */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -84,6 +87,10 @@ struct service {
     uv_timer_t stop_timer;
     uv_timer_t probe_eval_timer;
     uv_timer_t metrics_timer;
+    uv_timer_t root_timer;  /* looks again at unavailable keystore roots, with backoff */
+    uint64_t root_retry_ms; /* the next delay of root_timer; 0 while every root is there */
+    uv_poll_t mounts_poll;  /* /proc/self/mountinfo: a mount or unmount anywhere */
+    int mounts_fd;
     uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
     char status_sent[512];         /* the last STATUS= line sent to the service manager */
     uv_poll_t clock_poll;
@@ -124,6 +131,8 @@ struct delivery {
 };
 
 static void start_scan(struct service *svc);
+static void request_full_scan(struct service *svc);
+static void watch_roots(struct service *svc);
 static void start_prober(struct service *svc);
 static void evaluate(struct service *svc);
 static void start_changed_scan(struct service *svc);
@@ -600,6 +609,36 @@ static void capture_secret_env(struct service *svc, const struct kigen_config *c
     }
 }
 
+static int64_t scan_now(void *data)
+{
+    return now_of(data);
+}
+
+static uint64_t scan_root_dev(const char *keystore, const char *path, void *data)
+{
+    struct service *svc = data;
+
+    return kigen_engine_root_dev(&svc->engine, keystore, path);
+}
+
+static void scan_root_read(const char *keystore, const char *path, uint64_t dev, void *data)
+{
+    struct service *svc = data;
+
+    if (kigen_engine_root_dev(&svc->engine, keystore, path))
+        kigen_log_notice("Keystore '%s': '%s' is now on another file system and holds files; "
+                         "reading it as the keystore's new place",
+                         keystore, path);
+    if (kigen_engine_set_root_dev(&svc->engine, keystore, path, dev) < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, -ENOMEM, "Cannot remember the keystore root '%s'", path);
+}
+
+static const struct kigen_scan_hooks scan_hooks = {
+    .now = scan_now,
+    .root_dev = scan_root_dev,
+    .root_read = scan_root_read,
+};
+
 static const char *secret_getenv(const char *name, void *data)
 {
     struct service *svc = data;
@@ -632,6 +671,94 @@ static void scan_timer_cb(uv_timer_t *timer)
     start_scan(container_of(timer, struct service, scan_timer));
 }
 
+/*
+ * While a keystore root is unavailable, look at it again: after ROOT_RETRY_MS, doubling to
+ * ROOT_RETRY_MAX_MS. Its parent directory is watched too (kigen_scanner_dirs) and so is the
+ * mount table, so a share that comes back is usually seen at once; the timer covers the rest
+ * (a parent that cannot be watched, a network file system that says nothing).
+ */
+static void root_timer_cb(uv_timer_t *timer)
+{
+    start_scan(container_of(timer, struct service, root_timer));
+}
+
+static void watch_roots(struct service *svc)
+{
+    if (!kigen_scanner_unavailable(svc->scanner)) {
+        svc->root_retry_ms = 0;
+        uv_timer_stop(&svc->root_timer);
+        return;
+    }
+    svc->root_retry_ms = !svc->root_retry_ms                          ? ROOT_RETRY_MS
+                         : svc->root_retry_ms * 2 > ROOT_RETRY_MAX_MS ? ROOT_RETRY_MAX_MS
+                                                                      : svc->root_retry_ms * 2;
+    uv_timer_start(&svc->root_timer, root_timer_cb, svc->root_retry_ms, 0);
+}
+
+/* A look at one keystore root after the mount table changed, on the thread pool. */
+struct root_check {
+    uv_fs_t req;
+    struct service *svc;
+    char *keystore;
+    char *path;
+};
+
+static void root_checked_cb(uv_fs_t *req)
+{
+    struct root_check *c = container_of(req, struct root_check, req);
+    uint64_t dev = kigen_engine_root_dev(&c->svc->engine, c->keystore, c->path);
+
+    /* Gone, or another file system at the same path (an unmount does not touch the inode). */
+    if (!c->svc->stopping && dev && (req->result < 0 || req->statbuf.st_dev != dev))
+        request_full_scan(c->svc);
+    uv_fs_req_cleanup(req);
+    free(c->keystore);
+    free(c->path);
+    free(c);
+}
+
+/*
+ * The mount table changed: a share may be back, or gone. An unmounted share leaves its
+ * directory's watch silent (the inode is still there, only no longer at that path), so each
+ * keystore root is stat'ed off the loop (a dead network mount may hang) and compared with the
+ * device it was read on.
+ */
+static void mounts_cb(uv_poll_t *poll, int status, int events)
+{
+    struct service *svc = container_of(poll, struct service, mounts_poll);
+
+    if (status < 0) {
+        uv_poll_stop(poll);
+        return;
+    }
+    if (svc->stopping)
+        return;
+    if (kigen_scanner_unavailable(svc->scanner)) {
+        request_full_scan(svc);
+        return;
+    }
+    for (size_t i = 0; i < svc->config->n_keystores; i++) {
+        const struct kigen_keystore *ks = &svc->config->keystores[i];
+        struct root_check *c = calloc(1, sizeof(*c));
+
+        if (!c || !(c->keystore = strdup(ks->name)) || !(c->path = strdup(ks->path))) {
+            if (c)
+                free(c->keystore);
+            free(c);
+            request_full_scan(svc);
+            return;
+        }
+        c->svc = svc;
+        if (uv_fs_stat(&svc->loop, &c->req, c->path, root_checked_cb) < 0) {
+            free(c->keystore);
+            free(c->path);
+            free(c);
+            request_full_scan(svc);
+            return;
+        }
+    }
+}
+
 static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
 {
     struct service *svc = data;
@@ -642,8 +769,14 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
         stop(svc);
         return;
     }
-    if (status < 0 && status != -ECANCELED)
+    if (status == -ESTALE) {
+        /* A partial scan met a keystore root that changed: only a full scan can tell. */
+        svc->full_wanted = true;
+        svc->rescan_wanted = true;
+        status = 0;
+    } else if (status < 0 && status != -ECANCELED) {
         kigen_log_errno(KIGEN_LOG_ERR, status, "The scan failed, retrying at the next interval");
+    }
     if (svc->next_config) {
         apply_config(svc, svc->next_config, svc->next_metrics_http);
         svc->next_config = NULL;
@@ -653,6 +786,8 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
     }
     if (status == 0)
         update_watches(svc);
+    if (status == 0 && svc->scan_is_full)
+        watch_roots(svc);
     evaluate(svc);
     if (!svc->ready) {
         svc->ready = true;
@@ -741,10 +876,21 @@ static void debounce_cb(uv_timer_t *timer)
     start_changed_scan(svc);
 }
 
+/* Whether path is dir or lies below it. */
+static bool is_at_or_above(const char *dir, const char *path)
+{
+    size_t n = strlen(dir);
+
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return strncmp(dir, path, n) == 0 && (path[n] == '\0' || path[n] == '/' || n == 1);
+}
+
+static void debounce(struct service *svc);
+
 static void change_cb(struct kigen_watch *watch, const char *path, const char *name, void *data)
 {
     struct service *svc = data;
-    uint64_t now = uv_now(&svc->loop), delay = DEBOUNCE_MS;
     char *full = NULL;
     size_t len;
 
@@ -753,14 +899,29 @@ static void change_cb(struct kigen_watch *watch, const char *path, const char *n
         len = strlen(full);
         if (len > 5 && strcmp(full + len - 5, ".pass") == 0)
             full[len - 5] = '\0';
+    } else if (!name) {
+        full = strdup(path); /* the watched file or directory itself */
     }
-    /* A keystore that is a file, or an event without a name: the whole picture. */
     if (!full || kigen_strmap_put(&svc->changed, full, svc) < 0)
         svc->full_wanted = true;
+    /* A keystore root, or a directory above one, came, went or was replaced. */
     for (size_t i = 0; i < svc->config->n_keystores && !svc->full_wanted; i++)
-        if (strcmp(svc->config->keystores[i].path, full) == 0)
+        if (is_at_or_above(full, svc->config->keystores[i].path))
             svc->full_wanted = true;
     free(full);
+    debounce(svc);
+}
+
+/* A scan of everything soon, debounced with the changes. */
+static void request_full_scan(struct service *svc)
+{
+    svc->full_wanted = true;
+    debounce(svc);
+}
+
+static void debounce(struct service *svc)
+{
+    uint64_t now = uv_now(&svc->loop), delay = DEBOUNCE_MS;
 
     /* A burst of writes is one scan; a stream of them still shows within a second. */
     if (!svc->first_change_ms)
@@ -1031,7 +1192,7 @@ static void stop(struct service *svc)
         (uv_handle_t *)&svc->wakeup_timer,   (uv_handle_t *)&svc->debounce_timer,
         (uv_handle_t *)&svc->watchdog_timer, (uv_handle_t *)&svc->save_timer,
         (uv_handle_t *)&svc->stop_timer,     (uv_handle_t *)&svc->probe_eval_timer,
-        (uv_handle_t *)&svc->metrics_timer,
+        (uv_handle_t *)&svc->metrics_timer,  (uv_handle_t *)&svc->root_timer,
     };
 
     if (kigen_scanner_is_busy(svc->scanner))
@@ -1052,6 +1213,8 @@ static void stop(struct service *svc)
             uv_close(handles[i], NULL);
     if (svc->clock_fd >= 0 && !uv_is_closing((uv_handle_t *)&svc->clock_poll))
         uv_close((uv_handle_t *)&svc->clock_poll, NULL);
+    if (svc->mounts_fd >= 0 && !uv_is_closing((uv_handle_t *)&svc->mounts_poll))
+        uv_close((uv_handle_t *)&svc->mounts_poll, NULL);
     kigen_watch_close(&svc->watch, NULL);
     kigen_sinks_close(svc->sinks, sinks_closed_cb, svc);
     kigen_metrics_http_stop(svc->metrics_http);
@@ -1158,6 +1321,7 @@ static int setup(struct service *svc)
         return r;
     capture_secret_env(svc, svc->config);
     kigen_scanner_set_getenv(svc->scanner, secret_getenv, svc);
+    kigen_scanner_set_hooks(svc->scanner, &scan_hooks, svc);
     kigen_scanner_set_background(svc->scanner);
     kigen_engine_init(&svc->engine);
     svc->engine.maint_fn = maint_note_cb;
@@ -1182,6 +1346,15 @@ static int setup(struct service *svc)
     uv_timer_init(&svc->loop, &svc->stop_timer);
     uv_timer_init(&svc->loop, &svc->probe_eval_timer);
     uv_timer_init(&svc->loop, &svc->metrics_timer);
+    uv_timer_init(&svc->loop, &svc->root_timer);
+    /* The kernel marks the mount table POLLPRI when a mount comes or goes (proc(5)). */
+    svc->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (svc->mounts_fd >= 0 && uv_poll_init(&svc->loop, &svc->mounts_poll, svc->mounts_fd) == 0) {
+        uv_poll_start(&svc->mounts_poll, UV_PRIORITIZED, mounts_cb);
+    } else if (svc->mounts_fd >= 0) {
+        close(svc->mounts_fd);
+        svc->mounts_fd = -1;
+    }
     if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000)
         uv_timer_start(&svc->watchdog_timer, watchdog_cb, usec / 2000, usec / 2000);
     svc->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -1215,6 +1388,7 @@ int kigend_service_run(const char *config_path, struct kigen_config *config, int
     svc->config_path = config_path;
     svc->config = config;
     svc->clock_fd = -1;
+    svc->mounts_fd = -1;
     r = setup(svc);
     if (r < 0) {
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start");
@@ -1235,6 +1409,8 @@ out:
         kigen_log_debug("Event loop closed with handles still open");
     if (svc->clock_fd >= 0)
         close(svc->clock_fd);
+    if (svc->mounts_fd >= 0)
+        close(svc->mounts_fd);
     kigen_prober_free(svc->prober);
     kigen_metrics_http_stop(svc->metrics_http);
     free(svc->metrics_listen);

@@ -15,6 +15,13 @@
 
 #define STATE_VERSION 1
 
+/*
+ * The instants (and steps) a state file may hold: within +-2^53 s, the range kigen_tz
+ * accepts, so that now minus one, or one plus a duration (at most 100 years), cannot
+ * overflow. A file with others is damaged.
+ */
+#define STATE_TIME_MAX ((json_int_t)1 << 53)
+
 void kigen_engine_init(struct kigen_engine *engine)
 {
     memset(engine, 0, sizeof(*engine));
@@ -50,6 +57,8 @@ static void clear(struct kigen_engine *engine)
     kigen_strmap_clear(&engine->errors);
     kigen_strmap_foreach(&engine->probes_down, free_error_cb, NULL);
     kigen_strmap_clear(&engine->probes_down);
+    kigen_strmap_foreach(&engine->roots, free_error_cb, NULL);
+    kigen_strmap_clear(&engine->roots);
     for (size_t i = 0; i < engine->n_outbox; i++) {
         kigen_alert_free(engine->outbox[i].alert);
         free(engine->outbox[i].line);
@@ -89,6 +98,49 @@ void kigen_engine_probe_clear_down(struct kigen_engine *engine, const char *name
         free(v);
         engine->dirty = true;
     }
+}
+
+/* "keystore\npath", the key of a keystore root; NULL on ENOMEM. */
+static char *root_key(const char *keystore, const char *path)
+{
+    char *key;
+
+    return asprintf(&key, "%s\n%s", keystore, path) < 0 ? NULL : key;
+}
+
+uint64_t kigen_engine_root_dev(const struct kigen_engine *engine, const char *keystore,
+                               const char *path)
+{
+    char *key = root_key(keystore, path);
+    const uint64_t *dev = key ? kigen_strmap_get(&engine->roots, key) : NULL;
+
+    free(key);
+    return dev ? *dev : 0;
+}
+
+int kigen_engine_set_root_dev(struct kigen_engine *engine, const char *keystore, const char *path,
+                              uint64_t dev)
+{
+    char *key = root_key(keystore, path);
+    uint64_t *v = key ? kigen_strmap_get(&engine->roots, key) : NULL;
+    int r = 0;
+
+    if (!key)
+        return -ENOMEM;
+    if (!v) {
+        v = malloc(sizeof(*v));
+        if (!v || kigen_strmap_put(&engine->roots, key, v) < 0) {
+            free(v);
+            r = -ENOMEM;
+            goto out;
+        }
+    }
+    if (*v != dev)
+        engine->dirty = true;
+    *v = dev;
+out:
+    free(key);
+    return r;
 }
 
 int64_t kigen_engine_probe_down_since(const struct kigen_engine *engine, const char *name)
@@ -482,8 +534,113 @@ static int remember(struct kigen_tracked *t, const struct group *g)
     return 1;
 }
 
-static int evaluate_group(struct kigen_engine *engine, const struct kigen_config *config,
+/*
+ * The certificate at keystore/path with subject that ends after not_after (a renewal in that
+ * location), made into a record as the view would make it; false when there is none.
+ */
+static bool find_renewal(const struct kigen_config *config, const struct kigen_inventory *inventory,
+                         const char *keystore, const char *path, const char *subject,
+                         int64_t not_after, int64_t now, struct kigen_record *ret_rec)
+{
+    const struct kigen_file *f = kigen_inventory_find(inventory, keystore, path);
+    const struct kigen_cert *best = NULL;
+
+    for (size_t i = 0; f && i < f->certs.n; i++) {
+        const struct kigen_cert *c = &f->certs.v[i];
+
+        if (strcmp(c->subject, subject) == 0 && c->not_after > not_after &&
+            (!best || c->not_after > best->not_after))
+            best = c;
+    }
+    if (!best)
+        return false;
+    *ret_rec = (struct kigen_record){ .file = f, .cert = best };
+    ret_rec->keystore = kigen_config_find_keystore(config, f->keystore);
+    kigen_config_policy_for(config, f->keystore, best->subject, best->issuer, &ret_rec->policy);
+    ret_rec->state = kigen_policy_state(&ret_rec->policy, best->not_before, best->not_after, now);
+    ret_rec->renewal_opens = kigen_policy_renewal_opens(&ret_rec->policy, best->not_after);
+    return true;
+}
+
+/* cert.renewed: subject's certificate at renewal's location now ends later. */
+static int queue_renewed(struct kigen_engine *engine, const struct kigen_record *renewal,
+                         const char *subject, int64_t now)
+{
+    const struct kigen_record *one = renewal;
+    struct group g = { &one, 1, renewal };
+    struct kigen_alert *a;
+    char message[2048], when[64];
+
+    kigen_time_format_local(renewal->cert->not_after, when, sizeof(when));
+    snprintf(message, sizeof(message),
+             "Certificate %s was renewed: %s now holds a certificate valid until %s.", subject,
+             renewal->file->path, when);
+    a = kigen_alert_new(KIGEN_EVENT_CERT_RENEWED, message);
+    if (!a || add_cert_fields(a, &g, now) < 0) {
+        kigen_alert_free(a);
+        return -ENOMEM;
+    }
+    return kigen_engine_queue(engine, a);
+}
+
+/* Whether the location keystore/path (not NUL-terminated: lk and lp bytes) is one of g's. */
+static bool group_has_location(const struct group *g, const char *keystore, size_t lk,
+                               const char *path, size_t lp)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        const struct kigen_file *f = g->v[i]->file;
+
+        if (strlen(f->keystore) == lk && memcmp(f->keystore, keystore, lk) == 0 &&
+            strlen(f->path) == lp && memcmp(f->path, path, lp) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A certificate still found somewhere, but no longer in some location it was in: each such
+ * location that now holds a later certificate for the same subject is a renewal there, said
+ * even while another copy of the old certificate remains (that copy keeps being alerted on).
+ * Returns how many cert.renewed were queued, or -ENOMEM.
+ */
+static int evaluate_moved(struct kigen_engine *engine, const struct kigen_config *config,
+                          const struct kigen_inventory *inventory, const struct kigen_tracked *t,
                           const struct group *g, int64_t now)
+{
+    const char *line, *tab, *end;
+    int fired = 0;
+
+    for (line = t->locations; line && *line; line = *end ? end + 1 : end) {
+        struct kigen_record rec;
+        char *keystore, *path;
+        bool is_renewed;
+        int r;
+
+        end = line + strcspn(line, "\n");
+        tab = memchr(line, '\t', (size_t)(end - line));
+        if (!tab ||
+            group_has_location(g, line, (size_t)(tab - line), tab + 1, (size_t)(end - tab - 1)))
+            continue;
+        keystore = strndup(line, (size_t)(tab - line));
+        path = strndup(tab + 1, (size_t)(end - tab - 1));
+        is_renewed = keystore && path &&
+                     find_renewal(config, inventory, keystore, path, t->subject ? t->subject : "",
+                                  t->not_after, now, &rec);
+        r = !keystore || !path ? -ENOMEM
+            : is_renewed       ? queue_renewed(engine, &rec, t->subject, now)
+                               : 0;
+        free(keystore);
+        free(path);
+        if (r < 0)
+            return r;
+        fired += is_renewed;
+    }
+    return fired;
+}
+
+static int evaluate_group(struct kigen_engine *engine, const struct kigen_config *config,
+                          const struct kigen_inventory *inventory, const struct group *g,
+                          int64_t now)
 {
     const struct kigen_cert *c = g->worst->cert;
     char hex[65];
@@ -526,6 +683,12 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
         }
     }
     t->seen = true;
+    if (t->locations && t->subject && !is_same_locations(t->locations, g)) {
+        r = evaluate_moved(engine, config, inventory, t, g, now);
+        if (r < 0)
+            return r;
+        fired += r;
+    }
     r = remember(t, g);
     if (r < 0)
         return r;
@@ -614,57 +777,37 @@ out:
 
 /* A certificate that was alerted about and is found nowhere now: renewed in place, or gone. */
 static int evaluate_gone(struct kigen_engine *engine, const struct kigen_config *config,
-                         const struct kigen_inventory *inventory, const struct kigen_view *view,
-                         struct kigen_tracked *t, int64_t now)
+                         const struct kigen_inventory *inventory, struct kigen_tracked *t,
+                         int64_t now)
 {
-    const struct kigen_record *renewal = NULL;
     /* A state file may lack them (the loader allows it), and an out-of-memory may leave them. */
     const char *subject = t->subject ? t->subject : "", *issuer = t->issuer ? t->issuer : "";
     char *lines = t->locations ? strdup(t->locations) : NULL, *save = NULL, *line;
-    char message[2048], when[64];
-    struct kigen_alert *a = NULL;
-    int r = -ENOMEM;
+    struct kigen_record renewal;
+    bool is_renewed = false;
+    struct kigen_alert *a;
+    int r;
 
     if (t->locations && !lines)
         return -ENOMEM;
     /* A location that now holds a later certificate for the same subject. */
-    for (line = lines ? strtok_r(lines, "\n", &save) : NULL; line && !renewal;
+    for (line = lines ? strtok_r(lines, "\n", &save) : NULL; line && !is_renewed;
          line = strtok_r(NULL, "\n", &save)) {
         char *tab = strchr(line, '\t');
-        const struct kigen_file *f;
 
         if (!tab)
             continue;
         *tab = '\0';
-        f = kigen_inventory_find(inventory, line, tab + 1);
-        for (size_t i = 0; f && i < view->n_records && !renewal; i++) {
-            const struct kigen_record *rec = &view->records[i];
-
-            if (rec->file == f && strcmp(rec->cert->subject, subject) == 0 &&
-                rec->cert->not_after > t->not_after)
-                renewal = rec;
-        }
+        is_renewed =
+            find_renewal(config, inventory, line, tab + 1, subject, t->not_after, now, &renewal);
     }
-    if (renewal) {
-        struct group g = { &renewal, 1, renewal };
-
-        kigen_time_format_local(renewal->cert->not_after, when, sizeof(when));
-        snprintf(message, sizeof(message),
-                 "Certificate %s was renewed: %s now holds a certificate valid until %s.", subject,
-                 renewal->file->path, when);
-        a = kigen_alert_new(KIGEN_EVENT_CERT_RENEWED, message);
-        if (!a || add_cert_fields(a, &g, now) < 0)
-            goto out;
-    } else {
-        a = gone_alert(config, t, subject, issuer);
-        if (!a)
-            goto out;
-    }
-    r = kigen_engine_queue(engine, a);
-    a = NULL;
-out:
-    kigen_alert_free(a);
     free(lines);
+    if (is_renewed)
+        return queue_renewed(engine, &renewal, subject, now);
+    a = gone_alert(config, t, subject, issuer);
+    if (!a)
+        return -ENOMEM;
+    r = kigen_engine_queue(engine, a);
     return r;
 }
 
@@ -724,6 +867,30 @@ struct sweep {
     int status;
 };
 
+/*
+ * Whether t, found nowhere now, was last seen in a keystore whose root is unavailable (after a
+ * restart its records are not in the inventory, but the error says the root is unknown).
+ */
+static bool is_kept_as_last_seen(const struct sweep *s, const struct kigen_tracked *t)
+{
+    const char *line, *tab, *end;
+
+    for (size_t i = 0; i < s->view->n_errors; i++) {
+        const struct kigen_file *f = s->view->errors[i];
+        size_t lk = strlen(f->keystore);
+
+        if (f->error != KIGEN_E_KEYSTORE_UNAVAILABLE)
+            continue;
+        for (line = t->locations; line && *line; line = *end ? end + 1 : end) {
+            end = line + strcspn(line, "\n");
+            tab = memchr(line, '\t', (size_t)(end - line));
+            if (tab && (size_t)(tab - line) == lk && memcmp(line, f->keystore, lk) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
 static void sweep_certs_cb(const char *key, void *value, void *data)
 {
     struct sweep *s = data;
@@ -734,7 +901,9 @@ static void sweep_certs_cb(const char *key, void *value, void *data)
         t->seen = false;
         return;
     }
-    r = evaluate_gone(s->engine, s->config, s->inventory, s->view, t, s->now);
+    if (is_kept_as_last_seen(s, t))
+        return; /* its keystore's root is unavailable: unknown, not gone (SPEC §4) */
+    r = evaluate_gone(s->engine, s->config, s->inventory, t, s->now);
     if (r < 0) {
         s->status = r;
         return;
@@ -787,7 +956,7 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
             if (rank(v[j]->state) > rank(g.worst->state))
                 g.worst = v[j];
         g.n = j - i;
-        r = evaluate_group(engine, config, &g, now);
+        r = evaluate_group(engine, config, inventory, &g, now);
         fired += r > 0 ? r : 0;
     }
     free(v);
@@ -1013,6 +1182,22 @@ static void save_error_cb(const char *key, void *value, void *data)
     s->lines++;
 }
 
+static void save_root_cb(const char *key, void *value, void *data)
+{
+    struct save *s = data;
+    uint64_t dev = *(const uint64_t *)value;
+    json_t *j;
+
+    if (dev > (uint64_t)STATE_TIME_MAX)
+        return; /* not kept: the next complete read remembers it again */
+    j = json_pack("{s:o, s:I}", "root", bytes_json(key), "dev", (json_int_t)dev);
+    if (s->status == 0)
+        s->status = emit(s->b, j);
+    else
+        json_decref(j);
+    s->lines++;
+}
+
 static void save_probe_cb(const char *key, void *value, void *data)
 {
     struct save *s = data;
@@ -1035,6 +1220,7 @@ int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t
     kigen_strmap_foreach(&e->certs, save_cert_cb, &s);
     kigen_strmap_foreach(&e->errors, save_error_cb, &s);
     kigen_strmap_foreach(&e->probes_down, save_probe_cb, &s);
+    kigen_strmap_foreach(&e->roots, save_root_cb, &s);
     for (size_t i = 0; i < engine->n_outbox && s.status == 0; i++) {
         struct kigen_outbox_item *item = &e->outbox[i];
 
@@ -1051,13 +1237,6 @@ int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t
     *ret_len = b.len;
     return 0;
 }
-
-/*
- * The instants (and steps) a state file may hold: within +-2^53 s, the range kigen_tz
- * accepts, so that now minus one, or one plus a duration (at most 100 years), cannot
- * overflow. A file with others is damaged.
- */
-#define STATE_TIME_MAX ((json_int_t)1 << 53)
 
 static bool is_state_time(json_int_t t, json_int_t min)
 {
@@ -1144,7 +1323,7 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
             free(where);
             return -ENOMEM;
         }
-        for (int k = KIGEN_E_UNREADABLE; k <= KIGEN_E_TOO_LARGE; k++)
+        for (int k = KIGEN_E_UNREADABLE; k <= KIGEN_E_LAST; k++)
             if (strcmp(kigen_err_name(k), code) == 0)
                 e->error = k;
         /* A code the saver could not write back (kigen_err_name gives it no name). */
@@ -1162,6 +1341,22 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
             return -ENOMEM;
         }
         return 0;
+    }
+    if (json_unpack(j, "{s:o, s:I}", "root", &message, "dev", &id) == 0) {
+        char *where = bytes_dup(message), *nl;
+
+        if (!where)
+            return errno == EINVAL ? -EINVAL : -ENOMEM;
+        nl = strchr(where, '\n');
+        r = !nl || id <= 0 || id > STATE_TIME_MAX ? -EINVAL : 0;
+        if (r == 0) {
+            *nl = '\0';
+            r = kigen_engine_set_root_dev(engine, where, nl + 1, (uint64_t)id);
+        }
+        if (r == -EINVAL)
+            snprintf(errbuf, errlen, "bad keystore root record");
+        free(where);
+        return r;
     }
     if (json_unpack(j, "{s:s, s:I}", "probe_down", &key, "sent", &sent_at) == 0) {
         if (!is_state_time(sent_at, 0)) {

@@ -48,6 +48,7 @@ struct kigen_engine {
     struct kigen_strmap certs;       /* hex sha256 -> struct kigen_tracked, every certificate */
     struct kigen_strmap errors;      /* "keystore\npath" -> struct kigen_tracked_error */
     struct kigen_strmap probes_down; /* probe target name -> int64_t *, when probe.down went */
+    struct kigen_strmap roots;       /* "keystore\npath" -> uint64_t *, st_dev of a complete read */
     struct kigen_outbox_item *outbox;
     size_t n_outbox;
     size_t cap_outbox;
@@ -102,6 +103,16 @@ int kigen_engine_queue(struct kigen_engine *engine, struct kigen_alert *alert);
 int kigen_engine_probe_set_down(struct kigen_engine *engine, const char *name, int64_t sent);
 void kigen_engine_probe_clear_down(struct kigen_engine *engine, const char *name);
 int64_t kigen_engine_probe_down_since(const struct kigen_engine *engine, const char *name);
+
+/*
+ * The device a keystore root was last read completely on (SPEC §4 keystore_unavailable), kept
+ * with the state so that an unmounted share is told from an emptied folder after a restart
+ * too. Getting gives 0 when unknown; setting returns 0 or -ENOMEM.
+ */
+uint64_t kigen_engine_root_dev(const struct kigen_engine *engine, const char *keystore,
+                               const char *path);
+int kigen_engine_set_root_dev(struct kigen_engine *engine, const char *keystore, const char *path,
+                              uint64_t dev);
 
 /* The alert with id leaves the outbox (the sinks are done with it). */
 void kigen_engine_delivered(struct kigen_engine *engine, uint64_t id);

@@ -11,13 +11,14 @@ static const char *const names[] = {
     [KIGEN_E_NEEDS_PASSWORD - KIGEN_E_UNREADABLE] = "needs_password",
     [KIGEN_E_UNSUPPORTED - KIGEN_E_UNREADABLE] = "unsupported",
     [KIGEN_E_TOO_LARGE - KIGEN_E_UNREADABLE] = "too_large",
+    [KIGEN_E_KEYSTORE_UNAVAILABLE - KIGEN_E_UNREADABLE] = "keystore_unavailable",
 };
 
 const char *kigen_err_name(int err)
 {
     int e = abs(err);
 
-    if (e < KIGEN_E_UNREADABLE || e > KIGEN_E_TOO_LARGE)
+    if (e < KIGEN_E_UNREADABLE || e > KIGEN_E_LAST)
         return NULL;
     return names[e - KIGEN_E_UNREADABLE];
 }

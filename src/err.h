@@ -15,6 +15,12 @@ enum kigen_err {
     KIGEN_E_NEEDS_PASSWORD,
     KIGEN_E_UNSUPPORTED,
     KIGEN_E_TOO_LARGE,
+    /*
+     * A keystore root that is missing, unreadable or no longer on the file system it was
+     * read from: its certificates are kept as last seen (SPEC §4).
+     */
+    KIGEN_E_KEYSTORE_UNAVAILABLE,
+    KIGEN_E_LAST = KIGEN_E_KEYSTORE_UNAVAILABLE,
 };
 
 /* The SPEC name of an error code ("malformed"), given positive or negative; NULL if unknown. */

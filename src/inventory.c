@@ -155,6 +155,21 @@ void kigen_inventory_remove(struct kigen_inventory *inventory, struct kigen_file
     kigen_file_free(file);
 }
 
+int kigen_inventory_set_error(struct kigen_inventory *inventory, struct kigen_file *file, int err,
+                              const char *message)
+{
+    char *copy = NULL;
+
+    if (err && message && !(copy = strdup(message)))
+        return -ENOMEM;
+    inventory->n_errors -= file->error != 0;
+    inventory->n_errors += err != 0;
+    free(file->message);
+    file->message = copy;
+    file->error = err;
+    return 0;
+}
+
 size_t kigen_inventory_sweep(struct kigen_inventory *inventory, const char *keystore,
                              uint64_t generation)
 {

@@ -30,6 +30,14 @@ struct kigen_file {
     int error;     /* 0, or a positive enum kigen_err */
     char *message; /* the error's reason, or NULL */
     uint64_t seen; /* the scan generation that last saw the file */
+    /*
+     * When the file was last read, or found unchanged, and held these certificates (Unix
+     * seconds, on the scan's clock). is_stale: its keystore's root was unavailable at the last
+     * scan (SPEC §4 keystore_unavailable), so the record is kept as last seen; a live record
+     * is seen now (SPEC §6 last_seen).
+     */
+    int64_t last_seen;
+    bool is_stale;
     struct kigen_file *hnext;
     size_t index;
 };
@@ -68,6 +76,13 @@ int kigen_inventory_put(struct kigen_inventory *inventory, struct kigen_file *fi
 
 /* Removes and frees one record. */
 void kigen_inventory_remove(struct kigen_inventory *inventory, struct kigen_file *file);
+
+/*
+ * Sets (err != 0, message copied, may be NULL) or clears (err 0) the error of a record in
+ * place, keeping its certificates and the counters. Returns 0 or -ENOMEM (then unchanged).
+ */
+int kigen_inventory_set_error(struct kigen_inventory *inventory, struct kigen_file *file, int err,
+                              const char *message);
 
 /*
  * Removes every record whose keystore is keystore (or any, when NULL) and whose seen is

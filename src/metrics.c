@@ -246,7 +246,7 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
                             "time." },
     };
     struct out labels = { 0 }, o = { 0 };
-    size_t *offs = NULL, errors[KIGEN_E_TOO_LARGE - KIGEN_E_UNREADABLE + 1] = { 0 };
+    size_t *offs = NULL, errors[KIGEN_E_LAST - KIGEN_E_UNREADABLE + 1] = { 0 };
     char buf[64];
     int r = -ENOMEM;
 
@@ -287,11 +287,11 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
     for (size_t i = 0; i < view->n_errors; i++) {
         int e = view->errors[i]->error;
 
-        if (e >= KIGEN_E_UNREADABLE && e <= KIGEN_E_TOO_LARGE)
+        if (e >= KIGEN_E_UNREADABLE && e <= KIGEN_E_LAST)
             errors[e - KIGEN_E_UNREADABLE]++;
     }
     add_header(&o, "kigen_scan_errors", "Files that could not be read, by error kind.");
-    for (int e = KIGEN_E_UNREADABLE; e <= KIGEN_E_TOO_LARGE; e++) {
+    for (int e = KIGEN_E_UNREADABLE; e <= KIGEN_E_LAST; e++) {
         snprintf(buf, sizeof(buf), "error=\"%s\"", kigen_err_name(e));
         add_sample(&o, "kigen_scan_errors", "", 0, buf, (int64_t)errors[e - KIGEN_E_UNREADABLE]);
     }

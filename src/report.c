@@ -222,6 +222,11 @@ static json_t *text_json(const char *s)
     return j;
 }
 
+int64_t kigen_record_last_seen(const struct kigen_record *rec, int64_t now)
+{
+    return rec->file->is_stale && rec->file->last_seen ? rec->file->last_seen : now;
+}
+
 static json_t *record_json(const struct kigen_record *rec, int64_t now)
 {
     const struct kigen_cert *c = rec->cert;
@@ -245,6 +250,7 @@ static json_t *record_json(const struct kigen_record *rec, int64_t now)
     json_object_set_new(o, "days_left", json_integer(kigen_days_left(c->not_after, now)));
     json_object_set_new(o, "state", json_string(kigen_state_name(rec->state)));
     json_object_set_new(o, "labels", labels_json(rec->keystore));
+    json_object_set_new(o, "last_seen", time_json(kigen_record_last_seen(rec, now)));
     return o;
 }
 
@@ -504,6 +510,11 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
                 (long long)kigen_days_left(rec->cert->not_after, view->now), date,
                 rec->file->keystore, rec->file->path, rec->cert->entry);
         fprintf(out, "%-13s %6s  %-20s  %-14s %s\n", "", "", "", "", rec->cert->subject);
+        if (kigen_record_last_seen(rec, view->now) != view->now) {
+            kigen_time_format_local(rec->file->last_seen, date, sizeof(date));
+            fprintf(out, "%-13s %6s  %-20s  %-14s (keystore unavailable; last seen %s)\n", "", "",
+                    "", "", date);
+        }
     }
     if (view->n_errors) {
         fprintf(out, "\n%-15s %-14s %s\n", "ERROR", "KEYSTORE", "PATH: REASON");

@@ -63,6 +63,12 @@ void kigen_view_done(struct kigen_view *view);
 void kigen_view_set_probes(struct kigen_view *view, const struct kigen_probe_status *probes,
                            size_t n);
 
+/*
+ * SPEC §6 last_seen of a record: now for a live location, or when the location was last read
+ * and held the certificate, for one kept as last seen (its keystore root is unavailable).
+ */
+int64_t kigen_record_last_seen(const struct kigen_record *rec, int64_t now);
+
 /* The exit status of SPEC §6 over the view: 0, 1 or 2. */
 int kigen_view_exit_status(const struct kigen_view *view);
 

@@ -26,6 +26,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -58,7 +60,10 @@ struct kigen_scanner {
     const char *(*getenv_fn)(const char *name, void *data); /* env: password sources */
     void *getenv_data;
     size_t n_dirs;
-    bool is_background; /* walk and read at KIGEN_SCAN_NICE (kigen_scanner_set_background) */
+    size_t n_unavailable; /* keystores whose root was unavailable at the last full scan */
+    bool is_background;   /* walk and read at KIGEN_SCAN_NICE (kigen_scanner_set_background) */
+    const struct kigen_scan_hooks *hooks; /* clock and root memory; NULL: wall clock, none */
+    void *hooks_data;
 };
 
 /*
@@ -98,6 +103,7 @@ struct scan {
     char **roots;            /* a partial scan: only these paths; NULL for a full scan */
     size_t n_roots;
     struct root *root;     /* one per keystore, opened by the walk, used by the reads */
+    int64_t started;       /* the scan's clock when it started: the records' last_seen */
     struct items warnings; /* password sources that could not be read, etc. */
     size_t pending;        /* read jobs not yet merged */
     int status;
@@ -281,12 +287,17 @@ struct root {
     char *real; /* realpath of the root: where absolute links must lead; NULL if none */
     int error;  /* why real is NULL */
     size_t len; /* strlen of the configured path: the part of an entry's path before its own */
+    uint64_t expected_dev; /* st_dev of the root at its last complete read; 0: unknown */
+    uint64_t dev;          /* st_dev of the root now */
+    bool is_unavailable;   /* missing, unreadable, or an empty directory on another device */
+    bool is_incomplete;    /* a directory below it could not be listed: nothing is swept */
+    char why[256];         /* is_unavailable: the reason, for the error record */
 };
 
 struct walk {
     const struct kigen_keystore *ks;
     size_t ks_index;
-    const struct root *root;
+    struct root *root;
     struct idset dirs;
     struct idset files;
     struct items *out;
@@ -318,12 +329,102 @@ static bool is_under(const char *root, const char *path)
     return strncmp(root, path, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
+static void set_unavailable(struct root *root, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_unavailable(struct root *root, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(root->why, sizeof(root->why), fmt, ap);
+    va_end(ap);
+    root->is_unavailable = true;
+}
+
+/* Whether the directory fd (taken over) holds no entry but . and ..; false when unsure. */
+static bool is_empty_dir(int fd)
+{
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    bool is_empty = d != NULL;
+
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    while (is_empty && (de = readdir(d)))
+        is_empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+    closedir(d);
+    return is_empty;
+}
+
+/*
+ * Opens the keystore root and decides whether it can be read as the keystore (SPEC §4
+ * keystore_unavailable): it must exist, open, and, once it was read completely on one file
+ * system, not be an empty directory on another one (an unmounted share leaves its empty
+ * mount point). A directory on another device that holds entries is taken as the keystore's
+ * new place (a share mounted from elsewhere, a copy put there on purpose).
+ */
 static void root_open(const struct kigen_keystore *ks, struct root *root)
 {
+    struct stat st;
+    int fd;
+
     root->len = strlen(ks->path);
     root->real = realpath(ks->path, NULL);
     root->error = root->real ? 0 : errno;
     root->fd = open(ks->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (stat(ks->path, &st) < 0) {
+        set_unavailable(root, "keystore root '%s': %s", ks->path, strerror(errno));
+        return;
+    }
+    if (!root->real) {
+        set_unavailable(root, "keystore root '%s': %s", ks->path, strerror(root->error));
+        return;
+    }
+    root->dev = (uint64_t)st.st_dev;
+    if (!S_ISDIR(st.st_mode))
+        return; /* a keystore of one file: reading it tells what is wrong with it */
+    fd = open(ks->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        set_unavailable(root, "keystore root '%s': cannot open: %s", ks->path, strerror(errno));
+        return;
+    }
+    if (root->expected_dev && root->dev != root->expected_dev && is_empty_dir(fd))
+        set_unavailable(root,
+                        "keystore root '%s' is an empty directory on another file system "
+                        "(device %llu:%llu, read before on %llu:%llu): an unmounted share?",
+                        ks->path, (unsigned long long)major(st.st_dev),
+                        (unsigned long long)minor(st.st_dev),
+                        (unsigned long long)major((dev_t)root->expected_dev),
+                        (unsigned long long)minor((dev_t)root->expected_dev));
+    else if (fd >= 0)
+        close(fd);
+}
+
+/*
+ * For a root that is missing: the nearest directory above it that exists, to be watched for
+ * the root's return (a share mounted again, a folder moved back). NULL when none.
+ */
+static char *nearest_existing_parent(const char *path)
+{
+    char *p = strdup(path), *slash;
+    struct stat st;
+
+    while (p && (slash = strrchr(p, '/'))) {
+        if (slash == p)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            return p;
+        if (slash == p)
+            break;
+    }
+    free(p);
+    return NULL;
 }
 
 static void root_close(struct root *root)
@@ -519,13 +620,27 @@ static int walk_dir(struct walk *w, int fd, const char *dir, int depth)
         close(fd);
     if (dfd >= 0 && !(d = fdopendir(dfd)))
         close(dfd);
-    if (!d)
+    if (!d) {
+        /* What is below it is unknown now, not gone: nothing of this keystore is swept. */
+        w->root->is_incomplete = true;
         return add_error(w->out, w->ks_index, dir, KIGEN_E_UNREADABLE, "cannot open directory: %s",
                          strerror(errno));
+    }
     r = add_error(w->walked, w->ks_index, dir, 0, "directory");
     if (r < 0)
         goto out;
-    while ((de = readdir(d))) {
+    for (;;) {
+        errno = 0;
+        de = readdir(d);
+        if (!de) {
+            if (errno) {
+                w->root->is_incomplete = true;
+                r = add_error(w->out, w->ks_index, dir, KIGEN_E_UNREADABLE,
+                              "cannot list directory: %s", strerror(errno));
+                goto out;
+            }
+            break;
+        }
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         if (n == cap) {
@@ -600,9 +715,14 @@ static int walk_keystore(struct scan *s, size_t ks_index)
     int r;
 
     walk_init(&w, s, ks_index);
-    if (!w.root->real)
-        return add_error(w.out, ks_index, w.ks->path, KIGEN_E_UNREADABLE, "keystore path: %s",
-                         strerror(w.root->error));
+    if (w.root->is_unavailable) {
+        char *parent = nearest_existing_parent(w.ks->path);
+
+        /* The watches look there for the root's return; the walk's list carries it. */
+        r = parent ? add_error(w.walked, ks_index, parent, 0, "parent") : 0;
+        free(parent);
+        return r;
+    }
     r = walk_entry(&w, -1, w.ks->path, NULL, NULL, 0, 0);
     walk_done(&w);
     return r;
@@ -646,13 +766,18 @@ static int walk_roots(struct scan *s)
         struct walk w;
 
         walk_init(&w, s, k);
-        for (size_t i = 0; i < s->n_roots && r == 0 && w.root->real; i++) {
+        for (size_t i = 0; i < s->n_roots && r == 0; i++) {
             const char *path = s->roots[i], *name = strrchr(path, '/');
             char *parent;
             int fd;
 
             if (!is_under(ks->path, path) || strcmp(ks->path, path) == 0 || !name)
                 continue;
+            if (w.root->is_unavailable ||
+                (w.root->expected_dev && w.root->dev != w.root->expected_dev)) {
+                r = -ESTALE; /* the root itself changed: only a full scan can tell */
+                break;
+            }
             parent = strndup(path, (size_t)(name - path));
             if (!parent) {
                 r = -ENOMEM;
@@ -975,9 +1100,15 @@ static void sweep_roots(struct kigen_inventory *inv, const struct scan *s)
 {
     for (size_t i = inv->n_files; i-- > 0;) {
         struct kigen_file *f = inv->files[i];
+        bool is_incomplete = false;
 
         if (f->seen >= s->generation)
             continue;
+        for (size_t k = 0; k < s->config->n_keystores && !is_incomplete; k++)
+            is_incomplete =
+                s->root[k].is_incomplete && strcmp(s->config->keystores[k].name, f->keystore) == 0;
+        if (is_incomplete)
+            continue; /* a directory could not be listed: unknown, not gone */
         for (size_t j = 0; j < s->n_roots; j++) {
             if (is_under(s->roots[j], f->path)) {
                 kigen_inventory_remove(inv, f);
@@ -1020,8 +1151,22 @@ static void finish(struct scan *s)
         sweep_roots(scanner->inventory, s);
     } else if (status == 0) {
         keep_dirs(scanner, s);
-        for (size_t i = 0; i < s->config->n_keystores; i++)
-            kigen_inventory_sweep(scanner->inventory, s->config->keystores[i].name, s->generation);
+        scanner->n_unavailable = 0;
+        for (size_t i = 0; i < s->config->n_keystores; i++) {
+            const struct kigen_keystore *ks = &s->config->keystores[i];
+
+            /* Only a root read completely tells what is gone (SPEC §4). */
+            if (s->root[i].is_unavailable) {
+                scanner->n_unavailable++;
+                continue;
+            }
+            if (s->root[i].is_incomplete)
+                continue;
+            kigen_inventory_sweep(scanner->inventory, ks->name, s->generation);
+            if (scanner->hooks && scanner->hooks->root_read && s->root[i].dev &&
+                s->root[i].dev != s->root[i].expected_dev)
+                scanner->hooks->root_read(ks->name, ks->path, s->root[i].dev, scanner->hooks_data);
+        }
         /* Keystores no longer configured are gone too; probe targets' are the daemon's. */
         for (size_t i = scanner->inventory->n_files; i-- > 0;) {
             struct kigen_file *f = scanner->inventory->files[i];
@@ -1045,6 +1190,7 @@ static int merge(struct scan *s, struct kigen_file *f)
     int r;
 
     f->seen = s->generation;
+    f->last_seen = s->started;
     r = kigen_inventory_put(inv, f);
     if (r < 0)
         kigen_file_free(f);
@@ -1114,6 +1260,40 @@ static int queue_job(struct scan *s, struct item *items, size_t n)
     return 0;
 }
 
+/*
+ * A keystore whose root is unavailable keeps its records as last seen (stale) and gets one
+ * keystore_unavailable error at its root: on the root's own record when the keystore is one
+ * file (its certificates stay), else on a record of its own.
+ */
+static int keep_unavailable(struct scan *s, size_t ks_index)
+{
+    const struct kigen_keystore *ks = &s->config->keystores[ks_index];
+    struct kigen_inventory *inv = s->scanner->inventory;
+    struct kigen_file *f;
+    int r;
+
+    for (size_t i = 0; i < inv->n_files; i++) {
+        f = inv->files[i];
+        if (strcmp(f->keystore, ks->name) == 0) {
+            f->seen = s->generation;
+            f->is_stale = true;
+        }
+    }
+    f = kigen_inventory_find(inv, ks->name, ks->path);
+    if (f)
+        return kigen_inventory_set_error(inv, f, KIGEN_E_KEYSTORE_UNAVAILABLE,
+                                         s->root[ks_index].why);
+    f = kigen_file_new(ks->name, ks->path);
+    if (!f || set_error(f, KIGEN_E_KEYSTORE_UNAVAILABLE, s->root[ks_index].why) < 0) {
+        kigen_file_free(f);
+        return -ENOMEM;
+    }
+    f->is_stale = true;
+    r = merge(s, f);
+    f->last_seen = 0; /* never held a certificate */
+    return r;
+}
+
 static void walk_after_cb(uv_work_t *req, int status)
 {
     struct scan *s = req->data;
@@ -1131,6 +1311,9 @@ static void walk_after_cb(uv_work_t *req, int status)
         finish(s);
         return;
     }
+    for (size_t i = 0; !s->roots && i < s->config->n_keystores && r == 0; i++)
+        if (s->root[i].is_unavailable)
+            r = keep_unavailable(s, i);
     /* Compact the list to the files that need reading; the rest become records now. */
     for (size_t i = 0; i < s->found.n && r == 0; i++) {
         struct item *it = &s->found.v[i];
@@ -1150,6 +1333,12 @@ static void walk_after_cb(uv_work_t *req, int status)
         }
         if (f && id_equal(&f->id, &it->id) && !is_password_error(f->error)) {
             f->seen = s->generation;
+            f->last_seen = s->started;
+            f->is_stale = false;
+            /* A keystore of one file that is back as it was: its certificates hold again. */
+            if (f->error == KIGEN_E_KEYSTORE_UNAVAILABLE &&
+                kigen_inventory_set_error(inv, f, 0, NULL) < 0)
+                r = -ENOMEM;
             inv->files_unchanged++;
             continue;
         }
@@ -1223,6 +1412,18 @@ void kigen_scanner_cancel(struct kigen_scanner *scanner)
         atomic_store(&scanner->cancel, true);
 }
 
+void kigen_scanner_set_hooks(struct kigen_scanner *scanner, const struct kigen_scan_hooks *hooks,
+                             void *data)
+{
+    scanner->hooks = hooks;
+    scanner->hooks_data = data;
+}
+
+size_t kigen_scanner_unavailable(const struct kigen_scanner *scanner)
+{
+    return scanner->n_unavailable;
+}
+
 size_t kigen_scanner_dirs(const struct kigen_scanner *scanner, const char *const **ret_dirs)
 {
     *ret_dirs = (const char *const *)scanner->dirs;
@@ -1264,8 +1465,14 @@ static int start(struct kigen_scanner *scanner, const struct kigen_config *confi
     s->root = calloc(config->n_keystores ? config->n_keystores : 1, sizeof(*s->root));
     if (!s->secrets || !s->secret_paths || !s->root)
         goto out;
-    for (size_t i = 0; i < config->n_keystores; i++)
+    s->started = scanner->hooks && scanner->hooks->now ? scanner->hooks->now(scanner->hooks_data)
+                                                       : (int64_t)time(NULL);
+    for (size_t i = 0; i < config->n_keystores; i++) {
         s->root[i].fd = -1;
+        if (scanner->hooks && scanner->hooks->root_dev)
+            s->root[i].expected_dev = scanner->hooks->root_dev(
+                config->keystores[i].name, config->keystores[i].path, scanner->hooks_data);
+    }
     /* The environment is read here, on the loop thread; files are read by the walk. */
     for (size_t i = 0; i < config->n_keystores; i++) {
         const struct kigen_keystore *ks = &config->keystores[i];

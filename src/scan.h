@@ -15,7 +15,10 @@
 
 struct kigen_scanner;
 
-/* Called on the loop thread when a scan has merged all it read. status is 0 or -errno. */
+/*
+ * Called on the loop thread when a scan has merged all it read. status is 0 or -errno;
+ * -ESTALE from a partial scan means a keystore root changed under it: start a full scan.
+ */
 typedef void (*kigen_scan_done_cb)(struct kigen_scanner *scanner, int status, void *data);
 
 /*
@@ -31,7 +34,11 @@ void kigen_scanner_free(struct kigen_scanner *scanner);
 /*
  * Starts a full scan of every keystore of config. config must stay unchanged and alive until
  * done_cb runs. Records of locations no longer found are removed from the inventory at the
- * end. Returns 0, -EBUSY if a scan is running, or -ENOMEM; on failure done_cb is not called.
+ * end, in keystores whose root was read completely: an unavailable root (missing, unreadable,
+ * an empty directory on another file system) keeps its records as last seen, with one
+ * keystore_unavailable error at the root, and a directory that could not be listed keeps
+ * its keystore's records. Returns 0, -EBUSY if a scan is running, or -ENOMEM; on failure done_cb is
+ * not called.
  */
 int kigen_scanner_start(struct kigen_scanner *scanner, const struct kigen_config *config,
                         kigen_scan_done_cb done_cb, void *data);
@@ -62,6 +69,31 @@ void kigen_scanner_set_background(struct kigen_scanner *scanner);
 
 void kigen_scanner_set_getenv(struct kigen_scanner *scanner,
                               const char *(*getenv_fn)(const char *name, void *data), void *data);
+
+/*
+ * What the scanner asks of its owner, on the loop thread (every member may be NULL):
+ *   now        the clock that stamps the records' last_seen (default: the wall clock);
+ *   root_dev   the st_dev of a keystore root (by name and path) at its last complete read,
+ *              0 when unknown; an empty directory on another device is then unavailable;
+ *   root_read  a keystore root was read completely on device dev (remember it, across
+ *              restarts too); called only when dev differs from what root_dev said.
+ */
+struct kigen_scan_hooks {
+    int64_t (*now)(void *data);
+    uint64_t (*root_dev)(const char *keystore, const char *path, void *data);
+    void (*root_read)(const char *keystore, const char *path, uint64_t dev, void *data);
+};
+
+/* Sets the hooks (borrowed: they must outlive the scanner) and their data. */
+void kigen_scanner_set_hooks(struct kigen_scanner *scanner, const struct kigen_scan_hooks *hooks,
+                             void *data);
+
+/*
+ * How many keystores had an unavailable root (SPEC §4 keystore_unavailable) at the last full
+ * scan. Their records are kept, marked stale; the directories to watch for their return are
+ * among kigen_scanner_dirs().
+ */
+size_t kigen_scanner_unavailable(const struct kigen_scanner *scanner);
 
 /*
  * Asks the running scan to stop soon: its done_cb still runs, with -ECANCELED, and the

@@ -4,11 +4,15 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct watched {
     uv_fs_event_t handle; /* first: the handle's address is the struct's */
     struct kigen_watch *owner;
     char *path;
+    uint64_t dev; /* what path was when the watch started: inotify watches the inode */
+    uint64_t ino;
+    bool is_dir;
     bool keep;
 };
 
@@ -20,13 +24,41 @@ void kigen_watch_init(struct kigen_watch *watch, uv_loop_t *loop, kigen_watch_cb
     watch->data = data;
 }
 
+static void close_watched(struct kigen_watch *watch, struct watched *w);
+
+/*
+ * Whether the watched path no longer leads to the watched inode: moved, deleted, unmounted
+ * (IN_MOVE_SELF, IN_DELETE_SELF, IN_UNMOUNT, IN_IGNORED). libuv names such an event by the
+ * path's last component, as it would a child of that name, so the path is looked at.
+ */
+static bool is_self_gone(const struct watched *w, const char *filename, int status)
+{
+    const char *base = strrchr(w->path, '/');
+    struct stat st;
+
+    base = base ? base + 1 : w->path;
+    if (status == 0 && filename && strcmp(filename, base) != 0)
+        return false;
+    return stat(w->path, &st) < 0 || (uint64_t)st.st_dev != w->dev || (uint64_t)st.st_ino != w->ino;
+}
+
 static void event_cb(uv_fs_event_t *handle, const char *filename, int events, int status)
 {
     struct watched *w = (struct watched *)handle;
+    struct kigen_watch *owner = w->owner;
 
+    if (is_self_gone(w, filename, status)) {
+        /* Dropped, so that the next update watches whatever the path leads to then. */
+        if (kigen_strmap_get(&owner->paths, w->path) == w)
+            kigen_strmap_remove(&owner->paths, w->path);
+        owner->cb(owner, w->path, NULL, owner->data);
+        close_watched(owner, w);
+        return;
+    }
     if (status < 0)
-        return; /* the directory went away; the next scan notices */
-    w->owner->cb(w->owner, w->path, filename, w->owner->data);
+        return;
+    /* A watched file changed in place: the name libuv gives is the file's own. */
+    owner->cb(owner, w->path, w->is_dir ? filename : NULL, owner->data);
 }
 
 static void closed_cb(uv_handle_t *handle)
@@ -65,6 +97,7 @@ static void drop_unkept_cb(const char *key, void *value, void *data)
 static int add(struct kigen_watch *watch, const char *path)
 {
     struct watched *w = calloc(1, sizeof(*w));
+    struct stat st;
     int r;
 
     if (!w)
@@ -81,6 +114,11 @@ static int add(struct kigen_watch *watch, const char *path)
         free(w->path);
         free(w);
         return r;
+    }
+    if (stat(path, &st) == 0) {
+        w->dev = (uint64_t)st.st_dev;
+        w->ino = (uint64_t)st.st_ino;
+        w->is_dir = S_ISDIR(st.st_mode);
     }
     r = uv_fs_event_start(&w->handle, event_cb, path, 0);
     if (r == 0)

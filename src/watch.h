@@ -15,7 +15,9 @@ struct kigen_watch;
 
 /*
  * Called on the loop thread for every change event: path is the watched path, name the entry
- * in it that changed (NULL when inotify does not say, e.g. for a watched file).
+ * in it that changed, or NULL when the change is to path itself: a watched file changed, or
+ * the watched directory was moved, deleted, replaced or unmounted (its watch is then dropped,
+ * and the next kigen_watch_update() watches whatever the path leads to).
  */
 typedef void (*kigen_watch_cb)(struct kigen_watch *watch, const char *path, const char *name,
                                void *data);

@@ -1,6 +1,7 @@
 #include <errno.h>
 
 #include "engine.h"
+#include "err.h"
 #include "readtest.h"
 #include "timeutil.h"
 
@@ -419,6 +420,85 @@ static void test_next_wakeup_is_the_next_step_or_reminder(void **state)
     kigen_view_done(&view);
 }
 
+static void test_renewed_in_one_copy_while_another_copy_remains(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    const struct kigen_alert *a;
+
+    place(fx, "critical", "/srv/naccs/sato.p12");
+    place(fx, "critical", "/srv/naccs/backup/sato.p12");
+    assert_true(evaluate(fx, now) >= 1);
+    deliver_all(fx);
+    /* One copy is replaced by the renewal; the other still holds the old certificate. */
+    drop(fx, "/srv/naccs/sato.p12");
+    place(fx, "renewed", "/srv/naccs/sato.p12");
+    assert_int_equal(evaluate(fx, now + 60), 1);
+    a = outbox(fx, 0);
+    assert_int_equal(a->event, KIGEN_EVENT_CERT_RENEWED);
+    assert_string_equal(kigen_alert_get(a, "KIGEN_PATHS"), "/srv/naccs/sato.p12");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_NOT_AFTER"), "2031-12-20T00:00:00Z");
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 120), 0);
+    /* The old copy is still alerted on, by its own path, when a reminder is due. */
+    assert_int_equal(evaluate(fx, now + 86400 + 60), 1);
+    a = outbox(fx, 0);
+    assert_int_equal(a->event, KIGEN_EVENT_CERT_CRITICAL);
+    assert_string_equal(kigen_alert_get(a, "KIGEN_PATHS"), "/srv/naccs/backup/sato.p12");
+    deliver_all(fx);
+}
+
+/* A keystore_unavailable error at the keystore root, as the scan records it. */
+static void place_unavailable(struct fixture *fx)
+{
+    struct kigen_file *f = kigen_file_new("naccs", "/srv/naccs");
+
+    assert_non_null(f);
+    f->error = KIGEN_E_KEYSTORE_UNAVAILABLE;
+    f->message = strdup("keystore root '/srv/naccs': No such file or directory");
+    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
+}
+
+static void test_restart_while_root_is_unavailable_says_nothing_gone(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    char *text, err[256];
+    size_t len;
+
+    place(fx, "critical", "/srv/naccs/sato.p12");
+    place(fx, "expired", "/srv/naccs/old.p12");
+    assert_int_equal(kigen_engine_set_root_dev(&fx->engine, "naccs", "/srv/naccs", 2049), 0);
+    assert_true(evaluate(fx, now) >= 2);
+    deliver_all(fx);
+    assert_int_equal(kigen_engine_save(&fx->engine, &text, &len), 0);
+    kigen_engine_done(&fx->engine);
+    kigen_engine_init(&fx->engine);
+    assert_int_equal(kigen_engine_load(&fx->engine, text, len, err, sizeof(err)), 0);
+    free(text);
+    assert_int_equal(kigen_engine_root_dev(&fx->engine, "naccs", "/srv/naccs"), 2049);
+    assert_int_equal(kigen_engine_root_dev(&fx->engine, "naccs", "/srv/other"), 0);
+
+    /* The daemon comes back with the share away: nothing read, only the root's error. */
+    drop(fx, "/srv/naccs/sato.p12");
+    drop(fx, "/srv/naccs/old.p12");
+    place_unavailable(fx);
+    assert_int_equal(evaluate(fx, now + 60), 1);
+    assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_SCAN_ERROR);
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_ERROR"), "keystore_unavailable");
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 120), 0);
+
+    /* The share is back, less old.p12, deleted meanwhile: that one alone is gone. */
+    drop(fx, "/srv/naccs");
+    place(fx, "critical", "/srv/naccs/sato.p12");
+    assert_int_equal(evaluate(fx, now + 180), 1);
+    assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_CERT_GONE);
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_PATHS"), "/srv/naccs/old.p12");
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 240), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +525,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_errors_fire_once_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_wakeup_is_the_next_step_or_reminder, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_renewed_in_one_copy_while_another_copy_remains, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_restart_while_root_is_unavailable_says_nothing_gone,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -253,9 +253,9 @@ static void test_metrics_give_each_certificate_its_dates_and_states(void **state
     assert_int_equal(count(text, line), 1);
 
     assert_int_equal(count(text, "kigen_cert_state{"), 3 * KIGEN_STATE_COUNT);
-    /* One current state per certificate; the other states and the six error kinds are 0. */
+    /* One current state per certificate; the other states and the seven error kinds are 0. */
     assert_int_equal(count(text, "\"} 1\n"), 3);
-    assert_int_equal(count(text, "\"} 0\n"), 3 * (KIGEN_STATE_COUNT - 1) + 6);
+    assert_int_equal(count(text, "\"} 0\n"), 3 * (KIGEN_STATE_COUNT - 1) + 7);
     assert_line(text, "# TYPE kigen_cert_not_after_seconds gauge");
     assert_line(text, "# TYPE kigen_cert_not_before_seconds gauge");
     assert_line(text, "# TYPE kigen_cert_renewal_opens_seconds gauge");
@@ -402,7 +402,8 @@ static void test_scan_errors_are_counted_by_kind_and_all_kinds_shown(void **stat
     assert_line(text, "kigen_scan_errors{error=\"needs_password\"} 0");
     assert_line(text, "kigen_scan_errors{error=\"unsupported\"} 0");
     assert_line(text, "kigen_scan_errors{error=\"too_large\"} 0");
-    assert_int_equal(count(text, "kigen_scan_errors{"), 6);
+    assert_line(text, "kigen_scan_errors{error=\"keystore_unavailable\"} 0");
+    assert_int_equal(count(text, "kigen_scan_errors{"), 7);
     assert_line(text, "kigen_scan_duration_seconds 0.25");
     assert_line(text, "kigen_certificates 0");
     assert_int_equal(count(text, "kigen_cert_"), 8); /* HELP and TYPE of four families only */
@@ -447,7 +448,7 @@ static void test_hundred_thousand_certificates_render_completely(void **state)
     text = render(&view, 2.0, &len);
     for (const char *p = text; (p = strchr(p, '\n')); p++)
         lines++;
-    assert_int_equal(lines, 2 * 7 + 8 * (size_t)N + 6 + 1 + 1);
+    assert_int_equal(lines, 2 * 7 + 8 * (size_t)N + 7 + 1 + 1);
     assert_line(text, "kigen_certificates 100000");
     snprintf(last, sizeof(last), "path=\"/srv/naccs/user%06d.p12\"", N - 1);
     assert_int_equal(count(text, last), 8);

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -245,7 +246,8 @@ static void test_missing_keystore_is_one_error_and_others_still_read(void **stat
     scan(fx);
     f = kigen_inventory_find(fx->inventory, "gone", "/nonexistent/kigen");
     assert_non_null(f);
-    assert_int_equal(f->error, KIGEN_E_UNREADABLE);
+    assert_int_equal(f->error, KIGEN_E_KEYSTORE_UNAVAILABLE);
+    assert_non_null(strstr(f->message, "/nonexistent/kigen"));
     assert_non_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem")));
     /* A keystore dropped from the configuration leaves the inventory. */
     fx->config.keystores = &fx->ks;
@@ -314,6 +316,187 @@ static void test_partial_scan_reads_only_the_changed_paths(void **state)
     assert_int_equal(fx->inventory->n_files, 2);
 }
 
+/* The scanner's memory of roots, as the daemon keeps it in its state. */
+struct roots {
+    uint64_t expected; /* what root_dev answers */
+    uint64_t remembered;
+    int64_t now;
+};
+
+static int64_t roots_now(void *data)
+{
+    return ((struct roots *)data)->now;
+}
+
+static uint64_t roots_dev(const char *keystore, const char *path, void *data)
+{
+    return ((struct roots *)data)->expected;
+}
+
+static void roots_read(const char *keystore, const char *path, uint64_t dev, void *data)
+{
+    ((struct roots *)data)->remembered = dev;
+}
+
+static const struct kigen_scan_hooks roots_hooks = { roots_now, roots_dev, roots_read };
+
+static void scan_with_status(struct fixture *fx, int want)
+{
+    int status = 1;
+
+    assert_int_equal(kigen_scanner_start(fx->scanner, &fx->config, done_cb, &status), 0);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(status, want);
+}
+
+static void test_vanished_root_keeps_its_records_as_last_seen(void **state)
+{
+    struct fixture *fx = *state;
+    struct roots roots = { 0, 0, 1000 };
+    char root[512], away[512];
+    struct kigen_file *f, *err;
+    struct stat st;
+
+    snprintf(root, sizeof(root), "%s", join(fx, "ks"));
+    snprintf(away, sizeof(away), "%s", join(fx, "ks.away"));
+    assert_int_equal(mkdir(root, 0700), 0);
+    copy_file("certs/single.pem", join(fx, "ks/a.pem"));
+    copy_file("certs/bundle.pem", join(fx, "ks/b.pem"));
+    fx->ks.path = root;
+    kigen_scanner_set_hooks(fx->scanner, &roots_hooks, &roots);
+    scan(fx);
+    assert_int_equal(fx->inventory->n_certs, 4);
+    assert_int_equal(stat(root, &st), 0);
+    assert_int_equal(roots.remembered, (uint64_t)st.st_dev); /* read completely: remembered */
+    assert_int_equal(kigen_scanner_unavailable(fx->scanner), 0);
+
+    /* Moved away: the records stay, stale, with one error at the root. */
+    assert_int_equal(rename(root, away), 0);
+    roots.expected = roots.remembered;
+    roots.remembered = 0;
+    roots.now = 2000;
+    scan(fx);
+    assert_int_equal(kigen_scanner_unavailable(fx->scanner), 1);
+    assert_int_equal(roots.remembered, 0);
+    assert_int_equal(fx->inventory->n_certs, 4);
+    assert_int_equal(fx->inventory->n_errors, 1);
+    err = kigen_inventory_find(fx->inventory, "ks", root);
+    assert_non_null(err);
+    assert_int_equal(err->error, KIGEN_E_KEYSTORE_UNAVAILABLE);
+    assert_non_null(strstr(err->message, "No such file or directory"));
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "ks/a.pem"));
+    assert_non_null(f);
+    assert_true(f->is_stale);
+    assert_int_equal(f->last_seen, 1000);
+    /* Its parent is watched for its return. */
+    {
+        const char *const *dirs;
+        size_t n = kigen_scanner_dirs(fx->scanner, &dirs);
+
+        assert_int_equal(n, 1);
+        assert_string_equal(dirs[0], fx->dir);
+    }
+
+    /* Back, less one file deleted meanwhile: that one is gone, the other is live again. */
+    assert_int_equal(unlink(join(fx, "ks.away/b.pem")), 0);
+    assert_int_equal(rename(away, root), 0);
+    roots.now = 3000;
+    scan(fx);
+    assert_int_equal(kigen_scanner_unavailable(fx->scanner), 0);
+    assert_int_equal(fx->inventory->n_errors, 0);
+    assert_null(kigen_inventory_find(fx->inventory, "ks", root));
+    assert_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "ks/b.pem")));
+    f = kigen_inventory_find(fx->inventory, "ks", join(fx, "ks/a.pem"));
+    assert_non_null(f);
+    assert_false(f->is_stale);
+    assert_int_equal(f->last_seen, 3000);
+    assert_int_equal(fx->inventory->n_certs, 1);
+}
+
+static void test_empty_root_on_another_device_is_unavailable(void **state)
+{
+    struct fixture *fx = *state;
+    struct roots roots = { 0, 0, 1000 };
+    struct kigen_file *err;
+    struct stat st;
+
+    copy_file("certs/single.pem", join(fx, "a.pem"));
+    kigen_scanner_set_hooks(fx->scanner, &roots_hooks, &roots);
+    scan(fx);
+    assert_int_equal(stat(fx->dir, &st), 0);
+    assert_int_equal(roots.remembered, (uint64_t)st.st_dev);
+
+    /* The share was read on another device; what is here now is its empty mount point. */
+    assert_int_equal(unlink(join(fx, "a.pem")), 0);
+    roots.expected = (uint64_t)st.st_dev + 1;
+    roots.remembered = 0;
+    scan(fx);
+    assert_int_equal(kigen_scanner_unavailable(fx->scanner), 1);
+    assert_int_equal(fx->inventory->n_certs, 1); /* kept as last seen */
+    err = kigen_inventory_find(fx->inventory, "ks", fx->dir);
+    assert_non_null(err);
+    assert_int_equal(err->error, KIGEN_E_KEYSTORE_UNAVAILABLE);
+    assert_non_null(strstr(err->message, "another file system"));
+
+    /* A partial scan below an unavailable root cannot tell: it asks for a full scan. */
+    {
+        int status = 1;
+        const char *paths[1] = { join(fx, "a.pem") };
+
+        assert_int_equal(
+            kigen_scanner_start_paths(fx->scanner, &fx->config, paths, 1, done_cb, &status), 0);
+        uv_run(&fx->loop, UV_RUN_DEFAULT);
+        assert_int_equal(status, -ESTALE);
+        assert_int_equal(fx->inventory->n_certs, 1);
+    }
+
+    /* On another device but holding files: the keystore's new place, read as it is. */
+    copy_file("certs/bundle.pem", join(fx, "b.pem"));
+    scan_with_status(fx, 0);
+    assert_int_equal(kigen_scanner_unavailable(fx->scanner), 0);
+    assert_int_equal(roots.remembered, (uint64_t)st.st_dev);
+    assert_int_equal(fx->inventory->n_certs, 3);
+    assert_int_equal(fx->inventory->n_errors, 0);
+    assert_null(kigen_inventory_find(fx->inventory, "ks", join(fx, "a.pem")));
+
+    /* The same device and emptied: a real removal, not an unmount. */
+    assert_int_equal(unlink(join(fx, "b.pem")), 0);
+    roots.expected = (uint64_t)st.st_dev;
+    scan(fx);
+    assert_int_equal(kigen_scanner_unavailable(fx->scanner), 0);
+    assert_int_equal(fx->inventory->n_files, 0);
+}
+
+static void test_keystore_of_one_file_that_vanishes_keeps_its_certificates(void **state)
+{
+    struct fixture *fx = *state;
+    char file[512], away[512];
+    struct kigen_file *f;
+
+    snprintf(file, sizeof(file), "%s", join(fx, "one.pem"));
+    snprintf(away, sizeof(away), "%s", join(fx, "one.away"));
+    copy_file("certs/bundle.pem", file);
+    fx->ks.path = file;
+    scan(fx);
+    assert_int_equal(fx->inventory->n_certs, 3);
+    assert_int_equal(rename(file, away), 0);
+    scan(fx);
+    f = kigen_inventory_find(fx->inventory, "ks", file);
+    assert_non_null(f);
+    assert_int_equal(f->error, KIGEN_E_KEYSTORE_UNAVAILABLE);
+    assert_int_equal(f->certs.n, 3);
+    assert_true(f->is_stale);
+    assert_int_equal(fx->inventory->n_errors, 1);
+    assert_int_equal(rename(away, file), 0);
+    scan(fx);
+    f = kigen_inventory_find(fx->inventory, "ks", file);
+    assert_non_null(f);
+    assert_int_equal(f->error, 0);
+    assert_int_equal(f->certs.n, 3);
+    assert_false(f->is_stale);
+    assert_int_equal(fx->inventory->n_errors, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +514,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_files_across_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_scan_reads_only_the_changed_paths, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_vanished_root_keeps_its_records_as_last_seen, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_empty_root_on_another_device_is_unavailable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_keystore_of_one_file_that_vanishes_keeps_its_certificates, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@ daemon's syslog and NOTIFY_SOCKET, and files made by openssl at test time. The c
 with `kigend --now`, which starts the daemon's clock at a given instant and lets it run at
 real speed (libfaketime deadlocks under AddressSanitizer).
 """
+import ctypes
 import json
 import os
 import re
@@ -255,3 +256,59 @@ class Journald:
             for d in self.made:
                 shutil.rmtree(d, ignore_errors=True)
 
+
+def die_with_parent():
+    """In a child before exec: SIGKILL when the test dies, whatever killed it."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class PrivateMount:
+    """A tmpfs mounted in a mount namespace of its own, held open by a sleeping process.
+
+    The machine's mount table never sees it; it goes when the holder is killed. The daemon
+    runs in that namespace (nsenter); the test reaches the files through /proc/HOLDER/root.
+    """
+
+    def __init__(self, mountpoint, size="256k", setup=""):
+        need("unshare", "nsenter", "mount")
+        self.mountpoint = mountpoint
+        os.makedirs(mountpoint, exist_ok=True)
+        script = ('mount -t tmpfs -o size=%s,mode=0755 kigen-test "$0" && %s echo mounted && '
+                  'exec sleep 100000' % (size, setup))
+        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                      script, mountpoint], stdout=subprocess.PIPE,
+                                     preexec_fn=die_with_parent)
+        line = self.proc.stdout.readline()
+        if line.strip() != b"mounted":
+            self.close()
+            raise RuntimeError("cannot mount a private tmpfs on %s" % mountpoint)
+        self.root = "/proc/%d/root" % self.proc.pid
+
+    def path(self, *parts):
+        """The host's path to a file in the private mount (through /proc/PID/root)."""
+        return os.path.join(self.root + self.mountpoint, *parts)
+
+    def enter(self, cwd=None):
+        """The prefix that runs a command in the namespace (in cwd: entering a mount namespace
+        would otherwise move it to /)."""
+        return ["nsenter", "-t", str(self.proc.pid), "-m", "--wd=" + (cwd or os.getcwd()), "--"]
+
+    def remount(self, opts):
+        subprocess.run(self.enter() + ["mount", "-o", "remount," + opts, self.mountpoint],
+                       check=True)
+
+    def fill(self, name="filler"):
+        """Fills the file system to the last byte."""
+        with open(self.path(name), "wb", buffering=0) as f:
+            for chunk in (65536, 4096, 1):
+                try:
+                    while True:
+                        f.write(b"\0" * chunk)
+                except OSError:
+                    pass
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()

@@ -94,6 +94,7 @@ def expect_record(keystore, path, fmt, entry, pem, renew=28 * DAY, critical=7 * 
         "not_before": rfc3339(f["nb"]), "not_after": rfc3339(f["na"]),
         "renewal_opens": rfc3339(f["na"] - renew),
         "days_left": (f["na"] - NOW_T) // DAY, "state": state, "labels": labels or {},
+        "last_seen": rfc3339(NOW_T),  # every location is live in a one-shot report
     }
 
 
