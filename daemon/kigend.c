@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,17 +290,23 @@ out:
 /*
  * 1,024 status clients (KIGEN_CONTROL_MAX_CLIENTS) and the scan's files need more than the
  * usual soft limit of 1,024 descriptors. Everything here waits with epoll, which has no
- * FD_SETSIZE; the unit sets LimitNOFILE= itself.
+ * FD_SETSIZE; the unit sets LimitNOFILE= itself. Returns the soft limit the daemon was given
+ * when it raised it, for exec hooks (programs that select() or loop over every possible
+ * descriptor expect it), else 0.
  */
-static void raise_fd_limit(void)
+static uint64_t raise_fd_limit(void)
 {
     const rlim_t want = 65536;
     struct rlimit rl;
+    rlim_t given;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want || rl.rlim_cur >= rl.rlim_max)
+        return 0;
+    given = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    return (uint64_t)given;
 }
 
 int main(int argc, char **argv)
@@ -326,7 +333,9 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     kigen_time_use_zone(config->timezone);
     if (!o.once) {
-        raise_fd_limit();
+        struct kigen_sink_limits sink_limits = { 0 };
+
+        sink_limits.exec_nofile = raise_fd_limit();
         /*
          * Buffers of a megabyte or more (the state file's text, list answers, the metrics of
          * a large inventory) come from mmap and go back to the system when freed. glibc
@@ -335,7 +344,7 @@ int main(int argc, char **argv)
          */
         (void)mallopt(M_MMAP_THRESHOLD, 1 << 20);
         return kigend_service_run(o.config_path, config,
-                                  o.has_now ? o.now - (int64_t)time(NULL) : 0);
+                                  o.has_now ? o.now - (int64_t)time(NULL) : 0, &sink_limits);
     }
     status = run_once(&o, config);
     kigen_config_free(config);

@@ -1375,7 +1375,8 @@ static int setup(struct service *svc)
     return 0;
 }
 
-int kigend_service_run(const char *config_path, struct kigen_config *config, int64_t clock_offset)
+int kigend_service_run(const char *config_path, struct kigen_config *config, int64_t clock_offset,
+                       const struct kigen_sink_limits *sink_limits)
 {
     struct service *svc = calloc(1, sizeof(*svc));
     int r;
@@ -1395,6 +1396,7 @@ int kigend_service_run(const char *config_path, struct kigen_config *config, int
         svc->status = 1;
         goto out;
     }
+    kigen_sinks_set_limits(svc->sinks, sink_limits);
     load_state(svc);
     /* Alerts that were waiting when the daemon last stopped go out first. */
     if (svc->engine.n_outbox)

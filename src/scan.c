@@ -60,8 +60,9 @@ struct kigen_scanner {
     const char *(*getenv_fn)(const char *name, void *data); /* env: password sources */
     void *getenv_data;
     size_t n_dirs;
-    size_t n_unavailable; /* keystores whose root was unavailable at the last full scan */
-    bool is_background;   /* walk and read at KIGEN_SCAN_NICE (kigen_scanner_set_background) */
+    size_t n_unavailable;     /* keystores whose root was unavailable at the last full scan */
+    bool is_background;       /* walk and read at KIGEN_SCAN_NICE (kigen_scanner_set_background) */
+    bool is_credential_noted; /* a missing credential was logged: once per process */
     const struct kigen_scan_hooks *hooks; /* clock and root memory; NULL: wall clock, none */
     void *hooks_data;
 };
@@ -1496,15 +1497,28 @@ static int start(struct kigen_scanner *scanner, const struct kigen_config *confi
                 }
                 break;
             case KIGEN_PASSWORD_CREDENTIAL:
-                if (!credentials) {
-                    kigen_log_warn("Keystore '%s': credential '%s' given but "
-                                   "$CREDENTIALS_DIRECTORY is not set, ignoring",
-                                   ks->name, src->value);
-                    break;
-                }
                 if (strchr(src->value, '/') ||
-                    asprintf(&s->secret_paths[k], "%s/%s", credentials, src->value) < 0)
+                    (credentials &&
+                     asprintf(&s->secret_paths[k], "%s/%s", credentials, src->value) < 0))
                     s->secret_paths[k] = NULL;
+                /*
+                 * systemd starts the unit without a LoadCredential=NAME found in no credstore,
+                 * and sets $CREDENTIALS_DIRECTORY only when the unit names a credential. Either
+                 * way the source gives nothing, as an unset env: does. Credentials are fixed
+                 * when the service starts (systemd's ramfs): one access() here, one notice per
+                 * process, not a warning per scan.
+                 */
+                if (!credentials || (s->secret_paths[k] && access(s->secret_paths[k], F_OK) < 0 &&
+                                     errno == ENOENT)) {
+                    if (!scanner->is_credential_noted)
+                        kigen_log_notice("Keystore '%s': no credential '%s'%s, going without; "
+                                         "said once",
+                                         ks->name, src->value,
+                                         credentials ? "" : " ($CREDENTIALS_DIRECTORY is not set)");
+                    scanner->is_credential_noted = true;
+                    free(s->secret_paths[k]);
+                    s->secret_paths[k] = NULL;
+                }
                 break;
             case KIGEN_PASSWORD_FILE:
                 s->secret_paths[k] = strdup(src->value);

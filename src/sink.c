@@ -398,6 +398,7 @@ void kigen_sinks_set_limits(struct kigen_sinks *sinks, const struct kigen_sink_l
         limits->exec_timeout_ms ? limits->exec_timeout_ms : DEFAULT_EXEC_TIMEOUT_MS;
     sinks->limits.retry_ms = limits->retry_ms ? limits->retry_ms : DEFAULT_RETRY_MS;
     sinks->limits.queue_max = limits->queue_max ? limits->queue_max : DEFAULT_QUEUE_MAX;
+    sinks->limits.exec_nofile = limits->exec_nofile;
     sinks->limits.journal_socket = limits->journal_socket; /* borrowed; NULL: the default */
 }
 

@@ -34,6 +34,11 @@ struct kigen_sink_limits {
     uint64_t retry_ms;        /* syslog retries an unreachable socket this long; default 30 000 */
     size_t queue_max;         /* alerts waiting per sink; default 10 000 */
     /*
+     * The soft RLIMIT_NOFILE an exec hook starts with: the one the daemon was given, before
+     * it raised its own for the status socket's clients. Default (0): the daemon's, as is.
+     */
+    uint64_t exec_nofile;
+    /*
      * The socket whose absence means journald is not there (libsystemd then drops alerts
      * silently); default /run/systemd/journal/socket. Tests point it elsewhere.
      */

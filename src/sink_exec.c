@@ -12,6 +12,15 @@
  * stderr is a pipe of which the first bytes are kept for the log and the rest discarded, so
  * a chatty hook can neither block nor flood the daemon. A hook that exits non-zero, dies of
  * a signal, times out or cannot be started is logged and counts as a failure; never more.
+ *
+ * A hook starts with the soft RLIMIT_NOFILE of limits->exec_nofile (the one the daemon was
+ * given, not the one it raised itself to), when that is set: the script is then
+ * `ulimit -S -n N`, a newline, and COMMAND. libuv's uv_spawn() has no hook between fork and
+ * exec, and the limit is per process: lowering the daemon's own around uv_spawn() would make
+ * every thread's next open() (the scan's workers, getaddrinfo(), uv_spawn()'s own pipes)
+ * fail with EMFILE whenever more than N descriptors are open, which is what the raise is
+ * for; prlimit() on the child after uv_spawn() is too late (it has exec'd and may have
+ * forked). The shell's builtin sets it in the child alone, before COMMAND runs.
  */
 #include <errno.h>
 #include <signal.h>
@@ -296,23 +305,27 @@ static int exec_send(struct kigen_sink *sink, const struct kigen_alert *alert, v
     struct exec_sink *es = container_of(sink, struct exec_sink, base);
     struct exec_job *job = calloc(1, sizeof(*job));
     char *args[] = { "sh", "-c", es->command, NULL };
+    char *script = NULL;
     uv_stdio_container_t stdio[3];
     uv_process_options_t opts = { 0 };
     char **env = NULL;
     size_t first_owned = 0;
-    int r;
+    int r = -ENOMEM;
 
     if (!job)
-        return kigen_log_errno(KIGEN_LOG_WARNING, -ENOMEM,
-                               "Cannot run the alert hook for %s, carrying on",
-                               kigen_event_name(alert->event));
-    r = env_build(alert, &env, &first_owned);
-    if (r < 0) {
-        free(job);
-        return kigen_log_errno(KIGEN_LOG_WARNING, r,
-                               "Cannot run the alert hook for %s, carrying on",
-                               kigen_event_name(alert->event));
+        goto fail;
+    if (sink->limits->exec_nofile) {
+        /* A line of its own: COMMAND is parsed as it would be alone. */
+        if (asprintf(&script, "ulimit -S -n %llu\n%s",
+                     (unsigned long long)sink->limits->exec_nofile, es->command) < 0) {
+            script = NULL;
+            goto fail;
+        }
+        args[2] = script;
     }
+    r = env_build(alert, &env, &first_owned);
+    if (r < 0)
+        goto fail;
     job->sink = es;
     job->token = token;
     job->event = alert->event;
@@ -337,6 +350,7 @@ static int exec_send(struct kigen_sink *sink, const struct kigen_alert *alert, v
     opts.stdio = stdio;
     r = uv_spawn(es->loop, &job->process, &opts);
     env_free(env, first_owned);
+    free(script);
     if (r < 0) {
         /* Reported now; the handles close behind it. */
         job->spawn_error = r;
@@ -352,6 +366,11 @@ static int exec_send(struct kigen_sink *sink, const struct kigen_alert *alert, v
     if (uv_read_start((uv_stream_t *)&job->err, alloc_cb, read_cb) < 0)
         close_err(job);
     return 0;
+fail:
+    free(script);
+    free(job);
+    return kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot run the alert hook for %s, carrying on",
+                           kigen_event_name(alert->event));
 }
 
 static int exec_create(const char *target, struct kigen_sink **ret_sink)

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -729,6 +730,85 @@ static void test_exec_hook_gets_the_alert_in_its_environment(void **state)
     free(cmd);
 }
 
+/*
+ * The daemon raises its own soft RLIMIT_NOFILE; a hook starts with the one the daemon was
+ * given (exec_nofile), with the hard limit untouched, and the daemon keeps its own.
+ */
+static void test_exec_hook_starts_with_the_given_fd_limit(void **state)
+{
+    struct harness *h = *state;
+    char *cmd = write_hook(h, "nofile.sh",
+                           "echo \"$(ulimit -S -n) $(ulimit -H -n)\" >\"$D/nofile\"\n"
+                           "grep '^Max open files' /proc/self/limits >\"$D/limits\"\n");
+    char *path, *text, *want;
+    struct rlimit before, after;
+    unsigned long long given;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &before), 0);
+    assert_true(before.rlim_cur > 64);
+    given = before.rlim_cur / 2; /* below the daemon's: a hook that inherited it would differ */
+    h->alerts.exec = cmd;
+    start(h);
+    kigen_sinks_set_limits(h->sinks, &(struct kigen_sink_limits){ .exec_nofile = given });
+    deliver(h, 1);
+    RUN_UNTIL(h, h->done == 1, 10000);
+    assert_int_equal(h->failures[1], 0);
+
+    path = path_in(h, "nofile");
+    text = read_file(path, NULL);
+    if (before.rlim_max == RLIM_INFINITY)
+        assert_true(asprintf(&want, "%llu unlimited\n", given) > 0);
+    else
+        assert_true(asprintf(&want, "%llu %llu\n", given, (unsigned long long)before.rlim_max) > 0);
+    assert_string_equal(text, want);
+    free(want);
+    free(text);
+    free(path);
+    /* What the kernel says of the hook's own child, not only the shell's view. */
+    path = path_in(h, "limits");
+    text = read_file(path, NULL);
+    assert_true(asprintf(&want, "Max open files %llu ", given) > 0);
+    for (char *p = text; *p; p++) /* squeeze the table's padding */
+        while (p[0] == ' ' && p[1] == ' ')
+            memmove(p, p + 1, strlen(p));
+    assert_non_null(strstr(text, want));
+    free(want);
+    free(text);
+    free(path);
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &after), 0);
+    assert_int_equal(after.rlim_cur, before.rlim_cur);
+    assert_int_equal(after.rlim_max, before.rlim_max);
+    free(cmd);
+}
+
+/* Without exec_nofile a hook has the daemon's limit, as it always had. */
+static void test_exec_hook_keeps_the_daemon_fd_limit_by_default(void **state)
+{
+    struct harness *h = *state;
+    char *cmd = write_hook(h, "nofile.sh", "ulimit -S -n >\"$D/nofile\"\n");
+    char *path, *text, *want;
+    struct rlimit rl;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    h->alerts.exec = cmd;
+    start(h);
+    deliver(h, 1);
+    RUN_UNTIL(h, h->done == 1, 10000);
+    assert_int_equal(h->failures[1], 0);
+    path = path_in(h, "nofile");
+    text = read_file(path, NULL);
+    if (rl.rlim_cur == RLIM_INFINITY)
+        want = strdup("unlimited\n");
+    else
+        assert_true(asprintf(&want, "%llu\n", (unsigned long long)rl.rlim_cur) > 0);
+    assert_string_equal(text, want);
+    free(want);
+    free(text);
+    free(path);
+    free(cmd);
+}
+
 static void test_exec_runs_at_most_four_hooks_at_once(void **state)
 {
     struct harness *h = *state;
@@ -1004,6 +1084,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_drains_the_old_socket_and_uses_the_new, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exec_hook_gets_the_alert_in_its_environment, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_exec_hook_starts_with_the_given_fd_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_exec_hook_keeps_the_daemon_fd_limit_by_default, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exec_runs_at_most_four_hooks_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_hook_that_hangs_is_killed_with_its_children,

@@ -91,7 +91,8 @@ for want in 'Type=notify' 'User=kigen' 'Group=kigen' 'StateDirectory=kigen' \
 done
 grep -q '^WatchdogSec=[1-9]' "$SERVICE" || missing="$missing [WatchdogSec=]"
 grep -q '^ExecReload=' "$SERVICE" || missing="$missing [ExecReload=]"
-grep -q '^#LoadCredential=' "$SERVICE" || missing="$missing [#LoadCredential= example]"
+grep -qxF 'LoadCredential=naccs-pass' "$SERVICE" || missing="$missing [LoadCredential=naccs-pass]"
+grep -q '^#LoadCredential=naccs-pass:/' "$SERVICE" || missing="$missing [#LoadCredential= example]"
 for want in 'ListenStream=/run/kigen/kigen.sock' 'SocketMode=0660' 'SocketUser=kigen' \
     'SocketGroup=kigen' 'Service=kigend.service'; do
     grep -qxF "$want" "$SOCKET" || missing="$missing [kigend.socket: $want]"
@@ -116,6 +117,26 @@ elif [ "$conf_state" != "/var/lib/kigen" ]; then
     fail "conf/kigen.yaml state_dir: $conf_state is not StateDirectory=kigen (/var/lib/kigen)"
 else
     pass "socket $listen and state_dir $conf_state agree"
+fi
+
+# 4b. Every credential the shipped configuration reads is one the unit loads, by the
+# credstore form (no path), so that /etc/credstore/NAME is all an administrator adds. The
+# credential reaching kigend is not tested here: that needs a running systemd (PID 1),
+# which these tests do not have; test_units_seccomp.sh reads one from $CREDENTIALS_DIRECTORY.
+case_
+creds=$(sed -n 's/^ *- credential: *\([^ #]*\).*/\1/p' "$SRC/conf/kigen.yaml")
+bad=""
+for c in $creds; do
+    grep -qxF "LoadCredential=$c" "$SERVICE" || bad="$bad $c"
+done
+if [ -z "$creds" ]; then
+    fail "conf/kigen.yaml reads no credential (want '- credential: naccs-pass')"
+elif [ -n "$bad" ]; then
+    fail "conf/kigen.yaml reads credentials kigend.service does not load:$bad"
+elif ! out=$("$KIGEND" --check-config "$SRC/conf/kigen.yaml" 2>&1); then
+    fail "kigend --check-config conf/kigen.yaml: $out"
+else
+    pass "credentials read and loaded agree:" $creds
 fi
 
 # 5. Every man page a unit names is in man/.
