@@ -75,6 +75,51 @@ static void test_der_certificates_one_after_another_and_trailing_damage(void **s
     free(certs.v);
 }
 
+/* Keys, a CSR and a CRL in DER hold no certificate: no record and no error (SPEC §4). */
+static void test_der_key_csr_and_crl_give_no_record(void **state)
+{
+    static const char *const files[] = {
+        "certs/lonekey.der", "certs/key.der", "certs/key.p8plain.der",
+        "certs/key.p8.der",  "certs/csr.der", "certs/crl.der",
+    };
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        struct kigen_certs certs = { 0 };
+        enum kigen_format format;
+        char err[256] = "";
+        int r = read_fixture(*state, files[i], NULL, 0, &certs, &format, err, sizeof(err));
+
+        if (r != 0)
+            fail_msg("%s: got %d (%s), want 0", files[i], r, err);
+        assert_int_equal(certs.n, 0);
+        free(certs.v);
+    }
+}
+
+/* DER that is no whole structure is damage, whatever the file is named. */
+static void test_der_that_is_no_whole_structure_is_malformed(void **state)
+{
+    static const char *const files[] = {
+        "certs/derbadlen.p12",    /* outer length 4096, 600 bytes follow */
+        "certs/dergarbage.der",   /* the right outer length around garbage */
+        "certs/dertruncated.der", /* a key cut short */
+        "certs/derkeyjunk.der",   /* a whole key, then junk */
+    };
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        struct kigen_certs certs = { 0 };
+        enum kigen_format format;
+        char err[256] = "";
+        int r = read_fixture(*state, files[i], NULL, 0, &certs, &format, err, sizeof(err));
+
+        if (r != -KIGEN_E_MALFORMED)
+            fail_msg("%s: got %d (%s), want malformed", files[i], r, err);
+        assert_int_equal(certs.n, 0);
+        assert_non_null(strstr(err, "nor a whole key, CSR or CRL"));
+        free(certs.v);
+    }
+}
+
 static void test_random_inputs_never_crash(void **state)
 {
     uint8_t buf[512];
@@ -122,6 +167,8 @@ int main(void)
         cmocka_unit_test(test_empty_and_random_files_are_errors),
         cmocka_unit_test(test_der_certificate_followed_by_nothing_is_one_entry),
         cmocka_unit_test(test_der_certificates_one_after_another_and_trailing_damage),
+        cmocka_unit_test(test_der_key_csr_and_crl_give_no_record),
+        cmocka_unit_test(test_der_that_is_no_whole_structure_is_malformed),
         cmocka_unit_test(test_random_inputs_never_crash),
         cmocka_unit_test(test_format_names_match_the_spec),
     };

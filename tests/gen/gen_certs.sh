@@ -87,6 +87,25 @@ cat single.der expired.der >twoder.der
 { fp ok.pem; fp expired.pem; } >twoder.der.sha256
 { cat single.der; printf 'junkjunk'; } >derjunk.der
 rm expired.der
+# DER that holds no certificate gives no record: keys (SEC1 EC, PKCS#1 in lonekey.der, PKCS#8, encrypted PKCS#8), a
+# CSR, a CRL. DER that is no whole structure is damage: an outer length that is not the
+# file's, a SEQUENCE of garbage, a truncated key, a key followed by junk.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER -out key.der
+openssl pkcs8 -topk8 -in ok.key -outform DER -passout pass:Tanaka-2026 -out key.p8.der
+openssl pkcs8 -topk8 -in ok.key -outform DER -nocrypt -out key.p8plain.der
+openssl req -new -key ok.key -subj "/CN=tanaka" -outform DER -out csr.der
+openssl ca -gencrl -batch -config ca/ca.cnf -cert ca.pem -keyfile ca.key -crldays 30 \
+    -out crl.pem 2>/dev/null
+openssl crl -in crl.pem -outform DER -out crl.der
+rm crl.pem # the e2e tests copy the *.pem: keep to certificates there
+garbage() { # N bytes that look random, the same on every run
+    head -c "$1" /dev/zero | openssl enc -aes-128-ctr -K 6b6967656e2069737375652031320000 \
+        -iv 00000000000000000000000000000000 -nosalt
+}
+{ printf '\060\202\020\000'; garbage 600; } >derbadlen.p12
+{ printf '\060\202\002\130'; garbage 600; } >dergarbage.der
+head -c 100 key.der >dertruncated.der
+{ cat lonekey.der; printf 'junk'; } >derkeyjunk.der
 
 # PKCS#7, DER and PEM, with a chain.
 openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile ca.pem -outform DER -out chain.p7b
