@@ -118,6 +118,29 @@ for label in "PKCS #7 SIGNED DATA" CMS; do
     sed "s/ PKCS7-----/ $label-----/" chain.p7b.pem >"$f"
     cp chain.p7b.sha256 "$f.sha256"
 done
+# Three certificates whose second does not decode: the tag of its serialNumber (the first
+# INTEGER of its TBSCertificate, asn1parse depth 6) becomes OCTET STRING, which keeps every
+# length and so the framing of the SET around it.
+openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile expired.pem -certfile ca.pem -outform DER \
+    -out damaged.p7b
+at=$(openssl asn1parse -inform DER -in damaged.p7b |
+    awk -F: '/d=4 .*SEQUENCE/ { n++ } n == 2 && /d=6 .*prim: INTEGER/ { print $1 + 0; exit }')
+[ "$(od -An -tx1 -j "$at" -N1 damaged.p7b | tr -d ' ')" = 02 ]
+printf '\004' | dd of=damaged.p7b bs=1 seek="$at" conv=notrunc 2>/dev/null
+! openssl pkcs7 -inform DER -in damaged.p7b -print_certs >/dev/null 2>&1
+# Several PKCS#7 blocks in one PEM file, the last one damaged as above.
+openssl crl2pkcs7 -nocrl -certfile expired.pem -certfile renewed.pem >multi.p7b.pem.tmp
+{
+    cat chain.p7b.pem
+    echo "prose between the blocks"
+    cat multi.p7b.pem.tmp
+} >multi.p7b.pem
+{ fp ok.pem; fp ca.pem; fp expired.pem; fp renewed.pem; } >multi.p7b.pem.sha256
+{
+    cat multi.p7b.pem
+    openssl base64 -in damaged.p7b | sed '1s/^/-----BEGIN PKCS7-----\n/; $s/$/\n-----END PKCS7-----/'
+} >multidamaged.p7b.pem
+rm multi.p7b.pem.tmp
 
 # PKCS#12 in every protection OpenSSL 3 writes; each holds leaf, key and CA (bag order:
 # leaf then CA, as openssl writes them).
