@@ -272,31 +272,38 @@ int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *
     return r;
 }
 
+int kigen_certs_add_copy(struct kigen_certs *certs, const struct kigen_cert *src, const char *entry)
+{
+    size_t ls = strlen(src->subject) + 1, li = strlen(src->issuer) + 1;
+    size_t lr = strlen(src->serial) + 1, le = strlen(entry) + 1;
+    struct kigen_cert c = *src;
+
+    c.subject = malloc(ls + li + lr + le);
+    if (!c.subject || certs_grow(certs) < 0) {
+        free(c.subject);
+        return -ENOMEM;
+    }
+    c.issuer = c.subject + ls;
+    c.serial = c.issuer + li;
+    c.entry = c.serial + lr;
+    memcpy(c.subject, src->subject, ls);
+    memcpy(c.issuer, src->issuer, li);
+    memcpy(c.serial, src->serial, lr);
+    memcpy(c.entry, entry, le);
+    certs->v[certs->n++] = c;
+    return 0;
+}
+
 int kigen_certs_append(struct kigen_certs *certs, const struct kigen_certs *src)
 {
     size_t n = certs->n;
 
     for (size_t i = 0; i < src->n; i++) {
-        const struct kigen_cert *from = &src->v[i];
-        size_t ls = strlen(from->subject) + 1, li = strlen(from->issuer) + 1;
-        size_t lr = strlen(from->serial) + 1, le = strlen(from->entry) + 1;
-        struct kigen_cert c = *from;
-
-        c.subject = malloc(ls + li + lr + le);
-        if (!c.subject || certs_grow(certs) < 0) {
-            free(c.subject);
+        if (kigen_certs_add_copy(certs, &src->v[i], src->v[i].entry) < 0) {
             while (certs->n > n)
                 kigen_cert_done(&certs->v[--certs->n]);
             return -ENOMEM;
         }
-        c.issuer = c.subject + ls;
-        c.serial = c.issuer + li;
-        c.entry = c.serial + lr;
-        memcpy(c.subject, from->subject, ls);
-        memcpy(c.issuer, from->issuer, li);
-        memcpy(c.serial, from->serial, lr);
-        memcpy(c.entry, from->entry, le);
-        certs->v[certs->n++] = c;
     }
     return 0;
 }

@@ -60,6 +60,10 @@ int kigen_certs_add_x509(struct kigen_certs *certs, const struct kigen_read_ctx 
 int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
                         const uint8_t *der, size_t len, const char *entry);
 
+/* Appends a deep copy of src named entry. Returns 0 or -ENOMEM (certs unchanged). */
+int kigen_certs_add_copy(struct kigen_certs *certs, const struct kigen_cert *src,
+                         const char *entry);
+
 /* Appends a deep copy of each certificate of src to certs. Returns 0 or -ENOMEM (certs unchanged).
  */
 int kigen_certs_append(struct kigen_certs *certs, const struct kigen_certs *src);

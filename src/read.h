@@ -14,6 +14,7 @@
 #ifndef KIGEN_READ_H
 #define KIGEN_READ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,13 @@ int kigen_read_pem(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
                    struct kigen_certs *certs, char *errbuf, size_t errlen);
 int kigen_read_der(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t len,
                    struct kigen_certs *certs, char *errbuf, size_t errlen);
+/*
+ * Whether buf is exactly one DER structure that holds no certificate and is no damage: a
+ * private key (PKCS#8, encrypted PKCS#8, traditional RSA, DSA or EC), a public key, a CSR or
+ * a CRL, as OpenSSL's decoders take it. Anything else that starts like DER (an outer length
+ * that is not the file's, a SEQUENCE of garbage) is not. Keys are never decrypted.
+ */
+bool kigen_read_der_is_certless(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t len);
 int kigen_read_pkcs7(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t len,
                      struct kigen_certs *certs, char *errbuf, size_t errlen);
 

@@ -26,6 +26,7 @@
 
 #include "err.h"
 #include "read.h"
+#include "strmap.h"
 
 #define JKS_MAGIC        0xfeedfeedu
 #define JCEKS_MAGIC      0xcecececeu
@@ -98,6 +99,13 @@ struct ser {
     size_t captypes;
 };
 
+/* One entry as read: its alias as written and the certificates it appended. */
+struct jks_alias {
+    char *alias;
+    size_t first; /* index in certs */
+    size_t n;
+};
+
 struct jks {
     const struct kigen_read_ctx *ctx;
     struct cursor c;
@@ -108,6 +116,9 @@ struct jks {
     uint32_t count;
     struct kigen_certs *certs;
     size_t added;
+    struct jks_alias *aliases; /* one per entry read, in file order */
+    size_t n_aliases;
+    size_t cap_aliases;
     int deferred; /* the first error that did not stop the reading, or 0 */
     struct ser ser;
     char *errbuf;
@@ -755,7 +766,7 @@ static int read_entry(struct jks *j)
 {
     uint32_t tag, len, n;
     char *alias = NULL;
-    size_t alias_len = 0;
+    size_t alias_len = 0, first = j->certs->n;
     int r;
 
     if (!get_u32(&j->c, &tag)) {
@@ -815,9 +826,113 @@ static int read_entry(struct jks *j)
             goto out;
         break;
     }
+    if (j->n_aliases == j->cap_aliases) {
+        size_t cap = j->cap_aliases ? j->cap_aliases * 2 : 8;
+        struct jks_alias *v = realloc(j->aliases, cap * sizeof(*v));
+
+        if (!v) {
+            r = -ENOMEM;
+            goto out;
+        }
+        j->aliases = v;
+        j->cap_aliases = cap;
+    }
+    alias[alias_len] = '\0';
+    j->aliases[j->n_aliases++] = (struct jks_alias){ alias, first, j->certs->n - first };
+    alias = NULL;
     r = 0;
 out:
     free(alias);
+    return r;
+}
+
+/* An alias as Java looks it up: toLowerCase(Locale.ENGLISH), here for ASCII letters only. */
+static char *lower(const char *alias)
+{
+    char *s = strdup(alias);
+
+    for (char *p = s; p && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return s;
+}
+
+/*
+ * Two entries under one alias, as Java reads them (JavaKeyStore and JceKeyStore of JDK 17
+ * alike, checked with `keytool -list`): engineLoad() keeps the entries in a table under the
+ * alias as written, so a later entry replaces an earlier one of exactly the same alias;
+ * engineGetCertificate() and the rest look an alias up in lower case. keytool therefore lists
+ * each alias once, with the certificates of the last entry written under its lower-case
+ * form: "dup" then "DUP" lists both aliases, each with the certificates of "dup". An alias
+ * with no lower-case twin keeps its own certificates (Java finds none for it). The
+ * certificates read are replaced by that view, each alias where its last entry stood; a
+ * keystore without such twins is left as read.
+ */
+static int resolve_aliases(struct jks *j, size_t start)
+{
+    struct kigen_strmap map = { 0 };
+    struct kigen_certs out = { 0 };
+    struct jks_alias *a, *src;
+    char *low = NULL, *name = NULL;
+    bool is_changed = false;
+    int r;
+
+    for (size_t i = 0; i < j->n_aliases; i++) {
+        r = kigen_strmap_put(&map, j->aliases[i].alias, &j->aliases[i]);
+        if (r < 0)
+            goto out;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < j->n_aliases; i++) {
+            a = &j->aliases[i];
+            if (kigen_strmap_get(&map, a->alias) != a) {
+                is_changed = true; /* replaced by a later entry */
+                continue;
+            }
+            free(low);
+            low = lower(a->alias);
+            if (!low) {
+                r = -ENOMEM;
+                goto out;
+            }
+            src = kigen_strmap_get(&map, low);
+            if (!src)
+                src = a;
+            is_changed = is_changed || src != a;
+            for (size_t k = 0; pass == 1 && k < src->n; k++) {
+                const struct kigen_cert *c = &j->certs->v[src->first + k];
+                size_t len = strlen(a->alias) + strlen(c->entry) + 1;
+
+                /* The chain suffix ("#1") of the certificate found, after the alias listed. */
+                free(name);
+                name = malloc(len);
+                if (!name) {
+                    r = -ENOMEM;
+                    goto out;
+                }
+                snprintf(name, len, "%s%s", a->alias, c->entry + strlen(src->alias));
+                r = kigen_certs_add_copy(&out, c, name);
+                if (r < 0)
+                    goto out;
+            }
+        }
+        if (!is_changed)
+            break;
+    }
+    if (is_changed) {
+        while (j->certs->n > start)
+            kigen_cert_done(&j->certs->v[--j->certs->n]);
+        r = kigen_certs_append(j->certs, &out);
+        if (r < 0)
+            goto out;
+    }
+    r = 0;
+out:
+    free(name);
+    free(low);
+    kigen_certs_clear(&out);
+    free(out.v);
+    kigen_strmap_clear(&map);
     return r;
 }
 
@@ -962,7 +1077,7 @@ int kigen_read_jks(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
         .errlen = errlen,
     };
     uint32_t magic;
-    size_t body_len;
+    size_t body_len, before = certs->n;
     int r;
 
     if (!get_u32(&j.c, &magic) || (magic != JKS_MAGIC && magic != JCEKS_MAGIC)) {
@@ -990,6 +1105,10 @@ int kigen_read_jks(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
         if (r < 0)
             goto out;
     }
+    r = resolve_aliases(&j, before);
+    if (r < 0)
+        goto out;
+    j.added = certs->n - before;
     body_len = j.c.off;
     if (len - body_len < JKS_DIGEST_LEN) {
         r = kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED,
@@ -1019,6 +1138,9 @@ int kigen_read_jks(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
     }
     r = (int)j.added;
 out:
+    for (size_t i = 0; i < j.n_aliases; i++)
+        free(j.aliases[i].alias);
+    free(j.aliases);
     free(j.ser.types);
     free(j.ser.v);
     return r;

@@ -871,6 +871,42 @@ static void test_jceks_serialization_grammar_is_skipped(void **state)
     result_done(&res);
 }
 
+/*
+ * Two entries under one alias: what keytool -list shows. Java keeps entries under the alias
+ * as written (a later "dup" replaces an earlier "dup") and looks each alias up in lower case,
+ * so "dup" then "DUP" lists both aliases with the certificate of "dup".
+ */
+static void test_jks_duplicate_alias_reads_as_java_does(void **state)
+{
+    static const char *const names[] = {
+        "dupcase.jks",   "duplower.jks",   "dupsame.jks",   "dupchain.jks",
+        "dupcase.jceks", "duplower.jceks", "dupsame.jceks",
+    };
+    struct result res;
+    const struct kigen_cert *dup, *upper;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        expect_file(state, names[i],
+                    strstr(names[i], ".jceks") ? KIGEN_FORMAT_JCEKS : KIGEN_FORMAT_JKS, changeit,
+                    1);
+    /* The same, spelled out: the later entry is dropped when only its case differs... */
+    read_file(state, "dupcase.jks", changeit, 1, &res);
+    assert_int_equal(res.r, 2);
+    dup = find_entry(&res.certs, "dup");
+    upper = find_entry(&res.certs, "DUP");
+    assert_non_null(dup);
+    assert_non_null(upper);
+    assert_string_equal(dup->subject, "CN=kigen JKS root,O=kigen test");
+    assert_memory_equal(dup->sha256, upper->sha256, KIGEN_SHA256_LEN);
+    result_done(&res);
+    /* ...and wins when the alias is the same. */
+    read_file(state, "dupsame.jks", changeit, 1, &res);
+    assert_int_equal(res.r, 1);
+    assert_string_equal(res.certs.v[0].entry, "dup");
+    assert_string_equal(res.certs.v[0].subject, "CN=kigen JKS other CA,O=kigen test");
+    result_done(&res);
+}
+
 static void test_jceks_bad_serialization_keeps_earlier_certs(void **state)
 {
     /* Externalizable without block data: its length is known only to its class. */
@@ -1000,6 +1036,7 @@ int main(void)
         cmocka_unit_test(test_jks_latin1_password_fits_like_utf8),
         cmocka_unit_test(test_jceks_serialization_grammar_is_skipped),
         cmocka_unit_test(test_jceks_bad_serialization_keeps_earlier_certs),
+        cmocka_unit_test(test_jks_duplicate_alias_reads_as_java_does),
     };
 
     return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);

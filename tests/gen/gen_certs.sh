@@ -87,6 +87,25 @@ cat single.der expired.der >twoder.der
 { fp ok.pem; fp expired.pem; } >twoder.der.sha256
 { cat single.der; printf 'junkjunk'; } >derjunk.der
 rm expired.der
+# DER that holds no certificate gives no record: keys (SEC1 EC, PKCS#1 in lonekey.der, PKCS#8, encrypted PKCS#8), a
+# CSR, a CRL. DER that is no whole structure is damage: an outer length that is not the
+# file's, a SEQUENCE of garbage, a truncated key, a key followed by junk.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER -out key.der
+openssl pkcs8 -topk8 -in ok.key -outform DER -passout pass:Tanaka-2026 -out key.p8.der
+openssl pkcs8 -topk8 -in ok.key -outform DER -nocrypt -out key.p8plain.der
+openssl req -new -key ok.key -subj "/CN=tanaka" -outform DER -out csr.der
+openssl ca -gencrl -batch -config ca/ca.cnf -cert ca.pem -keyfile ca.key -crldays 30 \
+    -out crl.pem 2>/dev/null
+openssl crl -in crl.pem -outform DER -out crl.der
+rm crl.pem # the e2e tests copy the *.pem: keep to certificates there
+garbage() { # N bytes that look random, the same on every run
+    head -c "$1" /dev/zero | openssl enc -aes-128-ctr -K 6b6967656e2069737375652031320000 \
+        -iv 00000000000000000000000000000000 -nosalt
+}
+{ printf '\060\202\020\000'; garbage 600; } >derbadlen.p12
+{ printf '\060\202\002\130'; garbage 600; } >dergarbage.der
+head -c 100 key.der >dertruncated.der
+{ cat lonekey.der; printf 'junk'; } >derkeyjunk.der
 
 # PKCS#7, DER and PEM, with a chain.
 openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile ca.pem -outform DER -out chain.p7b
@@ -99,6 +118,29 @@ for label in "PKCS #7 SIGNED DATA" CMS; do
     sed "s/ PKCS7-----/ $label-----/" chain.p7b.pem >"$f"
     cp chain.p7b.sha256 "$f.sha256"
 done
+# Three certificates whose second does not decode: the tag of its serialNumber (the first
+# INTEGER of its TBSCertificate, asn1parse depth 6) becomes OCTET STRING, which keeps every
+# length and so the framing of the SET around it.
+openssl crl2pkcs7 -nocrl -certfile ok.pem -certfile expired.pem -certfile ca.pem -outform DER \
+    -out damaged.p7b
+at=$(openssl asn1parse -inform DER -in damaged.p7b |
+    awk -F: '/d=4 .*SEQUENCE/ { n++ } n == 2 && /d=6 .*prim: INTEGER/ { print $1 + 0; exit }')
+[ "$(od -An -tx1 -j "$at" -N1 damaged.p7b | tr -d ' ')" = 02 ]
+printf '\004' | dd of=damaged.p7b bs=1 seek="$at" conv=notrunc 2>/dev/null
+! openssl pkcs7 -inform DER -in damaged.p7b -print_certs >/dev/null 2>&1
+# Several PKCS#7 blocks in one PEM file, the last one damaged as above.
+openssl crl2pkcs7 -nocrl -certfile expired.pem -certfile renewed.pem >multi.p7b.pem.tmp
+{
+    cat chain.p7b.pem
+    echo "prose between the blocks"
+    cat multi.p7b.pem.tmp
+} >multi.p7b.pem
+{ fp ok.pem; fp ca.pem; fp expired.pem; fp renewed.pem; } >multi.p7b.pem.sha256
+{
+    cat multi.p7b.pem
+    openssl base64 -in damaged.p7b | sed '1s/^/-----BEGIN PKCS7-----\n/; $s/$/\n-----END PKCS7-----/'
+} >multidamaged.p7b.pem
+rm multi.p7b.pem.tmp
 
 # PKCS#12 in every protection OpenSSL 3 writes; each holds leaf, key and CA (bag order:
 # leaf then CA, as openssl writes them).

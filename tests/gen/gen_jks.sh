@@ -120,6 +120,46 @@ for alias in aeskey hmackey deskey; do
         -storepass "$pass" -keypass "$pass" -noprompt
 done
 
+# --- two entries under one alias ------------------------------------------------------
+# keytool refuses a second entry under an alias it already holds, in any case, so these are
+# spliced from keystores of one entry each: header, both entries, the alias of the second
+# rewritten (same length), and the keyed digest made anew (SHA-1 of the password as UTF-16BE,
+# "Mighty Aphrodite", the body). What Java makes of them is what `keytool -list` prints.
+one() { # one TYPE ALIAS PEM OUT: a keystore holding one trusted entry
+    kt -importcert -alias "$2" -file "$3" -keystore "$4" -storetype "$1" -storepass "$pass" \
+        -noprompt
+}
+splice() { # splice FIRST SECOND ALIAS1 ALIAS2 OUT
+    la=$(($(stat -c %s "$1") - 32))
+    lb=$(($(stat -c %s "$2") - 32))
+    {
+        head -c 8 "$1"
+        printf '\000\000\000\002'
+        tail -c +13 "$1" | head -c "$la"
+        tail -c +13 "$2" | head -c "$lb"
+    } >"$work/body"
+    printf '%s' "$3" | dd of="$work/body" bs=1 seek=18 conv=notrunc 2>/dev/null
+    printf '%s' "$4" | dd of="$work/body" bs=1 seek=$((12 + la + 6)) conv=notrunc 2>/dev/null
+    {
+        # shellcheck disable=SC2059 # the format is the password with \000 before each char
+        printf "$(printf '%s' "$pass" | sed 's/./\\000&/g')"
+        printf 'Mighty Aphrodite'
+        cat "$work/body"
+    } | openssl dgst -sha1 -binary >"$work/digest"
+    cat "$work/body" "$work/digest" >"$5"
+}
+for type in JKS JCEKS; do
+    ext=$(echo "$type" | tr A-Z a-z)
+    one "$type" dup "$work/root.pem" "$work/a.$ext"
+    one "$type" dup "$work/other.pem" "$work/b.$ext"
+    splice "$work/a.$ext" "$work/b.$ext" dup DUP "$dir/dupcase.$ext"
+    splice "$work/a.$ext" "$work/b.$ext" DUP dup "$dir/duplower.$ext"
+    splice "$work/a.$ext" "$work/b.$ext" dup dup "$dir/dupsame.$ext"
+done
+one JKS server "$work/other.pem" "$work/c.jks"
+splice "$dir/chain.jks" "$work/c.jks" server SERVER "$dir/dupchain.jks"
+keytool -list -keystore "$dir/dupsame.jks" -storepass "$pass" | grep -q '1 entry'
+
 # --- PKCS12-type Java keystore ---------------------------------------------------------
 kt -importkeystore -srckeystore "$dir/multi.jks" -srcstoretype JKS -srcstorepass "$pass" \
     -destkeystore "$dir/store.p12" -deststoretype PKCS12 -deststorepass "$pass" -noprompt
@@ -157,7 +197,8 @@ expect() {
     printf '%s' "$pw" >"$dir/$ks.pass"
 }
 for ks in trusted.jks chain.jks multi.jks empty.jks trusted.jceks chain.jceks multi.jceks \
-    seckey.jceks store.p12; do
+    seckey.jceks store.p12 dupcase.jks duplower.jks dupsame.jks dupchain.jks dupcase.jceks \
+    duplower.jceks dupsame.jceks; do
     expect "$ks" "$pass"
 done
 expect nonascii.jks "$uni_pass"
