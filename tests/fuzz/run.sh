@@ -27,8 +27,10 @@ if [ "${FUZZ_RUN_ONE:-}" ]; then
     mkdir -p "$out" "$build/corpus/$t"
     echo "== fuzz_$t: ${seconds}s"
     rc=0
-    (cd "$out" && "$build/tests/fuzz/fuzz_$t" "$build/corpus/$t" "$build/fuzz-seeds/$t" \
-        "$here/regress/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 \
+    # CPU seconds (user + system) as well as the wall time: on a loaded machine they differ.
+    (cd "$out" && /usr/bin/time -f '%U %S' -o "$out/cpu" "$build/tests/fuzz/fuzz_$t" \
+        "$build/corpus/$t" "$build/fuzz-seeds/$t" "$here/regress/$t" \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 \
         -print_final_stats=1 -artifact_prefix="$out/" >"$out/log" 2>&1) || rc=$?
     echo "$rc" >"$out/status"
     exit 0
@@ -50,7 +52,7 @@ printf '%s\n' $targets | xargs -P "$jobs" -I{} env FUZZ_RUN_ONE={} sh "$0" "$bui
 end=$(date +%s)
 
 failed=0
-printf '\n%-12s %12s %8s %8s %8s %10s  %s\n' target executions cov ft corpus bytes status
+printf '\n%-12s %12s %8s %8s %8s %10s %8s  %s\n' target executions cov ft corpus bytes cpu_s status
 for t in $targets; do
     out=$build/fuzz-out/$t
     rc=$(cat "$out/status" 2>/dev/null || echo missing)
@@ -65,8 +67,9 @@ for t in $targets; do
         status="FAILED (exit $rc)"
         failed=1
     fi
-    printf '%-12s %12s %8s %8s %8s %10s  %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
-        "$files" "$bytes" "$status"
+    cpu=$(awk '{ printf "%d", $1 + $2 }' "$out/cpu" 2>/dev/null || true)
+    printf '%-12s %12s %8s %8s %8s %10s %8s  %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+        "$files" "$bytes" "${cpu:-?}" "$status"
 done
 for t in $targets; do
     out=$build/fuzz-out/$t
