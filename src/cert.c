@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "err.h"
 
@@ -182,14 +183,83 @@ static int certs_grow(struct kigen_certs *certs)
     return 0;
 }
 
+int kigen_cert_set_strings(struct kigen_cert *c, const char *subject, const char *issuer,
+                           const char *serial, const char *entry, const char *email)
+{
+    size_t ls = strlen(subject) + 1, li = strlen(issuer) + 1, lr = strlen(serial) + 1;
+    size_t le = strlen(entry) + 1, lm = strlen(email) + 1;
+    char *p = malloc(ls + li + lr + le + lm);
+
+    if (!p)
+        return -ENOMEM;
+    c->subject = memcpy(p, subject, ls);
+    c->issuer = memcpy(p + ls, issuer, li);
+    c->serial = memcpy(p + ls + li, serial, lr);
+    c->entry = memcpy(p + ls + li + lr, entry, le);
+    c->email = memcpy(p + ls + li + lr + le, email, lm);
+    return 0;
+}
+
+/* Whether s (n bytes) reads as an e-mail address: printable ASCII with one '@' inside. */
+static bool is_email(const unsigned char *s, int n)
+{
+    int at = -1;
+
+    if (n < 3 || n > 254)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (s[i] <= ' ' || s[i] >= 0x7f || s[i] == '<' || s[i] == '>' || s[i] == '"')
+            return false;
+        if (s[i] == '@') {
+            if (at >= 0)
+                return false;
+            at = i;
+        }
+    }
+    return at > 0 && at < n - 1;
+}
+
+/*
+ * The certificate's own e-mail address (SPEC §12: its holder when no register row names
+ * one): the first subjectAltName rfc822Name, else the subject's emailAddress. Written into
+ * out (256 bytes); "" when it has none that reads as an address.
+ */
+static void email_of(X509 *x509, char out[256])
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(x509, NID_subject_alt_name, NULL, NULL);
+    const X509_NAME *subject = X509_get_subject_name(x509);
+    const ASN1_STRING *found = NULL;
+    int i;
+
+    out[0] = '\0';
+    for (i = 0; names && i < sk_GENERAL_NAME_num(names) && !found; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+
+        if (g->type == GEN_EMAIL &&
+            is_email(ASN1_STRING_get0_data(g->d.rfc822Name), ASN1_STRING_length(g->d.rfc822Name)))
+            found = g->d.rfc822Name;
+    }
+    i = found ? -1 : X509_NAME_get_index_by_NID(subject, NID_pkcs9_emailAddress, -1);
+    if (i >= 0) {
+        const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+
+        if (is_email(ASN1_STRING_get0_data(v), ASN1_STRING_length(v)))
+            found = v;
+    }
+    if (found) {
+        memcpy(out, ASN1_STRING_get0_data(found), (size_t)ASN1_STRING_length(found));
+        out[ASN1_STRING_length(found)] = '\0';
+    }
+    GENERAL_NAMES_free(names);
+}
+
 /* der/derlen: the certificate's encoding when the caller has it, else NULL. */
 static int add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx, X509 *x509,
                     const uint8_t *der, size_t derlen, const char *entry)
 {
     struct kigen_cert c = { 0 };
     unsigned char *enc = NULL;
-    char *subject = NULL, *issuer = NULL, *serial = NULL;
-    size_t ls, li, lr, le;
+    char *subject = NULL, *issuer = NULL, *serial = NULL, email[256];
     int r, n;
 
     if (!der) {
@@ -218,23 +288,12 @@ static int add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
         r = -ENOMEM;
         goto out;
     }
-    ls = strlen(subject) + 1;
-    li = strlen(issuer) + 1;
-    lr = strlen(serial) + 1;
-    le = strlen(entry) + 1;
-    c.subject = malloc(ls + li + lr + le);
-    if (!c.subject || certs_grow(certs) < 0) {
-        free(c.subject);
+    email_of(x509, email);
+    if (certs_grow(certs) < 0 ||
+        kigen_cert_set_strings(&c, subject, issuer, serial, entry, email) < 0) {
         r = -ENOMEM;
         goto out;
     }
-    c.issuer = c.subject + ls;
-    c.serial = c.issuer + li;
-    c.entry = c.serial + lr;
-    memcpy(c.subject, subject, ls);
-    memcpy(c.issuer, issuer, li);
-    memcpy(c.serial, serial, lr);
-    memcpy(c.entry, entry, le);
     certs->v[certs->n++] = c;
     r = 0;
 out:
@@ -274,22 +333,11 @@ int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *
 
 int kigen_certs_add_copy(struct kigen_certs *certs, const struct kigen_cert *src, const char *entry)
 {
-    size_t ls = strlen(src->subject) + 1, li = strlen(src->issuer) + 1;
-    size_t lr = strlen(src->serial) + 1, le = strlen(entry) + 1;
     struct kigen_cert c = *src;
 
-    c.subject = malloc(ls + li + lr + le);
-    if (!c.subject || certs_grow(certs) < 0) {
-        free(c.subject);
+    if (certs_grow(certs) < 0 || kigen_cert_set_strings(&c, src->subject, src->issuer, src->serial,
+                                                        entry, src->email ? src->email : "") < 0)
         return -ENOMEM;
-    }
-    c.issuer = c.subject + ls;
-    c.serial = c.issuer + li;
-    c.entry = c.serial + lr;
-    memcpy(c.subject, src->subject, ls);
-    memcpy(c.issuer, src->issuer, li);
-    memcpy(c.serial, src->serial, lr);
-    memcpy(c.entry, entry, le);
     certs->v[certs->n++] = c;
     return 0;
 }

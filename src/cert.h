@@ -13,10 +13,11 @@ struct kigen_cert {
     uint8_t sha256[KIGEN_SHA256_LEN]; /* of the DER encoding */
     int64_t not_before;               /* Unix seconds, UTC */
     int64_t not_after;
-    char *subject; /* RFC 2253; the four strings share one allocation owned by subject */
+    char *subject; /* RFC 2253; the five strings share one allocation owned by subject */
     char *issuer;
     char *serial; /* lowercase hex, no leading zeros, "0" for zero */
     char *entry;  /* "0", "1", ... or a JKS alias ("alias", "alias#1") */
+    char *email;  /* its own address (SAN rfc822Name, else emailAddress), or "" (SPEC §12) */
 };
 
 /* A growing array of certificates, owned by whoever holds it. */
@@ -73,6 +74,13 @@ void kigen_certs_shrink(struct kigen_certs *certs);
 
 /* Releases every certificate; the array stays usable and empty. certs may be NULL. */
 void kigen_certs_clear(struct kigen_certs *certs);
+
+/*
+ * Sets the five strings of c (copied into one allocation owned by c->subject; any previous
+ * ones are not freed). Returns 0 or -ENOMEM (c unchanged).
+ */
+int kigen_cert_set_strings(struct kigen_cert *c, const char *subject, const char *issuer,
+                           const char *serial, const char *entry, const char *email);
 
 /* Releases the strings of one certificate. */
 void kigen_cert_done(struct kigen_cert *cert);

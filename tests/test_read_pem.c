@@ -25,6 +25,26 @@ static void test_pem_single_certificate_has_openssl_facts(void **state)
     free(sha), free(subject), free(issuer), free(serial), free(nb), free(na);
 }
 
+/* A certificate's own address: subjectAltName first, else the subject's emailAddress. */
+static void test_pem_certificate_email_is_its_own_address(void **state)
+{
+    struct kigen_certs certs = { 0 };
+    enum kigen_format format;
+    char err[256];
+
+    assert_int_equal(
+        read_fixture(*state, "certs/email_san.crt", NULL, 0, &certs, &format, err, sizeof(err)), 1);
+    assert_string_equal(certs.v[0].email, "tanaka@example.co.jp");
+    assert_int_equal(
+        read_fixture(*state, "certs/email_dn.crt", NULL, 0, &certs, &format, err, sizeof(err)), 1);
+    assert_string_equal(certs.v[1].email, "suzuki@example.co.jp");
+    assert_int_equal(
+        read_fixture(*state, "certs/single.pem", NULL, 0, &certs, &format, err, sizeof(err)), 1);
+    assert_string_equal(certs.v[2].email, "");
+    kigen_certs_clear(&certs);
+    free(certs.v);
+}
+
 /* Beyond ASCII, names read as UTF-8 (RFC 2253 section 2.4), multi-valued RDNs joined by '+'. */
 static void test_pem_names_beyond_ascii_are_utf8(void **state)
 {
@@ -169,6 +189,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pem_single_certificate_has_openssl_facts),
         cmocka_unit_test(test_pem_names_beyond_ascii_are_utf8),
+        cmocka_unit_test(test_pem_certificate_email_is_its_own_address),
         cmocka_unit_test(test_pem_bundle_skips_keys_and_prose),
         cmocka_unit_test(test_pem_trusted_certificate_is_read),
         cmocka_unit_test(test_pem_damaged_block_keeps_the_good_ones),

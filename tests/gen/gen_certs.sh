@@ -37,6 +37,13 @@ facts() {
 openssl req -x509 -utf8 -newkey rsa:2048 -nodes -keyout utf8.key -days 365 -out utf8.crt \
     -subj "/C=JP/O=株式会社 例/CN=田中 太郎+UID=tanaka" 2>/dev/null
 rm -f utf8.key
+# A holder's own address (SPEC §12): in subjectAltName, and only in the subject's emailAddress.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout email.key -days 365 -out email_san.crt \
+    -subj "/C=JP/CN=tanaka/emailAddress=dn@example.co.jp" \
+    -addext "subjectAltName=DNS:example.co.jp,email:tanaka@example.co.jp" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout email.key -days 365 -out email_dn.crt \
+    -subj "/C=JP/CN=suzuki/emailAddress=suzuki@example.co.jp" 2>/dev/null
+rm -f email.key
 for n in ok renewal_open critical expired not_yet_valid boundary renewed ca utf8; do
     f=$n.pem
     [ -f "$f" ] || f=$n.crt
