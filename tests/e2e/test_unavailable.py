@@ -76,7 +76,9 @@ def expect_first_alerts(e):
 
 def expect_away(e, since_n):
     """While the root is away: one keystore_unavailable, nothing gone, still listed."""
+    t0 = time.time()
     hits = wait_until(lambda: e.events("scan.error", error="keystore_unavailable"), 5)
+    print("away: keystore_unavailable after %.2f s" % (time.time() - t0), flush=True)
     check(len(hits) == 1, "one scan.error keystore_unavailable within 5 s: %s"
           % [(a["msgid"], a["sd"]) for a in e.d.alerts(0)[since_n:]])
     check(hits and hits[0]["sd"].get("paths") == e.ks, "the error names the root: %s"
@@ -93,7 +95,9 @@ def expect_away(e, since_n):
 
 def expect_back(e, n_before_away, gone_leaf):
     """Back: cert.gone for the file deleted meanwhile, and nothing sent again."""
+    t0 = time.time()
     hits = wait_until(lambda: e.events("cert.gone"), 5)
+    print("back: cert.gone after %.2f s" % (time.time() - t0), flush=True)
     check([a["sd"].get("sha256") for a in hits] == [e.sha[gone_leaf]],
           "cert.gone within 5 s for the file deleted while away only: %s"
           % [a["sd"] for a in hits])
