@@ -461,6 +461,16 @@ static void strv_done(struct kigen_strv *sv)
     sv->n = 0;
 }
 
+static int strv_single(struct kigen_strv *sv, const char *s)
+{
+    sv->v = calloc(1, sizeof(*sv->v));
+    if (!sv->v)
+        return -ENOMEM;
+    sv->n = 1;
+    sv->v[0] = strdup(s);
+    return sv->v[0] ? 0 : -ENOMEM;
+}
+
 static void policy_done(struct kigen_policy *p)
 {
     free(p->notify_before);
@@ -862,31 +872,96 @@ static int get_size(struct ctx *c, const struct node *n, uint64_t *dst)
     return 0;
 }
 
-static int get_strv(struct ctx *c, const struct node *n, struct kigen_strv *sv)
+/* Reports the first repeated name of a list, under path LIST[i]. */
+static int check_unique(struct ctx *c, struct named *names, size_t n, const char *what)
 {
-    size_t i, saved;
+    const struct named *dup, *first = NULL;
+    char buf[300];
+    size_t saved;
+    int r;
+
+    dup = find_duplicate(names, n, false, &first);
+    if (!dup)
+        return 0;
+    saved = path_push_index(c, dup->idx);
+    r = fail(c, dup->at, "duplicate %s %s (first at line %zu)", what,
+             quote_str(dup->s, dup->len, buf, sizeof(buf)), first->at->line);
+    path_pop(c, saved);
+    return r;
+}
+
+typedef int (*parse_item_fn)(struct ctx *c, const struct node *n, void *item,
+                             struct named *ret_name);
+
+/*
+ * Every list of the schema: a sequence whose items are each parsed by parse_item, under the
+ * path LIST[i]. ret_items, the address of the list's pointer (struct X **), gets one item of
+ * size bytes per entry; a null or empty sequence leaves it as it is. *ret_n counts the items
+ * from the start, so that freeing the configuration frees those parsed before an error too.
+ * When what is not NULL, the names parse_item returns must be unique (what names them in
+ * errors); otherwise parse_item may leave its name unset.
+ */
+static int parse_named_list(struct ctx *c, const struct node *n, size_t size,
+                            parse_item_fn parse_item, const char *what, void *ret_items,
+                            size_t *ret_n)
+{
+    struct named *names = NULL;
+    char *items = NULL;
     int r = 0;
 
-    if (!is_null(n)) {
+    if (!is_null(n))
         r = expect_seq(c, n);
-        if (r < 0)
-            return r;
-    }
-    strv_done(sv);
-    if (is_null(n) || n->n == 0)
-        return 0;
-    sv->v = calloc(n->n, sizeof(*sv->v));
-    if (!sv->v)
+    if (r < 0 || is_null(n) || n->n == 0)
+        return r;
+    items = calloc(n->n, size);
+    names = calloc(n->n, sizeof(*names));
+    if (!items || !names) {
+        free(items);
+        free(names);
         return oom(c);
-    sv->n = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = require_value(c, n->kids[i]);
-        if (r == 0)
-            r = get_string(c, n->kids[i], 0, &sv->v[i]);
+    }
+    memcpy(ret_items, &items, sizeof(items));
+    *ret_n = n->n;
+    for (size_t i = 0; i < n->n && r == 0; i++) {
+        size_t saved = path_push_index(c, i);
+
+        r = parse_item(c, n->kids[i], items + i * size, &names[i]);
+        names[i].idx = i;
         path_pop(c, saved);
     }
+    if (r == 0 && what)
+        r = check_unique(c, names, n->n, what);
+    free(names);
     return r;
+}
+
+static int parse_string_item(struct ctx *c, const struct node *n, void *item,
+                             struct named *ret_name)
+{
+    char **s = item;
+    int r;
+
+    r = require_value(c, n);
+    if (r == 0)
+        r = get_string(c, n, 0, s);
+    if (r == 0)
+        *ret_name = (struct named){ .s = *s, .len = strlen(*s), .at = n };
+    return r;
+}
+
+/* A list of strings replacing *sv; unique when what is not NULL. Null is the empty list. */
+static int get_strv_named(struct ctx *c, const struct node *n, const char *what,
+                          struct kigen_strv *sv)
+{
+    if (!is_null(n) && n->type != NODE_SEQ)
+        return expect_seq(c, n);
+    strv_done(sv);
+    return parse_named_list(c, n, sizeof(*sv->v), parse_string_item, what, &sv->v, &sv->n);
+}
+
+static int get_strv(struct ctx *c, const struct node *n, struct kigen_strv *sv)
+{
+    return get_strv_named(c, n, NULL, sv);
 }
 
 /* Checks of values. */
@@ -1117,32 +1192,27 @@ static int cmp_descending(const void *a, const void *b)
 }
 
 /* notify_before: stored sorted descending and without duplicates, as config.h promises. */
+static int parse_notify_item(struct ctx *c, const struct node *n, void *item,
+                             struct named *ret_name)
+{
+    int r;
+
+    (void)ret_name;
+    r = require_value(c, n);
+    if (r == 0)
+        r = get_duration(c, n, 1, item);
+    return r;
+}
+
 static int get_notify(struct ctx *c, const struct node *n, struct kigen_policy *p)
 {
     int64_t *v = NULL;
-    size_t i, k = 0, saved, count = 0;
-    int r = 0;
+    size_t i, k = 0, count = 0;
+    int r;
 
-    if (!is_null(n)) {
-        r = expect_seq(c, n);
-        if (r < 0)
-            goto out;
-        count = n->n;
-    }
-    if (count > 0) {
-        v = calloc(count, sizeof(*v));
-        if (!v) {
-            r = oom(c);
-            goto out;
-        }
-    }
-    for (i = 0; i < count && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = require_value(c, n->kids[i]);
-        if (r == 0)
-            r = get_duration(c, n->kids[i], 1, &v[i]);
-        path_pop(c, saved);
-    }
+    if (!is_null(n) && n->type != NODE_SEQ)
+        return expect_seq(c, n);
+    r = parse_named_list(c, n, sizeof(*v), parse_notify_item, NULL, &v, &count);
     if (r < 0)
         goto out;
     if (count > 0)
@@ -1222,13 +1292,15 @@ static int parse_match(struct ctx *c, const struct node *n, struct kigen_rule *r
     return r;
 }
 
-static int parse_rule(struct ctx *c, const struct node *n, struct kigen_rule *rule)
+static int parse_rule(struct ctx *c, const struct node *n, void *item, struct named *ret_name)
 {
+    struct kigen_rule *rule = item;
     const struct node *match = NULL;
     size_t i, saved;
     bool known;
     int r;
 
+    (void)ret_name;
     rule->set.renew_before = -1;
     rule->set.critical_before = -1;
     r = expect_map(c, n);
@@ -1257,24 +1329,8 @@ static int parse_rule(struct ctx *c, const struct node *n, struct kigen_rule *ru
 
 static int parse_rules(struct ctx *c, const struct node *n, struct kigen_config *config)
 {
-    size_t i, saved;
-    int r;
-
-    if (is_null(n))
-        return 0;
-    r = expect_seq(c, n);
-    if (r < 0 || n->n == 0)
-        return r;
-    config->rules = calloc(n->n, sizeof(*config->rules));
-    if (!config->rules)
-        return oom(c);
-    config->n_rules = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = parse_rule(c, n->kids[i], &config->rules[i]);
-        path_pop(c, saved);
-    }
-    return r;
+    return parse_named_list(c, n, sizeof(*config->rules), parse_rule, NULL, &config->rules,
+                            &config->n_rules);
 }
 
 static int get_password(struct ctx *c, const struct node *n, struct kigen_password_source *pw)
@@ -1317,26 +1373,17 @@ static int get_password(struct ctx *c, const struct node *n, struct kigen_passwo
     return r;
 }
 
+static int parse_password_item(struct ctx *c, const struct node *n, void *item,
+                               struct named *ret_name)
+{
+    (void)ret_name;
+    return get_password(c, n, item);
+}
+
 static int get_passwords(struct ctx *c, const struct node *n, struct kigen_keystore *ks)
 {
-    size_t i, saved;
-    int r;
-
-    if (is_null(n))
-        return 0;
-    r = expect_seq(c, n);
-    if (r < 0 || n->n == 0)
-        return r;
-    ks->passwords = calloc(n->n, sizeof(*ks->passwords));
-    if (!ks->passwords)
-        return oom(c);
-    ks->n_passwords = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = get_password(c, n->kids[i], &ks->passwords[i]);
-        path_pop(c, saved);
-    }
-    return r;
+    return parse_named_list(c, n, sizeof(*ks->passwords), parse_password_item, NULL, &ks->passwords,
+                            &ks->n_passwords);
 }
 
 /*
@@ -1413,16 +1460,6 @@ out:
     return r;
 }
 
-static int strv_single(struct kigen_strv *sv, const char *s)
-{
-    sv->v = calloc(1, sizeof(*sv->v));
-    if (!sv->v)
-        return -ENOMEM;
-    sv->n = 1;
-    sv->v[0] = strdup(s);
-    return sv->v[0] ? 0 : -ENOMEM;
-}
-
 static int parse_keystore(struct ctx *c, const struct node *n, void *item, struct named *ret_name)
 {
     struct kigen_keystore *ks = item;
@@ -1493,67 +1530,6 @@ static int parse_keystore(struct ctx *c, const struct node *n, void *item, struc
     ret_name->len = strlen(ks->name);
     ret_name->at = name ? name : path;
     return 0;
-}
-
-/* Reports the first repeated name of a list, under path LIST[i]. */
-static int check_unique(struct ctx *c, struct named *names, size_t n, const char *what)
-{
-    const struct named *dup, *first = NULL;
-    char buf[300];
-    size_t saved;
-    int r;
-
-    dup = find_duplicate(names, n, false, &first);
-    if (!dup)
-        return 0;
-    saved = path_push_index(c, dup->idx);
-    r = fail(c, dup->at, "duplicate %s %s (first at line %zu)", what,
-             quote_str(dup->s, dup->len, buf, sizeof(buf)), first->at->line);
-    path_pop(c, saved);
-    return r;
-}
-
-typedef int (*parse_item_fn)(struct ctx *c, const struct node *n, void *item,
-                             struct named *ret_name);
-
-/*
- * A sequence of maps, each named uniquely (what names them in errors). ret_items, the address
- * of the list's pointer (struct X **), gets one item of size bytes per entry, each parsed by
- * parse_item; a null or empty sequence leaves it as it is. *ret_n counts the items from the
- * start, so that freeing the configuration frees those parsed before an error too.
- */
-static int parse_named_list(struct ctx *c, const struct node *n, size_t size,
-                            parse_item_fn parse_item, const char *what, void *ret_items,
-                            size_t *ret_n)
-{
-    struct named *names = NULL;
-    char *items = NULL;
-    int r = 0;
-
-    if (!is_null(n))
-        r = expect_seq(c, n);
-    if (r < 0 || is_null(n) || n->n == 0)
-        return r;
-    items = calloc(n->n, size);
-    names = calloc(n->n, sizeof(*names));
-    if (!items || !names) {
-        free(items);
-        free(names);
-        return oom(c);
-    }
-    memcpy(ret_items, &items, sizeof(items));
-    *ret_n = n->n;
-    for (size_t i = 0; i < n->n && r == 0; i++) {
-        size_t saved = path_push_index(c, i);
-
-        r = parse_item(c, n->kids[i], items + i * size, &names[i]);
-        names[i].idx = i;
-        path_pop(c, saved);
-    }
-    if (r == 0)
-        r = check_unique(c, names, n->n, what);
-    free(names);
-    return r;
 }
 
 static int parse_keystores(struct ctx *c, const struct node *n, struct kigen_config *config)
