@@ -13,7 +13,20 @@
  * - a probe target's name defaults to its host, as a keystore's name defaults to its path;
  * - rule globs use fnmatch(3) with FNM_NOESCAPE, so that an RFC 2253 string can be pasted
  *   as it is, backslash escapes included;
- * - durations are capped at 100 years so that policy arithmetic cannot overflow.
+ * - durations are capped at 100 years so that policy arithmetic cannot overflow;
+ * - a rule's validity is `Ny`, `Nm` or `NyMm` (m: months), 1 month to 100 years, and after
+ *   years at most 11 months; it is kept as written (18m stays 0y18m);
+ * - validity, revocation and instructions are rule keys only: `policy` holds their defaults;
+ * - holders.admins are plain addresses local@domain, no display name, each once;
+ * - alerts.mail.sendmail is a string (one program path, run without a shell and never split)
+ *   or a list (argv); "" or [] is off, and so is mail; a number or boolean is refused;
+ * - alerts.mail.digest_at defaults to "" (no digest): a daily mail is asked for, not assumed;
+ * - alerts.mail.from is free text for the From: header, without control characters;
+ * - a webhook's name is required (its url is a secret and cannot stand in for it), its url
+ *   must be a secret source, never the URL itself, and `events` must name at least one event
+ *   (leave it out for all); the events are those alert.h knows;
+ * - revocation.hosts keeps ["*.naccs.jp"] when the section is given without `hosts`, as
+ *   probes keeps its targets; each entry is a host glob without scheme, port or path.
  */
 #include "config.h"
 
@@ -30,6 +43,7 @@
 
 #include <yaml.h>
 
+#include "alert.h"
 #include "duration.h"
 #include "maint.h"
 #include "tz.h"
@@ -43,6 +57,9 @@
 #define ZONEINFO_DIR      "/usr/share/zoneinfo/"
 #define DEFAULT_TIMEZONE  "Asia/Tokyo"
 #define DEFAULT_FILE_SIZE (UINT64_C(16) << 20)
+#define DEFAULT_CRL_SIZE  (UINT64_C(20) << 20)
+/* SPEC §13: only the NACCS hosts are ever asked, unless revocation.hosts says otherwise. */
+#define DEFAULT_REVOCATION_HOSTS "*.naccs.jp"
 
 enum node_type {
     NODE_SCALAR,
@@ -461,11 +478,22 @@ static void strv_done(struct kigen_strv *sv)
     sv->n = 0;
 }
 
+static int strv_single(struct kigen_strv *sv, const char *s)
+{
+    sv->v = calloc(1, sizeof(*sv->v));
+    if (!sv->v)
+        return -ENOMEM;
+    sv->n = 1;
+    sv->v[0] = strdup(s);
+    return sv->v[0] ? 0 : -ENOMEM;
+}
+
 static void policy_done(struct kigen_policy *p)
 {
     free(p->notify_before);
     free(p->renew_url);
     free(p->reissue_note);
+    free(p->instructions);
 }
 
 static void rule_done(struct kigen_rule *rule)
@@ -506,6 +534,24 @@ static void targets_free(struct kigen_probes *probes)
     free(probes->targets);
     probes->targets = NULL;
     probes->n_targets = 0;
+}
+
+static void alerts_done(struct kigen_alerts *alerts)
+{
+    size_t i;
+
+    free(alerts->syslog);
+    free(alerts->exec);
+    free(alerts->textfile);
+    strv_done(&alerts->mail.sendmail);
+    free(alerts->mail.from);
+    for (i = 0; i < alerts->n_webhooks; i++) {
+        free(alerts->webhooks[i].name);
+        free(alerts->webhooks[i].url.value);
+        free(alerts->webhooks[i].proxy);
+        free(alerts->webhooks[i].ca_file);
+    }
+    free(alerts->webhooks);
 }
 
 static void maintenance_free(struct kigen_config *config)
@@ -745,6 +791,17 @@ static int get_string(struct ctx *c, const struct node *n, unsigned flags, char 
     return 0;
 }
 
+/* A string that must be given: null and "" are errors. */
+static int get_required_string(struct ctx *c, const struct node *n, char **dst)
+{
+    int r;
+
+    r = require_value(c, n);
+    if (r == 0)
+        r = get_string(c, n, 0, dst);
+    return r;
+}
+
 /* YAML 1.1 booleans, as operators write them; 1.1's y and n are left out on purpose. */
 static bool parse_bool(const struct node *n, bool *ret)
 {
@@ -862,31 +919,94 @@ static int get_size(struct ctx *c, const struct node *n, uint64_t *dst)
     return 0;
 }
 
-static int get_strv(struct ctx *c, const struct node *n, struct kigen_strv *sv)
+/* Reports the first repeated name of a list, under path LIST[i]. */
+static int check_unique(struct ctx *c, struct named *names, size_t n, const char *what)
 {
-    size_t i, saved;
+    const struct named *dup, *first = NULL;
+    char buf[300];
+    size_t saved;
+    int r;
+
+    dup = find_duplicate(names, n, false, &first);
+    if (!dup)
+        return 0;
+    saved = path_push_index(c, dup->idx);
+    r = fail(c, dup->at, "duplicate %s %s (first at line %zu)", what,
+             quote_str(dup->s, dup->len, buf, sizeof(buf)), first->at->line);
+    path_pop(c, saved);
+    return r;
+}
+
+typedef int (*parse_item_fn)(struct ctx *c, const struct node *n, void *item,
+                             struct named *ret_name);
+
+/*
+ * Every list of the schema: a sequence whose items are each parsed by parse_item, under the
+ * path LIST[i]. ret_items, the address of the list's pointer (struct X **), gets one item of
+ * size bytes per entry; a null or empty sequence leaves it as it is. *ret_n counts the items
+ * from the start, so that freeing the configuration frees those parsed before an error too.
+ * When what is not NULL, the names parse_item returns must be unique (what names them in
+ * errors); otherwise parse_item may leave its name unset.
+ */
+static int parse_named_list(struct ctx *c, const struct node *n, size_t size,
+                            parse_item_fn parse_item, const char *what, void *ret_items,
+                            size_t *ret_n)
+{
+    struct named *names = NULL;
+    char *items = NULL;
     int r = 0;
 
-    if (!is_null(n)) {
+    if (!is_null(n))
         r = expect_seq(c, n);
-        if (r < 0)
-            return r;
-    }
-    strv_done(sv);
-    if (is_null(n) || n->n == 0)
-        return 0;
-    sv->v = calloc(n->n, sizeof(*sv->v));
-    if (!sv->v)
+    if (r < 0 || is_null(n) || n->n == 0)
+        return r;
+    items = calloc(n->n, size);
+    names = calloc(n->n, sizeof(*names));
+    if (!items || !names) {
+        free(items);
+        free(names);
         return oom(c);
-    sv->n = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = require_value(c, n->kids[i]);
-        if (r == 0)
-            r = get_string(c, n->kids[i], 0, &sv->v[i]);
+    }
+    memcpy(ret_items, &items, sizeof(items));
+    *ret_n = n->n;
+    for (size_t i = 0; i < n->n && r == 0; i++) {
+        size_t saved = path_push_index(c, i);
+
+        r = parse_item(c, n->kids[i], items + i * size, &names[i]);
+        names[i].idx = i;
         path_pop(c, saved);
     }
+    if (r == 0 && what)
+        r = check_unique(c, names, n->n, what);
+    free(names);
     return r;
+}
+
+static int parse_string_item(struct ctx *c, const struct node *n, void *item,
+                             struct named *ret_name)
+{
+    char **s = item;
+    int r;
+
+    r = get_required_string(c, n, s);
+    if (r == 0)
+        *ret_name = (struct named){ .s = *s, .len = strlen(*s), .at = n };
+    return r;
+}
+
+/* A list of strings replacing *sv; unique when what is not NULL. Null is the empty list. */
+static int get_strv_named(struct ctx *c, const struct node *n, const char *what,
+                          struct kigen_strv *sv)
+{
+    if (!is_null(n) && n->type != NODE_SEQ)
+        return expect_seq(c, n);
+    strv_done(sv);
+    return parse_named_list(c, n, sizeof(*sv->v), parse_string_item, what, &sv->v, &sv->n);
+}
+
+static int get_strv(struct ctx *c, const struct node *n, struct kigen_strv *sv)
+{
+    return get_strv_named(c, n, NULL, sv);
 }
 
 /* Checks of values. */
@@ -1107,7 +1227,270 @@ bad:
     return fail(c, n, "bad time %s (use HH:MM, 24-hour clock)", quote(n, buf, sizeof(buf)));
 }
 
+/*
+ * `5y1m`, `5y` or `18m`: calendar years and months, for a register row that gives only the
+ * date of issue. m means months here, unlike in durations.
+ */
+static int get_validity(struct ctx *c, const struct node *n, struct kigen_validity *dst)
+{
+    const char *s = n->value;
+    long v[2] = { 0, 0 };
+    char buf[300];
+    size_t i = 0, start;
+    int part = 0; /* 1 after the years, 2 after the months */
+
+    if (n->type != NODE_SCALAR)
+        return type_error(c, n, "a validity");
+    if (is_null(n))
+        return 0;
+    while (i < n->len) {
+        long x = 0;
+
+        /* Five digits are more than 100 years in any unit. */
+        for (start = i; i < n->len && s[i] >= '0' && s[i] <= '9' && i - start < 5; i++)
+            x = x * 10 + (s[i] - '0');
+        if (i == start || i == n->len)
+            goto bad;
+        if (s[i] >= '0' && s[i] <= '9')
+            goto too_long;
+        if (s[i] == 'y' && part == 0)
+            part = 1;
+        else if (s[i] == 'm' && part < 2)
+            part = 2;
+        else
+            goto bad;
+        v[part - 1] = x;
+        i++;
+    }
+    if (part == 0)
+        goto bad;
+    if (v[0] > 0 && v[1] > 11)
+        return fail(c, n, "validity %s has more than 11 months after the years",
+                    quote(n, buf, sizeof(buf)));
+    if (v[0] * 12 + v[1] > 1200)
+        goto too_long;
+    if (v[0] * 12 + v[1] == 0)
+        return fail(c, n, "validity %s must be at least one month", quote(n, buf, sizeof(buf)));
+    dst->years = (int)v[0];
+    dst->months = (int)v[1];
+    return 0;
+too_long:
+    return fail(c, n, "validity %s is too long (at most 100y)", quote(n, buf, sizeof(buf)));
+bad:
+    return fail(c, n,
+                "bad validity %s (use years and months, e.g. 5y1m, 5y or 18m; m means months "
+                "here)",
+                quote(n, buf, sizeof(buf)));
+}
+
+/* The index of s in names, or -1. */
+static int find_choice(const char *const *names, size_t count, const char *s, size_t len)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* "a, b, c" into buf. */
+static const char *join_choices(const char *const *names, size_t count, char *buf, size_t size)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < count && off < size; i++) {
+        int w = snprintf(buf + off, size - off, "%s%s", i > 0 ? ", " : "", names[i]);
+
+        if (w > 0)
+            off += (size_t)w;
+    }
+    return buf;
+}
+
+/* Fails with "unknown WHAT "x" (one of a, b, c)". */
+static int unknown_choice(struct ctx *c, const struct node *n, const char *what,
+                          const char *const *names, size_t count)
+{
+    char list[400], buf[300];
+
+    return fail(c, n, "unknown %s %s (one of %s)", what, quote(n, buf, sizeof(buf)),
+                join_choices(names, count, list, sizeof(list)));
+}
+
+/* A string that must be one of names; *dst gets its index; null keeps *dst. */
+static int get_choice(struct ctx *c, const struct node *n, const char *what,
+                      const char *const *names, size_t count, int *dst)
+{
+    char list[400], buf[300];
+    int i;
+
+    if (n->type != NODE_SCALAR)
+        return fail(c, n, "expected one of %s, got %s",
+                    join_choices(names, count, list, sizeof(list)), describe(n, buf, sizeof(buf)));
+    if (is_null(n))
+        return 0;
+    i = find_choice(names, count, n->value, n->len);
+    if (i < 0)
+        return unknown_choice(c, n, what, names, count);
+    *dst = i;
+    return 0;
+}
+
+/*
+ * A list of names from names (at most 32), each at most once, as bits (1u << index) in
+ * *dst. Null is the empty list.
+ */
+static int get_choice_set(struct ctx *c, const struct node *n, const char *what,
+                          const char *const *names, size_t count, uint32_t *dst)
+{
+    struct kigen_strv sv = { NULL, 0 };
+    uint32_t bits = 0;
+    size_t i, saved;
+    int r, k;
+
+    r = get_strv_named(c, n, what, &sv);
+    for (i = 0; r == 0 && i < sv.n; i++) {
+        k = find_choice(names, count, sv.v[i], strlen(sv.v[i]));
+        if (k < 0) {
+            saved = path_push_index(c, i);
+            r = unknown_choice(c, n->kids[i], what, names, count);
+            path_pop(c, saved);
+        } else {
+            bits |= UINT32_C(1) << k;
+        }
+    }
+    if (r == 0)
+        *dst = bits;
+    strv_done(&sv);
+    return r;
+}
+
+/* Checks each string of sv, read from the sequence n, with is_good. */
+static int check_each(struct ctx *c, const struct node *n, const struct kigen_strv *sv,
+                      bool (*is_good)(const char *s), const char *bad)
+{
+    char buf[300];
+    size_t i, saved;
+    int r = 0;
+
+    for (i = 0; r == 0 && i < sv->n; i++) {
+        if (is_good(sv->v[i]))
+            continue;
+        saved = path_push_index(c, i);
+        r = fail(c, n->kids[i], "%s %s", bad, quote(n->kids[i], buf, sizeof(buf)));
+        path_pop(c, saved);
+    }
+    return r;
+}
+
+/*
+ * A plain address local@domain: what a mail header and the register's email column can
+ * both carry without quoting. Display names ("Name <a@b>") are left out on purpose: they
+ * would need RFC 5322 quoting and RFC 2047 encoding, and a comma would add a recipient.
+ */
+static bool is_address(const char *s)
+{
+    const char *at = strchr(s, '@');
+    size_t i;
+
+    if (!at || at == s || at[1] == '\0' || strchr(at + 1, '@'))
+        return false;
+    for (i = 0; s[i]; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch <= ' ' || ch == 0x7f || strchr("<>()[]\\,;:\"", ch))
+            return false;
+    }
+    return true;
+}
+
+/* A host glob of revocation.hosts: a host name with * ? [ ], no scheme, port or path. */
+static bool is_host_glob(const char *s)
+{
+    for (size_t i = 0; s[i]; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || strchr("/@#:", s[i]))
+            return false;
+    return s[0] != '\0';
+}
+
+/* What YAML would read as a number or a boolean had it been a plain scalar. */
+static bool looks_numeric(const struct node *n)
+{
+    bool b;
+
+    if (!n->is_plain)
+        return false;
+    if (parse_bool(n, &b))
+        return true;
+    return n->len > 0 && strspn(n->value, "0123456789") > 0 &&
+           strspn(n->value, "0123456789+-.eE_") == n->len;
+}
+
+/*
+ * A command: a string (the path of the program, run without a shell and without splitting)
+ * or a list of strings (argv). "" or [] is off.
+ */
+static int get_command(struct ctx *c, const struct node *n, struct kigen_strv *argv)
+{
+    const char *what = "a command (a path, or a list of strings)";
+
+    if (n->type == NODE_SEQ)
+        return get_strv(c, n, argv);
+    if (n->type != NODE_SCALAR || looks_numeric(n))
+        return type_error(c, n, what);
+    if (is_null(n))
+        return 0;
+    strv_done(argv);
+    if (n->len == 0)
+        return 0;
+    if (memchr(n->value, '\0', n->len))
+        return fail(c, n, "must not contain a NUL character");
+    return strv_single(argv, n->value) < 0 ? oom(c) : 0;
+}
+
+/* Text that goes into a mail header: any UTF-8 but no control character. */
+static int get_header_text(struct ctx *c, const struct node *n, char **dst)
+{
+    int r;
+
+    r = get_string(c, n, STR_EMPTY_IS_OFF, dst);
+    for (size_t i = 0; r == 0 && *dst && (*dst)[i]; i++)
+        if ((unsigned char)(*dst)[i] < ' ' || (*dst)[i] == 0x7f)
+            r = fail(c, n, "must not contain a control character or line break");
+    return r;
+}
+
 /* Sections. */
+
+/* What a parse_key_fn returns for a key it does not know. */
+#define KEY_UNKNOWN 1
+
+typedef int (*parse_key_fn)(struct ctx *c, const struct node *k, const struct node *v,
+                            void *section);
+
+/*
+ * A section: a mapping whose keys parse_key reads into section, each under its key path;
+ * null is an empty section, which keeps every default.
+ */
+static int parse_section(struct ctx *c, const struct node *n, parse_key_fn parse_key, void *section)
+{
+    size_t i, saved;
+    int r;
+
+    if (is_null(n))
+        return 0;
+    r = expect_map(c, n);
+    for (i = 0; r == 0 && i < n->n; i += 2) {
+        const struct node *k = n->kids[i], *v = n->kids[i + 1];
+
+        saved = path_push_key(c, k->value, k->len);
+        r = parse_key(c, k, v, section);
+        if (r == KEY_UNKNOWN)
+            r = unknown_key(c, k, saved);
+        path_pop(c, saved);
+    }
+    return r;
+}
 
 static int cmp_descending(const void *a, const void *b)
 {
@@ -1117,32 +1500,27 @@ static int cmp_descending(const void *a, const void *b)
 }
 
 /* notify_before: stored sorted descending and without duplicates, as config.h promises. */
+static int parse_notify_item(struct ctx *c, const struct node *n, void *item,
+                             struct named *ret_name)
+{
+    int r;
+
+    (void)ret_name;
+    r = require_value(c, n);
+    if (r == 0)
+        r = get_duration(c, n, 1, item);
+    return r;
+}
+
 static int get_notify(struct ctx *c, const struct node *n, struct kigen_policy *p)
 {
     int64_t *v = NULL;
-    size_t i, k = 0, saved, count = 0;
-    int r = 0;
+    size_t i, k = 0, count = 0;
+    int r;
 
-    if (!is_null(n)) {
-        r = expect_seq(c, n);
-        if (r < 0)
-            goto out;
-        count = n->n;
-    }
-    if (count > 0) {
-        v = calloc(count, sizeof(*v));
-        if (!v) {
-            r = oom(c);
-            goto out;
-        }
-    }
-    for (i = 0; i < count && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = require_value(c, n->kids[i]);
-        if (r == 0)
-            r = get_duration(c, n->kids[i], 1, &v[i]);
-        path_pop(c, saved);
-    }
+    if (!is_null(n) && n->type != NODE_SEQ)
+        return expect_seq(c, n);
+    r = parse_named_list(c, n, sizeof(*v), parse_notify_item, NULL, &v, &count);
     if (r < 0)
         goto out;
     if (count > 0)
@@ -1175,27 +1553,6 @@ static int get_policy_key(struct ctx *c, const struct node *k, const struct node
     return 0;
 }
 
-static int parse_policy(struct ctx *c, const struct node *n, struct kigen_policy *p)
-{
-    size_t i, saved;
-    bool known;
-    int r;
-
-    if (is_null(n))
-        return 0;
-    r = expect_map(c, n);
-    for (i = 0; i < n->n && r == 0; i += 2) {
-        const struct node *k = n->kids[i], *v = n->kids[i + 1];
-
-        saved = path_push_key(c, k->value, k->len);
-        r = get_policy_key(c, k, v, p, &known);
-        if (r == 0 && !known)
-            r = unknown_key(c, k, saved);
-        path_pop(c, saved);
-    }
-    return r;
-}
-
 static int parse_match(struct ctx *c, const struct node *n, struct kigen_rule *rule)
 {
     size_t i, saved;
@@ -1222,13 +1579,15 @@ static int parse_match(struct ctx *c, const struct node *n, struct kigen_rule *r
     return r;
 }
 
-static int parse_rule(struct ctx *c, const struct node *n, struct kigen_rule *rule)
+static int parse_rule(struct ctx *c, const struct node *n, void *item, struct named *ret_name)
 {
+    struct kigen_rule *rule = item;
     const struct node *match = NULL;
     size_t i, saved;
     bool known;
     int r;
 
+    (void)ret_name;
     rule->set.renew_before = -1;
     rule->set.critical_before = -1;
     r = expect_map(c, n);
@@ -1243,6 +1602,13 @@ static int parse_rule(struct ctx *c, const struct node *n, struct kigen_rule *ru
             r = get_string(c, v, STR_EMPTY_IS_OFF, &rule->set.renew_url);
         } else if (key_is(k, "reissue_note")) {
             r = get_string(c, v, STR_EMPTY_IS_OFF, &rule->set.reissue_note);
+        } else if (key_is(k, "validity")) {
+            r = get_validity(c, v, &rule->set.validity);
+        } else if (key_is(k, "revocation")) {
+            r = get_bool(c, v, &rule->set.revocation);
+            rule->set.has_revocation = r == 0 && !is_null(v);
+        } else if (key_is(k, "instructions")) {
+            r = get_string(c, v, STR_EMPTY_IS_OFF, &rule->set.instructions);
         } else {
             r = get_policy_key(c, k, v, &rule->set, &known);
             if (r == 0 && !known)
@@ -1257,24 +1623,8 @@ static int parse_rule(struct ctx *c, const struct node *n, struct kigen_rule *ru
 
 static int parse_rules(struct ctx *c, const struct node *n, struct kigen_config *config)
 {
-    size_t i, saved;
-    int r;
-
-    if (is_null(n))
-        return 0;
-    r = expect_seq(c, n);
-    if (r < 0 || n->n == 0)
-        return r;
-    config->rules = calloc(n->n, sizeof(*config->rules));
-    if (!config->rules)
-        return oom(c);
-    config->n_rules = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = parse_rule(c, n->kids[i], &config->rules[i]);
-        path_pop(c, saved);
-    }
-    return r;
+    return parse_named_list(c, n, sizeof(*config->rules), parse_rule, NULL, &config->rules,
+                            &config->n_rules);
 }
 
 static int get_password(struct ctx *c, const struct node *n, struct kigen_password_source *pw)
@@ -1303,9 +1653,7 @@ static int get_password(struct ctx *c, const struct node *n, struct kigen_passwo
         return unknown_key(c, k, c->path_len);
     pw->kind = (enum kigen_password_kind)kind;
     saved = path_push_key(c, k->value, k->len);
-    r = require_value(c, v);
-    if (r == 0)
-        r = get_string(c, v, 0, &pw->value);
+    r = get_required_string(c, v, &pw->value);
     /* A credential is a file name inside $CREDENTIALS_DIRECTORY, never a path. */
     if (r == 0 && pw->kind == KIGEN_PASSWORD_CREDENTIAL &&
         (strchr(pw->value, '/') || strcmp(pw->value, ".") == 0 || strcmp(pw->value, "..") == 0))
@@ -1317,26 +1665,17 @@ static int get_password(struct ctx *c, const struct node *n, struct kigen_passwo
     return r;
 }
 
+static int parse_password_item(struct ctx *c, const struct node *n, void *item,
+                               struct named *ret_name)
+{
+    (void)ret_name;
+    return get_password(c, n, item);
+}
+
 static int get_passwords(struct ctx *c, const struct node *n, struct kigen_keystore *ks)
 {
-    size_t i, saved;
-    int r;
-
-    if (is_null(n))
-        return 0;
-    r = expect_seq(c, n);
-    if (r < 0 || n->n == 0)
-        return r;
-    ks->passwords = calloc(n->n, sizeof(*ks->passwords));
-    if (!ks->passwords)
-        return oom(c);
-    ks->n_passwords = n->n;
-    for (i = 0; i < n->n && r == 0; i++) {
-        saved = path_push_index(c, i);
-        r = get_password(c, n->kids[i], &ks->passwords[i]);
-        path_pop(c, saved);
-    }
-    return r;
+    return parse_named_list(c, n, sizeof(*ks->passwords), parse_password_item, NULL, &ks->passwords,
+                            &ks->n_passwords);
 }
 
 /*
@@ -1394,9 +1733,7 @@ static int get_labels(struct ctx *c, const struct node *n, struct kigen_labels *
             goto out;
         }
         saved = path_push_key(c, k->value, k->len);
-        r = require_value(c, v);
-        if (r == 0)
-            r = get_string(c, v, 0, &labels->v[i].value);
+        r = get_required_string(c, v, &labels->v[i].value);
         path_pop(c, saved);
         if (r < 0)
             goto out;
@@ -1411,16 +1748,6 @@ static int get_labels(struct ctx *c, const struct node *n, struct kigen_labels *
 out:
     free(names);
     return r;
-}
-
-static int strv_single(struct kigen_strv *sv, const char *s)
-{
-    sv->v = calloc(1, sizeof(*sv->v));
-    if (!sv->v)
-        return -ENOMEM;
-    sv->n = 1;
-    sv->v[0] = strdup(s);
-    return sv->v[0] ? 0 : -ENOMEM;
 }
 
 static int parse_keystore(struct ctx *c, const struct node *n, void *item, struct named *ret_name)
@@ -1444,14 +1771,10 @@ static int parse_keystore(struct ctx *c, const struct node *n, void *item, struc
         saved = path_push_key(c, k->value, k->len);
         if (key_is(k, "name")) {
             name = v;
-            r = require_value(c, v);
-            if (r == 0)
-                r = get_string(c, v, 0, &ks->name);
+            r = get_required_string(c, v, &ks->name);
         } else if (key_is(k, "path")) {
             path = v;
-            r = require_value(c, v);
-            if (r == 0)
-                r = get_string(c, v, 0, &ks->path);
+            r = get_required_string(c, v, &ks->path);
         } else if (key_is(k, "recursive")) {
             r = get_bool(c, v, &ks->recursive);
         } else if (key_is(k, "include")) {
@@ -1489,71 +1812,16 @@ static int parse_keystore(struct ctx *c, const struct node *n, void *item, struc
                     "certificates of probe targets",
                     escape(ks->name, strlen(ks->name), buf, sizeof(buf)),
                     KIGEN_PROBE_KEYSTORE_PREFIX);
+    /* Declared certificates of the holders' register (SPEC §12) live under keystore register. */
+    if (strcmp(ks->name, KIGEN_REGISTER_KEYSTORE) == 0)
+        return fail(c, name ? name : path,
+                    "keystore name '%s' is reserved for the certificates declared in the "
+                    "holders' register",
+                    KIGEN_REGISTER_KEYSTORE);
     ret_name->s = ks->name;
     ret_name->len = strlen(ks->name);
     ret_name->at = name ? name : path;
     return 0;
-}
-
-/* Reports the first repeated name of a list, under path LIST[i]. */
-static int check_unique(struct ctx *c, struct named *names, size_t n, const char *what)
-{
-    const struct named *dup, *first = NULL;
-    char buf[300];
-    size_t saved;
-    int r;
-
-    dup = find_duplicate(names, n, false, &first);
-    if (!dup)
-        return 0;
-    saved = path_push_index(c, dup->idx);
-    r = fail(c, dup->at, "duplicate %s %s (first at line %zu)", what,
-             quote_str(dup->s, dup->len, buf, sizeof(buf)), first->at->line);
-    path_pop(c, saved);
-    return r;
-}
-
-typedef int (*parse_item_fn)(struct ctx *c, const struct node *n, void *item,
-                             struct named *ret_name);
-
-/*
- * A sequence of maps, each named uniquely (what names them in errors). ret_items, the address
- * of the list's pointer (struct X **), gets one item of size bytes per entry, each parsed by
- * parse_item; a null or empty sequence leaves it as it is. *ret_n counts the items from the
- * start, so that freeing the configuration frees those parsed before an error too.
- */
-static int parse_named_list(struct ctx *c, const struct node *n, size_t size,
-                            parse_item_fn parse_item, const char *what, void *ret_items,
-                            size_t *ret_n)
-{
-    struct named *names = NULL;
-    char *items = NULL;
-    int r = 0;
-
-    if (!is_null(n))
-        r = expect_seq(c, n);
-    if (r < 0 || is_null(n) || n->n == 0)
-        return r;
-    items = calloc(n->n, size);
-    names = calloc(n->n, sizeof(*names));
-    if (!items || !names) {
-        free(items);
-        free(names);
-        return oom(c);
-    }
-    memcpy(ret_items, &items, sizeof(items));
-    *ret_n = n->n;
-    for (size_t i = 0; i < n->n && r == 0; i++) {
-        size_t saved = path_push_index(c, i);
-
-        r = parse_item(c, n->kids[i], items + i * size, &names[i]);
-        names[i].idx = i;
-        path_pop(c, saved);
-    }
-    if (r == 0)
-        r = check_unique(c, names, n->n, what);
-    free(names);
-    return r;
 }
 
 static int parse_keystores(struct ctx *c, const struct node *n, struct kigen_config *config)
@@ -1581,14 +1849,10 @@ static int parse_target(struct ctx *c, const struct node *n, void *item, struct 
         saved = path_push_key(c, k->value, k->len);
         if (key_is(k, "name")) {
             name = v;
-            r = require_value(c, v);
-            if (r == 0)
-                r = get_string(c, v, 0, &t->name);
+            r = get_required_string(c, v, &t->name);
         } else if (key_is(k, "host")) {
             host = v;
-            r = require_value(c, v);
-            if (r == 0)
-                r = get_string(c, v, 0, &t->host);
+            r = get_required_string(c, v, &t->host);
             if (r == 0 && !is_host(v->value, v->len))
                 r = fail(c, v, "bad host %s", quote(v, buf, sizeof(buf)));
         } else if (key_is(k, "port")) {
@@ -1645,34 +1909,24 @@ static int get_proxy(struct ctx *c, const struct node *n, char **dst)
                 quote(n, buf, sizeof(buf)));
 }
 
-/* A `probes` section without `targets` keeps the NACCS default targets. */
-static int parse_probes(struct ctx *c, const struct node *n, struct kigen_probes *probes)
+static int probes_key(struct ctx *c, const struct node *k, const struct node *v, void *section)
 {
+    struct kigen_probes *probes = section;
     uint64_t failures = probes->failures_before_alert;
-    size_t i, saved;
     int r;
 
-    if (is_null(n))
-        return 0;
-    r = expect_map(c, n);
-    for (i = 0; r == 0 && i < n->n; i += 2) {
-        const struct node *k = n->kids[i], *v = n->kids[i + 1];
-
-        saved = path_push_key(c, k->value, k->len);
-        if (key_is(k, "interval"))
-            r = get_duration(c, v, 1, &probes->interval);
-        else if (key_is(k, "timeout"))
-            r = get_duration(c, v, 1, &probes->timeout);
-        else if (key_is(k, "failures_before_alert"))
-            r = get_uint(c, v, 1, MAX_FAILURES, &failures);
-        else if (key_is(k, "proxy"))
-            r = get_proxy(c, v, &probes->proxy);
-        else if (key_is(k, "targets"))
-            r = parse_targets(c, v, probes);
-        else
-            r = unknown_key(c, k, saved);
-        path_pop(c, saved);
-    }
+    if (key_is(k, "interval"))
+        return get_duration(c, v, 1, &probes->interval);
+    if (key_is(k, "timeout"))
+        return get_duration(c, v, 1, &probes->timeout);
+    if (key_is(k, "proxy"))
+        return get_proxy(c, v, &probes->proxy);
+    /* A `probes` section without `targets` keeps the NACCS default targets. */
+    if (key_is(k, "targets"))
+        return parse_targets(c, v, probes);
+    if (!key_is(k, "failures_before_alert"))
+        return KEY_UNKNOWN;
+    r = get_uint(c, v, 1, MAX_FAILURES, &failures);
     probes->failures_before_alert = (unsigned)failures;
     return r;
 }
@@ -1699,9 +1953,7 @@ static int parse_window(struct ctx *c, const struct node *n, void *item, struct 
             r = get_timezone(c, v, &w->timezone);
         } else if (key_is(k, "name")) {
             name = v;
-            r = require_value(c, v);
-            if (r == 0)
-                r = get_string(c, v, 0, &w->name);
+            r = get_required_string(c, v, &w->name);
         } else if (key_is(k, "every")) {
             has_every = true;
             r = require_value(c, v);
@@ -1753,6 +2005,166 @@ static int parse_maintenance(struct ctx *c, const struct node *n, struct kigen_c
                             &config->n_maintenance);
 }
 
+static int mail_key(struct ctx *c, const struct node *k, const struct node *v, void *section)
+{
+    struct kigen_mail *mail = section;
+
+    if (key_is(k, "sendmail"))
+        return get_command(c, v, &mail->sendmail);
+    if (key_is(k, "from"))
+        return get_header_text(c, v, &mail->from);
+    if (key_is(k, "to_holders"))
+        return get_bool(c, v, &mail->to_holders);
+    if (!key_is(k, "digest_at"))
+        return KEY_UNKNOWN;
+    /* "" is no digest; null keeps the default. */
+    if (v->type == NODE_SCALAR && !v->is_plain && v->len == 0) {
+        mail->digest_at = -1;
+        return 0;
+    }
+    return is_null(v) ? 0 : get_at(c, v, &mail->digest_at);
+}
+
+/* The URL of a webhook is a secret: it is read like a password and never quoted back. */
+static int get_secret(struct ctx *c, const struct node *n, struct kigen_password_source *src)
+{
+    int r;
+
+    r = require_value(c, n);
+    if (r == 0 && n->type == NODE_SCALAR)
+        r = fail(c, n,
+                 "expected a secret source, { file | credential | env: ... }; the URL itself "
+                 "does not belong in the configuration");
+    if (r == 0)
+        r = get_password(c, n, src);
+    return r;
+}
+
+_Static_assert(KIGEN_EVENT_COUNT <= 32, "struct kigen_webhook.events holds one bit per event");
+
+/* A webhook while it is read: where its required keys were written. */
+struct webhook_read {
+    struct kigen_webhook *w;
+    const struct node *name;
+    const struct node *url;
+};
+
+static int webhook_key(struct ctx *c, const struct node *k, const struct node *v, void *section)
+{
+    static const char *const formats[] = {
+        [KIGEN_WEBHOOK_SLACK] = "slack",
+        [KIGEN_WEBHOOK_TEAMS] = "teams",
+        [KIGEN_WEBHOOK_JSON] = "json",
+    };
+    const char *events[KIGEN_EVENT_COUNT];
+    struct webhook_read *wr = section;
+    struct kigen_webhook *w = wr->w;
+    int r, format = (int)w->format;
+
+    if (key_is(k, "name")) {
+        wr->name = v;
+        return get_required_string(c, v, &w->name);
+    }
+    if (key_is(k, "url")) {
+        wr->url = v;
+        return get_secret(c, v, &w->url);
+    }
+    if (key_is(k, "format")) {
+        r = get_choice(c, v, "format", formats, 3, &format);
+        w->format = (enum kigen_webhook_format)format;
+        return r;
+    }
+    if (key_is(k, "proxy"))
+        return get_proxy(c, v, &w->proxy);
+    if (key_is(k, "ca_file"))
+        return get_string(c, v, STR_EMPTY_IS_OFF, &w->ca_file);
+    if (!key_is(k, "events"))
+        return KEY_UNKNOWN;
+    for (size_t i = 0; i < KIGEN_EVENT_COUNT; i++)
+        events[i] = kigen_event_name((enum kigen_event)i);
+    r = get_choice_set(c, v, "event", events, KIGEN_EVENT_COUNT, &w->events);
+    if (r == 0 && w->events == 0)
+        r = fail(c, v, "lists no event (leave events out to send every event)");
+    return r;
+}
+
+static int parse_webhook(struct ctx *c, const struct node *n, void *item, struct named *ret_name)
+{
+    struct webhook_read wr = { .w = item };
+    int r;
+
+    wr.w->format = KIGEN_WEBHOOK_SLACK;
+    wr.w->events = (UINT32_C(1) << KIGEN_EVENT_COUNT) - 1;
+    if (n->type != NODE_MAP)
+        return expect_map(c, n);
+    r = parse_section(c, n, webhook_key, &wr);
+    if (r < 0)
+        return r;
+    if (!wr.name)
+        return missing_key(c, n, "name");
+    if (!wr.url)
+        return missing_key(c, n, "url");
+    *ret_name = (struct named){ .s = wr.w->name, .len = strlen(wr.w->name), .at = wr.name };
+    return 0;
+}
+
+static int parse_webhooks(struct ctx *c, const struct node *n, struct kigen_alerts *alerts)
+{
+    return parse_named_list(c, n, sizeof(*alerts->webhooks), parse_webhook, "webhook name",
+                            &alerts->webhooks, &alerts->n_webhooks);
+}
+
+static int holders_key(struct ctx *c, const struct node *k, const struct node *v, void *section)
+{
+    struct kigen_holders *holders = section;
+    int r;
+
+    if (key_is(k, "register"))
+        return get_string(c, v, STR_EMPTY_IS_OFF, &holders->register_path);
+    if (!key_is(k, "admins"))
+        return KEY_UNKNOWN;
+    r = get_strv_named(c, v, "admin address", &holders->admins);
+    if (r == 0)
+        r = check_each(c, v, &holders->admins, is_address,
+                       "bad address (use local@domain, without a display name)");
+    return r;
+}
+
+static int revocation_key(struct ctx *c, const struct node *k, const struct node *v, void *section)
+{
+    struct kigen_revocation *rev = section;
+    int r;
+
+    if (key_is(k, "interval"))
+        return get_duration(c, v, 1, &rev->interval);
+    if (key_is(k, "proxy"))
+        return get_proxy(c, v, &rev->proxy);
+    if (key_is(k, "max_size"))
+        return get_size(c, v, &rev->max_size);
+    if (!key_is(k, "hosts"))
+        return KEY_UNKNOWN;
+    r = get_strv_named(c, v, "host", &rev->hosts);
+    if (r == 0)
+        r = check_each(c, v, &rev->hosts, is_host_glob,
+                       "bad host glob (a host name such as *.naccs.jp, no scheme, port or path)");
+    return r;
+}
+
+static int metrics_key(struct ctx *c, const struct node *k, const struct node *v, void *section)
+{
+    /* In the order of the KIGEN_METRICS_* bits. */
+    static const char *const labels[] = { "subject", "issuer", "serial", "sha256" };
+    struct kigen_metrics *metrics = section;
+
+    if (key_is(k, "labels"))
+        return get_choice_set(c, v, "label", labels, 4, &metrics->labels);
+    if (key_is(k, "not_before"))
+        return get_bool(c, v, &metrics->not_before);
+    if (key_is(k, "state_series"))
+        return get_bool(c, v, &metrics->state_series);
+    return KEY_UNKNOWN;
+}
+
 static int check_socket_path(struct ctx *c, const struct node *n, const char *path)
 {
     if (path && strlen(path) > MAX_SOCKET_PATH)
@@ -1781,40 +2193,45 @@ static int get_syslog(struct ctx *c, const struct node *n, char **dst)
     return r;
 }
 
-static int parse_alerts(struct ctx *c, const struct node *n, struct kigen_alerts *alerts)
+static int policy_key(struct ctx *c, const struct node *k, const struct node *v, void *section)
 {
-    size_t i, saved;
+    bool known;
     int r;
 
-    if (is_null(n))
-        return 0;
-    r = expect_map(c, n);
-    for (i = 0; r == 0 && i < n->n; i += 2) {
-        const struct node *k = n->kids[i], *v = n->kids[i + 1];
+    r = get_policy_key(c, k, v, section, &known);
+    return r == 0 && !known ? KEY_UNKNOWN : r;
+}
 
-        saved = path_push_key(c, k->value, k->len);
-        if (key_is(k, "journald"))
-            r = get_bool(c, v, &alerts->journald);
-        else if (key_is(k, "syslog"))
-            r = get_syslog(c, v, &alerts->syslog);
-        else if (key_is(k, "exec"))
-            r = get_string(c, v, STR_EMPTY_IS_OFF, &alerts->exec);
-        else if (key_is(k, "textfile"))
-            r = get_string(c, v, STR_EMPTY_IS_OFF, &alerts->textfile);
-        else if (key_is(k, "reminder_every"))
-            r = get_duration(c, v, 1, &alerts->reminder_every);
-        else
-            r = unknown_key(c, k, saved);
-        path_pop(c, saved);
-    }
-    return r;
+static int alerts_key(struct ctx *c, const struct node *k, const struct node *v, void *section)
+{
+    struct kigen_alerts *alerts = section;
+
+    if (key_is(k, "journald"))
+        return get_bool(c, v, &alerts->journald);
+    if (key_is(k, "syslog"))
+        return get_syslog(c, v, &alerts->syslog);
+    if (key_is(k, "exec"))
+        return get_string(c, v, STR_EMPTY_IS_OFF, &alerts->exec);
+    if (key_is(k, "textfile"))
+        return get_string(c, v, STR_EMPTY_IS_OFF, &alerts->textfile);
+    if (key_is(k, "reminder_every"))
+        return get_duration(c, v, 1, &alerts->reminder_every);
+    if (key_is(k, "mail"))
+        return parse_section(c, v, mail_key, &alerts->mail);
+    if (key_is(k, "webhooks"))
+        return parse_webhooks(c, v, alerts);
+    return KEY_UNKNOWN;
 }
 
 static int parse_top(struct ctx *c, const struct node *n, struct kigen_config *config)
 {
+    static const char *const languages[] = {
+        [KIGEN_LANGUAGE_EN] = "en",
+        [KIGEN_LANGUAGE_JA] = "ja",
+    };
     char buf[300];
     size_t i, saved;
-    int r;
+    int r, language = (int)config->language;
 
     r = expect_map(c, n);
     for (i = 0; r == 0 && i < n->n; i += 2) {
@@ -1837,17 +2254,26 @@ static int parse_top(struct ctx *c, const struct node *n, struct kigen_config *c
                 r = fail(c, v, "bad address %s (use host:port, e.g. 127.0.0.1:9793)",
                          quote(v, buf, sizeof(buf)));
         } else if (key_is(k, "policy")) {
-            r = parse_policy(c, v, &config->policy);
+            r = parse_section(c, v, policy_key, &config->policy);
         } else if (key_is(k, "rules")) {
             r = parse_rules(c, v, config);
         } else if (key_is(k, "keystores")) {
             r = parse_keystores(c, v, config);
         } else if (key_is(k, "probes")) {
-            r = parse_probes(c, v, &config->probes);
+            r = parse_section(c, v, probes_key, &config->probes);
         } else if (key_is(k, "maintenance")) {
             r = parse_maintenance(c, v, config);
         } else if (key_is(k, "alerts")) {
-            r = parse_alerts(c, v, &config->alerts);
+            r = parse_section(c, v, alerts_key, &config->alerts);
+        } else if (key_is(k, "holders")) {
+            r = parse_section(c, v, holders_key, &config->holders);
+        } else if (key_is(k, "language")) {
+            r = get_choice(c, v, "language", languages, 2, &language);
+            config->language = (enum kigen_language)language;
+        } else if (key_is(k, "revocation")) {
+            r = parse_section(c, v, revocation_key, &config->revocation);
+        } else if (key_is(k, "metrics")) {
+            r = parse_section(c, v, metrics_key, &config->metrics);
         } else {
             r = unknown_key(c, k, saved);
         }
@@ -1925,12 +2351,19 @@ static int config_new(const char *path, struct kigen_config **ret_config)
     config->policy.renew_before = 28 * 86400;
     config->policy.critical_before = 7 * 86400;
     config->policy.has_notify = true;
+    config->policy.has_revocation = true;
     config->policy.notify_before = calloc(6, sizeof(int64_t));
     config->probes.interval = 5 * 60;
     config->probes.timeout = 10;
     config->probes.failures_before_alert = 3;
     config->alerts.journald = true;
     config->alerts.reminder_every = 86400;
+    config->alerts.mail.to_holders = true;
+    config->alerts.mail.digest_at = -1;
+    config->revocation.interval = 6 * 3600;
+    config->revocation.max_size = DEFAULT_CRL_SIZE;
+    if (strv_single(&config->revocation.hosts, DEFAULT_REVOCATION_HOSTS) < 0)
+        goto out;
     if (!config->path || !config->socket || !config->state_dir || !config->timezone ||
         !config->policy.notify_before)
         goto out;
@@ -1995,9 +2428,11 @@ void kigen_config_free(struct kigen_config *config)
     free(config->probes.proxy);
     targets_free(&config->probes);
     maintenance_free(config);
-    free(config->alerts.syslog);
-    free(config->alerts.exec);
-    free(config->alerts.textfile);
+    alerts_done(&config->alerts);
+    free(config->holders.register_path);
+    strv_done(&config->holders.admins);
+    strv_done(&config->revocation.hosts);
+    free(config->revocation.proxy);
     free(config);
 }
 
@@ -2163,6 +2598,12 @@ void kigen_config_policy_for(const struct kigen_config *config, const char *keys
             ret->renew_url = set->renew_url;
         if (set->reissue_note)
             ret->reissue_note = set->reissue_note;
+        if (set->validity.years > 0 || set->validity.months > 0)
+            ret->validity = set->validity;
+        if (set->has_revocation)
+            ret->revocation = set->revocation;
+        if (set->instructions)
+            ret->instructions = set->instructions;
         break;
     }
 }

@@ -15,6 +15,12 @@
  */
 #define KIGEN_PROBE_KEYSTORE_PREFIX "probe:"
 
+/*
+ * SPEC §12: certificates declared in the holders' register live in the inventory under the
+ * keystore name "register"; a configured keystore may not take it.
+ */
+#define KIGEN_REGISTER_KEYSTORE "register"
+
 struct kigen_label {
     char *name;
     char *value;
@@ -41,7 +47,21 @@ struct kigen_password_source {
     char *value; /* a reference to the secret, never the secret */
 };
 
-/* A policy or the part of a rule that overrides it. -1 / NULL / has_notify=false: unset. */
+/*
+ * A rule's `validity` (SPEC §12): calendar years and months as written, `5y1m` = {5, 1},
+ * `18m` = {0, 18}. A date plus a validity adds 12 * years + months months, then takes the
+ * month's last day when the day is past it. {0, 0}: unset; a set one is 1 month to 100 years.
+ */
+struct kigen_validity {
+    int years;
+    int months;
+};
+
+/*
+ * A policy or the part of a rule that overrides it. -1 / NULL / has_*=false / validity
+ * {0, 0}: unset. validity, revocation and instructions are written in rules only; the
+ * configuration's policy holds their defaults (unset, false, NULL).
+ */
 struct kigen_policy {
     int64_t renew_before;
     int64_t critical_before;
@@ -50,6 +70,10 @@ struct kigen_policy {
     size_t n_notify;
     char *renew_url;
     char *reissue_note;
+    struct kigen_validity validity; /* for register rows that give only `issued` (§12) */
+    bool has_revocation;
+    bool revocation;    /* check CRL, else OCSP (§13); default false */
+    char *instructions; /* what the holder does, for their mail (§7); UTF-8, may span lines */
 };
 
 struct kigen_rule {
@@ -113,12 +137,83 @@ struct kigen_maintenance {
     char *timezone;   /* IANA name; default: the top-level timezone */
 };
 
+/*
+ * holders (SPEC §12). Accepted and checked; used from a later version.
+ */
+struct kigen_holders {
+    char *register_path;      /* holders.register: the CSV register; NULL (default): none */
+    struct kigen_strv admins; /* plain addresses local@domain, no duplicates; default [] */
+};
+
+/*
+ * alerts.mail (SPEC §7, §12). Accepted and checked; used from a later version.
+ */
+struct kigen_mail {
+    struct kigen_strv sendmail; /* argv of the command, without `-oi -t`; n == 0: mail off */
+    char *from;                 /* the From: header as written; NULL (default): sendmail's */
+    bool to_holders;            /* default true */
+    int digest_at;              /* minutes after midnight in `timezone`; -1 (default): none */
+};
+
+enum kigen_webhook_format {
+    KIGEN_WEBHOOK_SLACK, /* default; also Mattermost, Rocket.Chat, Google Chat */
+    KIGEN_WEBHOOK_TEAMS,
+    KIGEN_WEBHOOK_JSON,
+};
+
+/*
+ * An entry of alerts.webhooks (SPEC §12). Accepted and checked; used from a later version.
+ */
+struct kigen_webhook {
+    char *name;                       /* required, unique */
+    struct kigen_password_source url; /* required: the URL is a secret, read like a password */
+    enum kigen_webhook_format format;
+    char *proxy;     /* as probes.proxy: NULL: direct; "env"; "http://host:port" */
+    char *ca_file;   /* NULL (default): the system trust store */
+    uint32_t events; /* bit (1u << enum kigen_event) per event sent; default: every event */
+};
+
 struct kigen_alerts {
     bool journald;          /* default true */
     char *syslog;           /* NULL: off; `true` means "/dev/log" */
     char *exec;             /* NULL: off */
     char *textfile;         /* NULL: off */
     int64_t reminder_every; /* default 1d */
+    struct kigen_mail mail;
+    struct kigen_webhook *webhooks; /* default none */
+    size_t n_webhooks;
+};
+
+/* language: of alerts, mails and webhooks. Accepted and checked; used from a later version. */
+enum kigen_language {
+    KIGEN_LANGUAGE_EN, /* default */
+    KIGEN_LANGUAGE_JA,
+};
+
+/*
+ * revocation (SPEC §13), for rules with `revocation: true`. Accepted and checked; used from a
+ * later version.
+ */
+struct kigen_revocation {
+    struct kigen_strv hosts; /* host globs, no duplicates; default ["*.naccs.jp"]; [] = none */
+    int64_t interval;        /* default 6h */
+    char *proxy;             /* as probes.proxy */
+    uint64_t max_size;       /* default 20 MiB */
+};
+
+/* The optional labels of metrics.labels, as bits. */
+enum {
+    KIGEN_METRICS_SUBJECT = 1 << 0,
+    KIGEN_METRICS_ISSUER = 1 << 1,
+    KIGEN_METRICS_SERIAL = 1 << 2,
+    KIGEN_METRICS_SHA256 = 1 << 3,
+};
+
+/* metrics (SPEC §10). Accepted and checked; used from a later version. */
+struct kigen_metrics {
+    uint32_t labels;   /* KIGEN_METRICS_* bits; default 0 */
+    bool not_before;   /* default false */
+    bool state_series; /* default false */
 };
 
 struct kigen_config {
@@ -137,6 +232,10 @@ struct kigen_config {
     struct kigen_maintenance *maintenance; /* NACCS default when the section is absent */
     size_t n_maintenance;
     struct kigen_alerts alerts;
+    struct kigen_holders holders;
+    enum kigen_language language;
+    struct kigen_revocation revocation; /* defaults when the section or a key is absent */
+    struct kigen_metrics metrics;
 };
 
 /*
@@ -160,7 +259,8 @@ const struct kigen_keystore *kigen_config_find_keystore(const struct kigen_confi
 
 /*
  * The effective policy for a certificate: config->policy with the first matching rule's
- * fields laid over it. The pointers in *ret point into config.
+ * fields laid over it (validity, revocation and instructions included: unset inherits the
+ * policy's). The pointers in *ret point into config.
  */
 void kigen_config_policy_for(const struct kigen_config *config, const char *keystore,
                              const char *subject, const char *issuer, struct kigen_policy *ret);

@@ -2,14 +2,18 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "config.h"
 #include "duration.h"
 #include "testutil.h"
 
-#define DAY  INT64_C(86400)
-#define HOUR INT64_C(3600)
+#define DAY          INT64_C(86400)
+#define HOUR         INT64_C(3600)
+#define MiB          (UINT64_C(1) << 20)
+#define EVENT_BIT(e) (UINT32_C(1) << (e))
+#define ALL_EVENTS   ((UINT32_C(1) << KIGEN_EVENT_COUNT) - 1)
 
-/* The example of SPEC §3, verbatim. */
+/* The example of SPEC §3, verbatim (its `...` is literal text of `instructions`). */
 static const char spec_example[] =
     "socket: /run/kigen/kigen.sock        # status socket\n"
     "state_dir: /var/lib/kigen            # persisted alert state\n"
@@ -26,6 +30,14 @@ static const char spec_example[] =
     "    renew_url: "
     "\"https://cert.nac.naccs.jp/NACCSClientCA/pages/renew/index-iOS.jsp?s=Sitel&lan=ja\"\n"
     "    reissue_note: \"re-issue takes at least one business day\"\n"
+    "    validity: 5y1m                   # for register rows that give only `issued` (§12)\n"
+    "    revocation: true                 # check CRL, else OCSP, for matching certificates (§13)\n"
+    "    instructions: |                  # what the holder does; in their mail (§7)\n"
+    "      Open the renewal page on the device that holds the certificate ...\n"
+    "\n"
+    "holders:                             # §12\n"
+    "  register: /etc/kigen/holders.csv   # who holds what, and certificates kigen cannot read\n"
+    "  admins: [\"it@example.co.jp\"]       # Cc of every mail; they receive the daily digest\n"
     "\n"
     "keystores:\n"
     "  - name: naccs-users\n"
@@ -64,7 +76,37 @@ static const char spec_example[] =
     "  syslog: false                      # or a socket path\n"
     "  exec: \"\"                           # command run per alert, details in KIGEN_* env\n"
     "  textfile: \"\"                       # Prometheus node_exporter textfile path\n"
-    "  reminder_every: 1d                 # repeat for unresolved renewal_open/critical/expired\n";
+    "  reminder_every: 1d                 # repeat for unresolved renewal_open/critical/expired\n"
+    "  mail:                              # off unless `sendmail` is set (§7)\n"
+    "    sendmail: /usr/sbin/sendmail     # a command: the message on stdin, `-oi -t` added\n"
+    "    from: \"kigen <kigen@admin.example.co.jp>\"\n"
+    "    to_holders: true                 # the holder in To, the admins in Cc\n"
+    "    digest_at: \"08:30\"               # daily summary to the admins, in `timezone`; \"\" = "
+    "none\n"
+    "  webhooks:\n"
+    "    - name: team-chat\n"
+    "      url: { credential: chat-webhook }  # a secret, from file / credential / env\n"
+    "      format: slack                  # slack (Mattermost, Rocket.Chat, Google Chat) | teams | "
+    "json\n"
+    "      proxy: \"\"                      # as probes.proxy; \"env\" reads https_proxy\n"
+    "      ca_file: \"\"                    # trust this CA bundle instead of the system's\n"
+    "      events: [cert.renewal_open, cert.critical, cert.expired, probe.down]  # default: all\n"
+    "\n"
+    "language: en                         # en | ja: alerts, mails, webhooks (kigenctl follows "
+    "LANG)\n"
+    "\n"
+    "revocation:                          # §13; used by rules with `revocation: true`\n"
+    "  hosts: [\"*.naccs.jp\"]              # only URLs on these hosts are ever fetched; [] = "
+    "none\n"
+    "  interval: 6h                       # no CRL or OCSP answer is fetched more often than this\n"
+    "  proxy: \"\"                          # as probes.proxy\n"
+    "  max_size: 20MiB                    # a larger CRL is an error\n"
+    "\n"
+    "metrics:                             # §10: what /metrics and the textfile add to the lean "
+    "default\n"
+    "  labels: []                         # any of subject issuer serial sha256\n"
+    "  not_before: false\n"
+    "  state_series: false\n";
 
 /* A config that must be rejected, where, and why. */
 struct bad {
@@ -154,6 +196,15 @@ static void assert_default_notify(const struct kigen_policy *p)
         assert_int_equal(p->notify_before[i], want[i]);
 }
 
+static void assert_default_revocation(const struct kigen_revocation *rev)
+{
+    assert_int_equal(rev->hosts.n, 1);
+    assert_string_equal(rev->hosts.v[0], "*.naccs.jp");
+    assert_int_equal(rev->interval, 6 * HOUR);
+    assert_null(rev->proxy);
+    assert_int_equal(rev->max_size, 20 * MiB);
+}
+
 static void test_spec_example_parses_to_the_documented_values(void **state)
 {
     struct kigen_config *c = parse_ok(spec_example);
@@ -184,6 +235,16 @@ static void test_spec_example_parses_to_the_documented_values(void **state)
     assert_string_equal(rule->set.renew_url, "https://cert.nac.naccs.jp/NACCSClientCA/pages/"
                                              "renew/index-iOS.jsp?s=Sitel&lan=ja");
     assert_string_equal(rule->set.reissue_note, "re-issue takes at least one business day");
+    assert_int_equal(rule->set.validity.years, 5);
+    assert_int_equal(rule->set.validity.months, 1);
+    assert_true(rule->set.has_revocation);
+    assert_true(rule->set.revocation);
+    assert_string_equal(rule->set.instructions,
+                        "Open the renewal page on the device that holds the certificate ...\n");
+
+    assert_string_equal(c->holders.register_path, "/etc/kigen/holders.csv");
+    assert_int_equal(c->holders.admins.n, 1);
+    assert_string_equal(c->holders.admins.v[0], "it@example.co.jp");
 
     assert_int_equal(c->n_keystores, 1);
     ks = &c->keystores[0];
@@ -220,6 +281,29 @@ static void test_spec_example_parses_to_the_documented_values(void **state)
     assert_null(c->alerts.exec);
     assert_null(c->alerts.textfile);
     assert_int_equal(c->alerts.reminder_every, DAY);
+
+    assert_int_equal(c->alerts.mail.sendmail.n, 1);
+    assert_string_equal(c->alerts.mail.sendmail.v[0], "/usr/sbin/sendmail");
+    assert_string_equal(c->alerts.mail.from, "kigen <kigen@admin.example.co.jp>");
+    assert_true(c->alerts.mail.to_holders);
+    assert_int_equal(c->alerts.mail.digest_at, 8 * 60 + 30);
+    assert_int_equal(c->alerts.n_webhooks, 1);
+    assert_string_equal(c->alerts.webhooks[0].name, "team-chat");
+    assert_int_equal(c->alerts.webhooks[0].url.kind, KIGEN_PASSWORD_CREDENTIAL);
+    assert_string_equal(c->alerts.webhooks[0].url.value, "chat-webhook");
+    assert_int_equal(c->alerts.webhooks[0].format, KIGEN_WEBHOOK_SLACK);
+    assert_null(c->alerts.webhooks[0].proxy);
+    assert_null(c->alerts.webhooks[0].ca_file);
+    assert_int_equal(c->alerts.webhooks[0].events, EVENT_BIT(KIGEN_EVENT_CERT_RENEWAL_OPEN) |
+                                                       EVENT_BIT(KIGEN_EVENT_CERT_CRITICAL) |
+                                                       EVENT_BIT(KIGEN_EVENT_CERT_EXPIRED) |
+                                                       EVENT_BIT(KIGEN_EVENT_PROBE_DOWN));
+
+    assert_int_equal(c->language, KIGEN_LANGUAGE_EN);
+    assert_default_revocation(&c->revocation);
+    assert_int_equal(c->metrics.labels, 0);
+    assert_false(c->metrics.not_before);
+    assert_false(c->metrics.state_series);
     kigen_config_free(c);
 }
 
@@ -246,6 +330,23 @@ static void assert_all_defaults(const struct kigen_config *c)
     assert_null(c->alerts.exec);
     assert_null(c->alerts.textfile);
     assert_int_equal(c->alerts.reminder_every, DAY);
+    assert_int_equal(c->policy.validity.years, 0);
+    assert_int_equal(c->policy.validity.months, 0);
+    assert_true(c->policy.has_revocation);
+    assert_false(c->policy.revocation);
+    assert_null(c->policy.instructions);
+    assert_null(c->holders.register_path);
+    assert_int_equal(c->holders.admins.n, 0);
+    assert_int_equal(c->alerts.mail.sendmail.n, 0);
+    assert_null(c->alerts.mail.from);
+    assert_true(c->alerts.mail.to_holders);
+    assert_int_equal(c->alerts.mail.digest_at, -1);
+    assert_int_equal(c->alerts.n_webhooks, 0);
+    assert_int_equal(c->language, KIGEN_LANGUAGE_EN);
+    assert_default_revocation(&c->revocation);
+    assert_int_equal(c->metrics.labels, 0);
+    assert_false(c->metrics.not_before);
+    assert_false(c->metrics.state_series);
 }
 
 static void test_empty_document_gives_every_default_and_no_keystore(void **state)
@@ -564,6 +665,315 @@ static void test_policy_for_without_rules_is_the_policy(void **state)
     assert_int_equal(p.critical_before, 7 * DAY);
     assert_default_notify(&p);
     kigen_config_free(c);
+}
+
+static void test_validity_takes_years_and_months_as_written(void **state)
+{
+    static const struct {
+        const char *text;
+        int years, months;
+    } cases[] = {
+        { "5y1m", 5, 1 }, { "5y", 5, 0 },     { "18m", 0, 18 },     { "1m", 0, 1 },
+        { "0y1m", 0, 1 }, { "100y", 100, 0 }, { "1200m", 0, 1200 }, { "'3y11m'", 3, 11 },
+    };
+    char text[128];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct kigen_config *c;
+
+        snprintf(text, sizeof(text), "rules:\n  - match: { issuer: x }\n    validity: %s\n",
+                 cases[i].text);
+        c = parse_ok(text);
+        assert_int_equal(c->rules[0].set.validity.years, cases[i].years);
+        assert_int_equal(c->rules[0].set.validity.months, cases[i].months);
+        kigen_config_free(c);
+    }
+}
+
+static void test_policy_for_carries_validity_revocation_and_instructions(void **state)
+{
+    struct kigen_config *c = parse_ok("rules:\n"
+                                      "  - match: { issuer: '*NACCS*' }\n"
+                                      "    validity: 5y1m\n"
+                                      "    revocation: true\n"
+                                      "    instructions: |\n"
+                                      "      端末で更新してください。\n"
+                                      "      Then tell IT.\n"
+                                      "  - match: { issuer: '*Other*' }\n"
+                                      "    renew_before: 10d\n"
+                                      "  - match: { issuer: '*Off*' }\n"
+                                      "    revocation: false\n"
+                                      "    instructions: ''\n");
+    struct kigen_policy p;
+
+    kigen_config_policy_for(c, "ks", "CN=a", "CN=NACCS Client CA", &p);
+    assert_int_equal(p.validity.years, 5);
+    assert_int_equal(p.validity.months, 1);
+    assert_true(p.revocation);
+    assert_string_equal(p.instructions, "端末で更新してください。\nThen tell IT.\n");
+    assert_int_equal(p.renew_before, 28 * DAY);
+
+    /* Unset: the policy's defaults. */
+    kigen_config_policy_for(c, "ks", "CN=a", "CN=Other CA", &p);
+    assert_int_equal(p.renew_before, 10 * DAY);
+    assert_int_equal(p.validity.years, 0);
+    assert_int_equal(p.validity.months, 0);
+    assert_true(p.has_revocation);
+    assert_false(p.revocation);
+    assert_null(p.instructions);
+    assert_false(c->rules[1].set.has_revocation);
+
+    kigen_config_policy_for(c, "ks", "CN=a", "CN=Off CA", &p);
+    assert_true(c->rules[2].set.has_revocation);
+    assert_false(p.revocation);
+    assert_null(p.instructions);
+    kigen_config_free(c);
+}
+
+static void test_mail_takes_a_command_as_path_or_argv(void **state)
+{
+    struct kigen_config *c;
+
+    c = parse_ok("alerts:\n"
+                 "  mail:\n"
+                 "    sendmail: [/usr/bin/msmtp, -C, /etc/msmtprc]\n"
+                 "    to_holders: false\n"
+                 "    digest_at: \"7:05\"\n");
+    assert_int_equal(c->alerts.mail.sendmail.n, 3);
+    assert_string_equal(c->alerts.mail.sendmail.v[0], "/usr/bin/msmtp");
+    assert_string_equal(c->alerts.mail.sendmail.v[1], "-C");
+    assert_string_equal(c->alerts.mail.sendmail.v[2], "/etc/msmtprc");
+    assert_null(c->alerts.mail.from);
+    assert_false(c->alerts.mail.to_holders);
+    assert_int_equal(c->alerts.mail.digest_at, 7 * 60 + 5);
+    kigen_config_free(c);
+
+    /* A string is one path, never split; "" is off, as is "" for the digest. */
+    c = parse_ok("alerts:\n  mail: { sendmail: '/opt/my mailer/sendmail', digest_at: '' }\n");
+    assert_int_equal(c->alerts.mail.sendmail.n, 1);
+    assert_string_equal(c->alerts.mail.sendmail.v[0], "/opt/my mailer/sendmail");
+    assert_int_equal(c->alerts.mail.digest_at, -1);
+    kigen_config_free(c);
+
+    c = parse_ok("alerts:\n  mail: { sendmail: '', from: kigen@example.com }\n");
+    assert_int_equal(c->alerts.mail.sendmail.n, 0);
+    assert_string_equal(c->alerts.mail.from, "kigen@example.com");
+    kigen_config_free(c);
+
+    c = parse_ok("alerts:\n  mail:\n    sendmail: []\n");
+    assert_int_equal(c->alerts.mail.sendmail.n, 0);
+    kigen_config_free(c);
+}
+
+static void test_webhooks_take_their_values_and_defaults(void **state)
+{
+    struct kigen_config *c = parse_ok("alerts:\n"
+                                      "  webhooks:\n"
+                                      "    - { name: a, url: { env: HOOK_A } }\n"
+                                      "    - name: b\n"
+                                      "      url: { file: /etc/kigen/hook-b }\n"
+                                      "      format: teams\n"
+                                      "      proxy: env\n"
+                                      "      ca_file: /etc/kigen/ca.pem\n"
+                                      "      events: [config.rejected, cert.threshold]\n"
+                                      "    - name: c\n"
+                                      "      url: { credential: hook-c }\n"
+                                      "      format: json\n"
+                                      "      proxy: http://proxy.example:8080\n");
+    const struct kigen_webhook *w = c->alerts.webhooks;
+
+    assert_int_equal(c->alerts.n_webhooks, 3);
+    assert_string_equal(w[0].name, "a");
+    assert_int_equal(w[0].url.kind, KIGEN_PASSWORD_ENV);
+    assert_string_equal(w[0].url.value, "HOOK_A");
+    assert_int_equal(w[0].format, KIGEN_WEBHOOK_SLACK);
+    assert_null(w[0].proxy);
+    assert_null(w[0].ca_file);
+    assert_int_equal(w[0].events, ALL_EVENTS);
+    assert_int_equal(w[1].url.kind, KIGEN_PASSWORD_FILE);
+    assert_int_equal(w[1].format, KIGEN_WEBHOOK_TEAMS);
+    assert_string_equal(w[1].proxy, "env");
+    assert_string_equal(w[1].ca_file, "/etc/kigen/ca.pem");
+    assert_int_equal(w[1].events, EVENT_BIT(KIGEN_EVENT_CONFIG_REJECTED) |
+                                      EVENT_BIT(KIGEN_EVENT_CERT_THRESHOLD));
+    assert_int_equal(w[2].format, KIGEN_WEBHOOK_JSON);
+    assert_string_equal(w[2].proxy, "http://proxy.example:8080");
+    kigen_config_free(c);
+}
+
+static void test_holders_language_revocation_and_metrics_take_their_values(void **state)
+{
+    struct kigen_config *c = parse_ok("holders:\n"
+                                      "  admins: [it@example.co.jp, root@localhost]\n"
+                                      "language: ja\n"
+                                      "revocation:\n"
+                                      "  hosts: ['*.example.jp', crl.example.com]\n"
+                                      "  interval: 1h\n"
+                                      "  proxy: http://proxy:3128\n"
+                                      "  max_size: 1MiB\n"
+                                      "metrics:\n"
+                                      "  labels: [sha256, subject]\n"
+                                      "  not_before: true\n"
+                                      "  state_series: yes\n");
+
+    assert_null(c->holders.register_path);
+    assert_int_equal(c->holders.admins.n, 2);
+    assert_string_equal(c->holders.admins.v[1], "root@localhost");
+    assert_int_equal(c->language, KIGEN_LANGUAGE_JA);
+    assert_int_equal(c->revocation.hosts.n, 2);
+    assert_string_equal(c->revocation.hosts.v[0], "*.example.jp");
+    assert_string_equal(c->revocation.hosts.v[1], "crl.example.com");
+    assert_int_equal(c->revocation.interval, HOUR);
+    assert_string_equal(c->revocation.proxy, "http://proxy:3128");
+    assert_int_equal(c->revocation.max_size, MiB);
+    assert_int_equal(c->metrics.labels, KIGEN_METRICS_SHA256 | KIGEN_METRICS_SUBJECT);
+    assert_true(c->metrics.not_before);
+    assert_true(c->metrics.state_series);
+    kigen_config_free(c);
+}
+
+static void test_revocation_hosts_default_unless_given_and_empty_means_none(void **state)
+{
+    struct kigen_config *c;
+
+    c = parse_ok("revocation:\n  interval: 2h\n");
+    assert_int_equal(c->revocation.hosts.n, 1);
+    assert_string_equal(c->revocation.hosts.v[0], "*.naccs.jp");
+    assert_int_equal(c->revocation.interval, 2 * HOUR);
+    kigen_config_free(c);
+
+    c = parse_ok("revocation: { hosts: [] }\n");
+    assert_int_equal(c->revocation.hosts.n, 0);
+    kigen_config_free(c);
+
+    /* Empty sections keep every default. */
+    c = parse_ok("holders:\nrevocation:\nmetrics:\nalerts: { mail: ~, webhooks: ~ }\n");
+    assert_all_defaults(c);
+    kigen_config_free(c);
+}
+
+static void test_bad_schema_values_are_rejected(void **state)
+{
+    static const struct bad cases[] = {
+        /* validity: calendar years and months only. */
+        { "rules:\n  - match: { issuer: x }\n    validity: 5x\n", 3, 15,
+          "rules[0].validity: bad validity \"5x\" (use years and months" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 5y1d\n", 3, 15,
+          "bad validity \"5y1d\"" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 1m5y\n", 3, 15,
+          "bad validity \"1m5y\"" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 5\n", 3, 15, "bad validity \"5\"" },
+        { "rules:\n  - match: { issuer: x }\n    validity: y\n", 3, 15, "bad validity \"y\"" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 0m\n", 3, 15,
+          "validity \"0m\" must be at least one month" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 0y0m\n", 3, 15,
+          "must be at least one month" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 101y\n", 3, 15,
+          "validity \"101y\" is too long (at most 100y)" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 1201m\n", 3, 15, "too long" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 99999999999y\n", 3, 15, "too long" },
+        { "rules:\n  - match: { issuer: x }\n    validity: 5y13m\n", 3, 15,
+          "more than 11 months after the years" },
+        { "rules:\n  - match: { issuer: x }\n    validity: [5y]\n", 3, 15,
+          "expected a validity, got a list" },
+        { "rules:\n  - match: { issuer: x }\n    revocation: maybe\n", 3, 17,
+          "rules[0].revocation: expected a boolean" },
+        { "rules:\n  - match: { issuer: x }\n    instructions: { a: b }\n", 3, 19,
+          "expected a string, got a mapping" },
+        /* Rule keys only. */
+        { "policy:\n  validity: 5y\n", 2, 3, "policy: unknown key \"validity\"" },
+        /* SPEC §12 reserves the keystore name register. */
+        { "keystores:\n  - { name: register, path: /a }\n", 2, 13,
+          "keystores[0]: keystore name 'register' is reserved" },
+        { "keystores:\n  - path: register\n", 2, 11, "keystore name 'register' is reserved" },
+        /* holders */
+        { "holders:\n  admins: [\"IT <it@example.co.jp>\"]\n", 2, 12,
+          "holders.admins[0]: bad address (use local@domain, without a display name) \"IT " },
+        { "holders:\n  admins: [nobody]\n", 2, 12, "bad address" },
+        { "holders:\n  admins: [a@b, 'c@d,e@f']\n", 2, 17, "holders.admins[1]: bad address" },
+        { "holders:\n  admins: [a@b, a@b]\n", 2, 17,
+          "holders.admins[1]: duplicate admin address \"a@b\"" },
+        { "holders:\n  admins: it@example.co.jp\n", 2, 11, "expected a list" },
+        { "holders:\n  register: [a]\n", 2, 13, "holders.register: expected a string" },
+        { "holders:\n  registry: /a\n", 2, 3, "holders: unknown key \"registry\"" },
+        /* alerts.mail */
+        { "alerts:\n  mail:\n    sendmail: 5\n", 3, 15,
+          "alerts.mail.sendmail: expected a command (a path, or a list of strings), got \"5\"" },
+        { "alerts:\n  mail:\n    sendmail: true\n", 3, 15, "expected a command" },
+        { "alerts:\n  mail:\n    sendmail: { path: /a }\n", 3, 15, "expected a command" },
+        { "alerts:\n  mail:\n    sendmail: [/usr/bin/msmtp, '']\n", 3, 32,
+          "alerts.mail.sendmail[1]: must not be empty" },
+        { "alerts:\n  mail:\n    from: \"a\\nBcc: x@y\"\n", 3, 11,
+          "alerts.mail.from: must not contain a control character" },
+        { "alerts:\n  mail:\n    digest_at: '25:00'\n", 3, 16, "bad time \"25:00\"" },
+        { "alerts:\n  mail:\n    to_holders: 1\n", 3, 17, "expected a boolean" },
+        { "alerts:\n  mail:\n    to: x@y\n", 3, 5, "alerts.mail: unknown key \"to\"" },
+        /* alerts.webhooks */
+        { "alerts:\n  webhooks:\n    - { name: a, url: { env: A }, events: [cert.expired, "
+          "cert.expird] }\n",
+          3, 58,
+          "alerts.webhooks[0].events[1]: unknown event \"cert.expird\" (one of cert.threshold, " },
+        { "alerts:\n  webhooks:\n    - { name: a, url: { env: A }, events: [] }\n", 3, 43,
+          "lists no event" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: { env: A }, events: [probe.up, "
+          "probe.up] }\n",
+          3, 54, "duplicate event \"probe.up\"" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: { env: A }, format: xml }\n", 3, 43,
+          "alerts.webhooks[0].format: unknown format \"xml\" (one of slack, teams, json)" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: { env: A } }\n"
+          "    - { name: a, url: { env: B } }\n",
+          4, 15, "alerts.webhooks[1]: duplicate webhook name \"a\" (first at line 3)" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: {} }\n", 3, 23,
+          "alerts.webhooks[0].url: expected exactly one of file, credential or env" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: { env: A, file: /b } }\n", 3, 23,
+          "expected exactly one of file, credential or env" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: { path: /b } }\n", 3, 25,
+          "unknown key \"path\"" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: ~ }\n", 3, 23, "a value is required" },
+        { "alerts:\n  webhooks:\n    - { name: a }\n", 3, 7,
+          "alerts.webhooks[0]: missing key \"url\"" },
+        { "alerts:\n  webhooks:\n    - { url: { env: A } }\n", 3, 7, "missing key \"name\"" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: { env: A }, proxy: socks5://x:1 }\n", 3, 42,
+          "bad proxy" },
+        { "alerts:\n  webhooks:\n    - { name: a, url: { env: 'A-B' } }\n", 3, 30,
+          "bad environment variable name" },
+        /* language, revocation, metrics */
+        { "language: fr\n", 1, 11, "language: unknown language \"fr\" (one of en, ja)" },
+        { "language: [en]\n", 1, 11, "language: expected one of en, ja, got a list" },
+        { "revocation:\n  hosts: ['https://crl.example.com/']\n", 2, 11,
+          "revocation.hosts[0]: bad host glob" },
+        { "revocation:\n  hosts: [a.jp, a.jp]\n", 2, 17, "duplicate host \"a.jp\"" },
+        { "revocation:\n  interval: 0s\n", 2, 13, "must be longer than 0s" },
+        { "revocation:\n  max_size: 20MB\n", 2, 13, "bad size \"20MB\"" },
+        { "revocation:\n  proxy: ftp://x\n", 2, 10, "bad proxy" },
+        { "revocation:\n  host: [a]\n", 2, 3, "revocation: unknown key \"host\"" },
+        { "metrics:\n  labels: [path]\n", 2, 12,
+          "metrics.labels[0]: unknown label \"path\" (one of subject, issuer, serial, sha256)" },
+        { "metrics:\n  labels: [subject, subject]\n", 2, 21,
+          "metrics.labels[1]: duplicate label \"subject\"" },
+        { "metrics:\n  not_before: 'true'\n", 2, 15, "the quoted string" },
+        { "metrics:\n  listen: x\n", 2, 3, "metrics: unknown key \"listen\"" },
+    };
+
+    EXPECT_BAD(cases);
+}
+
+static void test_webhook_url_written_inline_is_rejected_without_echoing_it(void **state)
+{
+    static const char text[] = "alerts:\n"
+                               "  webhooks:\n"
+                               "    - name: a\n"
+                               "      url: https://hooks.example/T0/B0/s3cr3t\n";
+    struct kigen_config *c = NULL;
+    char err[512] = "";
+
+    assert_int_equal(kigen_config_parse("kigen.yaml", text, strlen(text), &c, err, sizeof(err)),
+                     -EINVAL);
+    assert_null(c);
+    assert_string_equal(err, "kigen.yaml:4:12: alerts.webhooks[0].url: expected a secret source, "
+                             "{ file | credential | env: ... }; the URL itself does not belong "
+                             "in the configuration");
+    assert_null(strstr(err, "s3cr3t"));
 }
 
 static void test_unknown_keys_are_rejected_where_written(void **state)
@@ -1194,6 +1604,14 @@ int main(void)
         cmocka_unit_test(test_notify_before_is_sorted_descending_without_duplicates),
         cmocka_unit_test(test_policy_for_lays_the_first_matching_rule_over_the_policy),
         cmocka_unit_test(test_policy_for_without_rules_is_the_policy),
+        cmocka_unit_test(test_validity_takes_years_and_months_as_written),
+        cmocka_unit_test(test_policy_for_carries_validity_revocation_and_instructions),
+        cmocka_unit_test(test_mail_takes_a_command_as_path_or_argv),
+        cmocka_unit_test(test_webhooks_take_their_values_and_defaults),
+        cmocka_unit_test(test_holders_language_revocation_and_metrics_take_their_values),
+        cmocka_unit_test(test_revocation_hosts_default_unless_given_and_empty_means_none),
+        cmocka_unit_test(test_bad_schema_values_are_rejected),
+        cmocka_unit_test(test_webhook_url_written_inline_is_rejected_without_echoing_it),
         cmocka_unit_test(test_unknown_keys_are_rejected_where_written),
         cmocka_unit_test(test_wrong_types_are_rejected),
         cmocka_unit_test(test_bad_durations_are_rejected),

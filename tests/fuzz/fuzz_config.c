@@ -27,6 +27,10 @@ static void check_policy(const struct kigen_policy *p, bool is_full)
         FUZZ_CHECK(p->renew_before >= -1 && p->critical_before >= -1);
     }
     FUZZ_CHECK(p->n_notify == 0 || p->notify_before);
+    FUZZ_CHECK(p->validity.years >= 0 && p->validity.months >= 0);
+    FUZZ_CHECK(p->validity.years * 12 + p->validity.months <= 1200);
+    if (is_full)
+        FUZZ_CHECK(p->has_revocation);
     for (size_t i = 0; i < p->n_notify; i++) {
         FUZZ_CHECK(p->notify_before[i] >= 1);
         if (i > 0)
@@ -77,6 +81,16 @@ static void check_config(const struct kigen_config *config)
         check_strv(&m->targets);
     }
     FUZZ_CHECK(config->alerts.reminder_every >= 1);
+    check_strv(&config->alerts.mail.sendmail);
+    FUZZ_CHECK(config->alerts.mail.digest_at >= -1 && config->alerts.mail.digest_at < 24 * 60);
+    for (size_t i = 0; i < config->alerts.n_webhooks; i++) {
+        const struct kigen_webhook *w = &config->alerts.webhooks[i];
+
+        FUZZ_CHECK(w->name && w->url.value && w->events != 0);
+    }
+    check_strv(&config->holders.admins);
+    check_strv(&config->revocation.hosts);
+    FUZZ_CHECK(config->revocation.interval >= 1 && config->revocation.max_size > 0);
 
     kigen_config_policy_for(config, "naccs-users", "CN=tanaka,O=Example Trading,C=JP",
                             "CN=NACCS Client CA,O=Test NACCS,C=JP", &p);
