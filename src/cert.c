@@ -331,6 +331,14 @@ int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *
     return r;
 }
 
+int kigen_certs_push(struct kigen_certs *certs, const struct kigen_cert *c)
+{
+    if (certs_grow(certs) < 0)
+        return -ENOMEM;
+    certs->v[certs->n++] = *c;
+    return 0;
+}
+
 int kigen_certs_add_copy(struct kigen_certs *certs, const struct kigen_cert *src, const char *entry)
 {
     struct kigen_cert c = *src;

@@ -65,6 +65,9 @@ int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *
 int kigen_certs_add_copy(struct kigen_certs *certs, const struct kigen_cert *src,
                          const char *entry);
 
+/* Appends c, taking over its strings. Returns 0 or -ENOMEM (then c stays the caller's). */
+int kigen_certs_push(struct kigen_certs *certs, const struct kigen_cert *c);
+
 /* Appends a deep copy of each certificate of src to certs. Returns 0 or -ENOMEM (certs unchanged).
  */
 int kigen_certs_append(struct kigen_certs *certs, const struct kigen_certs *src);
