@@ -45,6 +45,7 @@
 #include "scan.h"
 #include "secret.h"
 #include "sink.h"
+#include "snapshot.h"
 #include "timeutil.h"
 #include "tz.h"
 #include "watch.h"
@@ -58,6 +59,9 @@
 #define PROBE_EVAL_MS   2000  /* probe results are evaluated together, at most this late */
 #define EVAL_SLICE_MS   5     /* between the slices of an evaluation with many alerts due */
 #define METRICS_MIN_MS  10000 /* metrics are rendered at most this often */
+
+/* A render due while the last one still runs waits this long. */
+#define METRICS_RETRY_MS 1000
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -85,6 +89,7 @@ struct service {
     uv_timer_t probe_eval_timer;
     uv_timer_t metrics_timer;
     uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
+    bool is_rendering_metrics;     /* a render of publish_metrics is on the thread pool */
     char status_sent[512];         /* the last STATUS= line sent to the service manager */
     uv_poll_t clock_poll;
     int clock_fd;
@@ -323,18 +328,44 @@ static void load_state(struct service *svc)
 static void wakeup_cb(uv_timer_t *timer);
 static void metrics_timer_cb(uv_timer_t *timer);
 
-/* The metrics of the evaluation, to the textfile and the HTTP endpoint when configured. */
-static void publish_metrics(struct service *svc, const struct kigen_view *view)
-{
-    struct kigen_metrics_extra extra = { .scan_duration_seconds = svc->scan_seconds };
-    const char *textfile = svc->config->alerts.textfile;
-    char *text, *copy = NULL;
+/* A render of the published metrics: the work callback touches this struct only. */
+struct metrics_job {
+    uv_work_t work;
+    struct service *svc;
+    struct kigen_snapshot *snapshot;
+    struct kigen_metrics_extra extra;
+    char *text;
     size_t len;
-    int r;
+    int result;
+};
 
-    if (!textfile && !svc->metrics_http)
+static void metrics_work_cb(uv_work_t *work)
+{
+    struct metrics_job *job = work->data;
+
+    job->result = kigen_metrics_render(&job->snapshot->view, &job->extra, &job->text, &job->len);
+}
+
+/*
+ * The rendered text to the HTTP endpoint and the textfile of the configuration as it is now
+ * (a reload may have changed them meanwhile); nothing once stopping.
+ */
+static void metrics_after_cb(uv_work_t *work, int status)
+{
+    struct metrics_job *job = work->data;
+    struct service *svc = job->svc;
+    const char *textfile = svc->config->alerts.textfile;
+    char *text = job->text, *copy = NULL;
+    size_t len = job->len;
+    int r = status < 0 ? status : job->result;
+
+    svc->is_rendering_metrics = false;
+    kigen_snapshot_free(job->snapshot);
+    free(job);
+    if (svc->stopping) {
+        free(text);
         return;
-    r = kigen_metrics_render(view, &extra, &text, &len);
+    }
     if (r < 0) {
         kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
         return;
@@ -356,12 +387,50 @@ static void publish_metrics(struct service *svc, const struct kigen_view *view)
             return;
         }
     }
-    if (!textfile)
+    if (!textfile) {
+        free(text);
         return;
+    }
     r = kigen_textfile_write(&svc->loop, textfile, text, len, NULL, NULL);
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot write the metrics textfile '%s', ignoring",
                         textfile);
+}
+
+/*
+ * The metrics of the evaluation, to the textfile and the HTTP endpoint when configured:
+ * rendered on the thread pool from a snapshot of view (100,000 certificates make 250 MB of
+ * text, a second of work the status socket must not wait for), published when done.
+ */
+static void publish_metrics(struct service *svc, const struct kigen_view *view)
+{
+    struct metrics_job *job = NULL;
+    int r;
+
+    if (!svc->config->alerts.textfile && !svc->metrics_http)
+        return;
+    job = calloc(1, sizeof(*job));
+    if (!job) {
+        r = -ENOMEM;
+        goto out;
+    }
+    job->work.data = job;
+    job->svc = svc;
+    job->extra.scan_duration_seconds = svc->scan_seconds;
+    r = kigen_snapshot_new(view, &job->snapshot);
+    if (r < 0)
+        goto out;
+    r = uv_queue_work(&svc->loop, &job->work, metrics_work_cb, metrics_after_cb);
+    if (r < 0)
+        goto out;
+    svc->is_rendering_metrics = true;
+    job = NULL;
+out:
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
+    if (job)
+        kigen_snapshot_free(job->snapshot);
+    free(job);
 }
 
 /*
@@ -429,17 +498,19 @@ static void evaluate(struct service *svc)
     next = r < 0 ? now + 60 : kigen_engine_next_wakeup(&svc->engine, svc->config, &view, now);
     /*
      * Between the slices of a large evaluation the metrics wait for the last one, and they
-     * are rendered at most every METRICS_MIN_MS (100,000 certificates make 250 MB of text):
-     * a change within that time is published when it has passed.
+     * are rendered at most every METRICS_MIN_MS (100,000 certificates make 250 MB of text),
+     * one render at a time: a change within that time is published when it has passed.
      */
     if (!svc->engine.more_now && (svc->config->alerts.textfile || svc->metrics_http)) {
         uint64_t since = uv_now(&svc->loop) - svc->metrics_published_ms;
+        bool is_due = !svc->metrics_published_ms || since >= METRICS_MIN_MS;
 
-        if (!svc->metrics_published_ms || since >= METRICS_MIN_MS) {
+        if (is_due && !svc->is_rendering_metrics) {
             publish_metrics(svc, &view);
             svc->metrics_published_ms = uv_now(&svc->loop);
         } else if (!uv_is_active((uv_handle_t *)&svc->metrics_timer)) {
-            uv_timer_start(&svc->metrics_timer, metrics_timer_cb, METRICS_MIN_MS - since, 0);
+            uv_timer_start(&svc->metrics_timer, metrics_timer_cb,
+                           is_due ? METRICS_RETRY_MS : METRICS_MIN_MS - since, 0);
         }
     }
     svc->last = view;
@@ -1098,6 +1169,9 @@ static int control_cb(void *data, const char *line, size_t len, bool is_privileg
         .rescan = rescan_action,
         .reload = reload_action,
         .data = svc,
+        /* list and metrics are rendered on the thread pool; status is answered meanwhile. */
+        .loop = &svc->loop,
+        .control = svc->control,
     };
 
     ctx.probes = probes_of(svc, &ctx.n_probes);
