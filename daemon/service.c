@@ -332,18 +332,28 @@ static void metrics_timer_cb(uv_timer_t *timer);
 struct metrics_job {
     uv_work_t work;
     struct service *svc;
-    struct kigen_snapshot *snapshot;
+    struct kigen_snapshot *snapshot; /* freed by the work callback */
     struct kigen_metrics_extra extra;
+    bool is_copied; /* the text goes to two places: copy it here, not on the loop */
     char *text;
+    char *copy;
     size_t len;
     int result;
 };
 
+/* Everything that costs is here: the render, the second copy and freeing the snapshot. */
 static void metrics_work_cb(uv_work_t *work)
 {
     struct metrics_job *job = work->data;
 
     job->result = kigen_metrics_render(&job->snapshot->view, &job->extra, &job->text, &job->len);
+    kigen_snapshot_free(job->snapshot);
+    job->snapshot = NULL;
+    if (job->result == 0 && job->is_copied) {
+        job->copy = malloc(job->len + 1);
+        if (job->copy)
+            memcpy(job->copy, job->text, job->len + 1);
+    }
 }
 
 /*
@@ -355,22 +365,22 @@ static void metrics_after_cb(uv_work_t *work, int status)
     struct metrics_job *job = work->data;
     struct service *svc = job->svc;
     const char *textfile = svc->config->alerts.textfile;
-    char *text = job->text, *copy = NULL;
+    char *text = job->text, *copy = job->copy;
     size_t len = job->len;
     int r = status < 0 ? status : job->result;
 
     svc->is_rendering_metrics = false;
-    kigen_snapshot_free(job->snapshot);
+    kigen_snapshot_free(job->snapshot); /* NULL unless the work never ran */
     free(job);
-    if (svc->stopping) {
+    if (svc->stopping || r < 0) {
+        if (r < 0 && !svc->stopping)
+            kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
         free(text);
+        free(copy);
         return;
     }
-    if (r < 0) {
-        kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
-        return;
-    }
-    if (textfile && svc->metrics_http) {
+    if (textfile && svc->metrics_http && !copy) {
+        /* A reload turned the second place on meanwhile (or ENOMEM): copy on the loop. */
         copy = malloc(len + 1);
         if (copy)
             memcpy(copy, text, len + 1);
@@ -381,12 +391,14 @@ static void metrics_after_cb(uv_work_t *work, int status)
         if (r < 0)
             kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot publish the metrics, ignoring");
         text = copy;
+        copy = NULL;
         if (textfile && !text) {
             kigen_log_errno(KIGEN_LOG_WARNING, -ENOMEM,
                             "Cannot write the metrics textfile '%s', ignoring", textfile);
             return;
         }
     }
+    free(copy);
     if (!textfile) {
         free(text);
         return;
@@ -417,6 +429,7 @@ static void publish_metrics(struct service *svc, const struct kigen_view *view)
     job->work.data = job;
     job->svc = svc;
     job->extra.scan_duration_seconds = svc->scan_seconds;
+    job->is_copied = svc->config->alerts.textfile && svc->metrics_http;
     r = kigen_snapshot_new(view, &job->snapshot);
     if (r < 0)
         goto out;

@@ -271,13 +271,16 @@ static void render_work_cb(uv_work_t *work)
 
     job->result =
         render(&job->snapshot->view, job->kind, true, &job->extra, &job->answer, &job->len);
+    /* Freeing 100,000 records' copies is work too: not the loop's. */
+    kigen_snapshot_free(job->snapshot);
+    job->snapshot = NULL;
 }
 
 static void render_after_cb(uv_work_t *work, int status)
 {
     struct render_job *job = work->data;
 
-    kigen_snapshot_free(job->snapshot);
+    kigen_snapshot_free(job->snapshot); /* NULL unless the work never ran */
     kigen_control_finish(job->deferred, status < 0 ? status : job->result, job->answer, job->len);
     free(job);
 }
