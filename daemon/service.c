@@ -46,6 +46,7 @@
 #include "scan.h"
 #include "secret.h"
 #include "sink.h"
+#include "snapshot.h"
 #include "timeutil.h"
 #include "tz.h"
 #include "watch.h"
@@ -61,6 +62,9 @@
 #define METRICS_MIN_MS    10000  /* metrics are rendered at most this often */
 #define ROOT_RETRY_MS     2000   /* an unavailable keystore root is looked at again after this, */
 #define ROOT_RETRY_MAX_MS 300000 /* doubling up to this */
+
+/* A render due while the last one still runs waits this long. */
+#define METRICS_RETRY_MS 1000
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -92,6 +96,7 @@ struct service {
     uv_poll_t mounts_poll;  /* /proc/self/mountinfo: a mount or unmount anywhere */
     int mounts_fd;
     uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
+    bool is_rendering_metrics;     /* a render of publish_metrics is on the thread pool */
     char status_sent[512];         /* the last STATUS= line sent to the service manager */
     uv_poll_t clock_poll;
     int clock_fd;
@@ -332,23 +337,59 @@ static void load_state(struct service *svc)
 static void wakeup_cb(uv_timer_t *timer);
 static void metrics_timer_cb(uv_timer_t *timer);
 
-/* The metrics of the evaluation, to the textfile and the HTTP endpoint when configured. */
-static void publish_metrics(struct service *svc, const struct kigen_view *view)
-{
-    struct kigen_metrics_extra extra = { .scan_duration_seconds = svc->scan_seconds };
-    const char *textfile = svc->config->alerts.textfile;
-    char *text, *copy = NULL;
+/* A render of the published metrics: the work callback touches this struct only. */
+struct metrics_job {
+    uv_work_t work;
+    struct service *svc;
+    struct kigen_snapshot *snapshot; /* freed by the work callback */
+    struct kigen_metrics_extra extra;
+    bool is_copied; /* the text goes to two places: copy it here, not on the loop */
+    char *text;
+    char *copy;
     size_t len;
-    int r;
+    int result;
+};
 
-    if (!textfile && !svc->metrics_http)
-        return;
-    r = kigen_metrics_render(view, &extra, &text, &len);
-    if (r < 0) {
-        kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
+/* Everything that costs is here: the render, the second copy and freeing the snapshot. */
+static void metrics_work_cb(uv_work_t *work)
+{
+    struct metrics_job *job = work->data;
+
+    job->result = kigen_metrics_render(&job->snapshot->view, &job->extra, &job->text, &job->len);
+    kigen_snapshot_free(job->snapshot);
+    job->snapshot = NULL;
+    if (job->result == 0 && job->is_copied) {
+        job->copy = malloc(job->len + 1);
+        if (job->copy)
+            memcpy(job->copy, job->text, job->len + 1);
+    }
+}
+
+/*
+ * The rendered text to the HTTP endpoint and the textfile of the configuration as it is now
+ * (a reload may have changed them meanwhile); nothing once stopping.
+ */
+static void metrics_after_cb(uv_work_t *work, int status)
+{
+    struct metrics_job *job = work->data;
+    struct service *svc = job->svc;
+    const char *textfile = svc->config->alerts.textfile;
+    char *text = job->text, *copy = job->copy;
+    size_t len = job->len;
+    int r = status < 0 ? status : job->result;
+
+    svc->is_rendering_metrics = false;
+    kigen_snapshot_free(job->snapshot); /* NULL unless the work never ran */
+    free(job);
+    if (svc->stopping || r < 0) {
+        if (r < 0 && !svc->stopping)
+            kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
+        free(text);
+        free(copy);
         return;
     }
-    if (textfile && svc->metrics_http) {
+    if (textfile && svc->metrics_http && !copy) {
+        /* A reload turned the second place on meanwhile (or ENOMEM): copy on the loop. */
         copy = malloc(len + 1);
         if (copy)
             memcpy(copy, text, len + 1);
@@ -359,18 +400,59 @@ static void publish_metrics(struct service *svc, const struct kigen_view *view)
         if (r < 0)
             kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot publish the metrics, ignoring");
         text = copy;
+        copy = NULL;
         if (textfile && !text) {
             kigen_log_errno(KIGEN_LOG_WARNING, -ENOMEM,
                             "Cannot write the metrics textfile '%s', ignoring", textfile);
             return;
         }
     }
-    if (!textfile)
+    free(copy);
+    if (!textfile) {
+        free(text);
         return;
+    }
     r = kigen_textfile_write(&svc->loop, textfile, text, len, NULL, NULL);
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot write the metrics textfile '%s', ignoring",
                         textfile);
+}
+
+/*
+ * The metrics of the evaluation, to the textfile and the HTTP endpoint when configured:
+ * rendered on the thread pool from a snapshot of view (100,000 certificates make 250 MB of
+ * text, a second of work the status socket must not wait for), published when done.
+ */
+static void publish_metrics(struct service *svc, const struct kigen_view *view)
+{
+    struct metrics_job *job = NULL;
+    int r;
+
+    if (!svc->config->alerts.textfile && !svc->metrics_http)
+        return;
+    job = calloc(1, sizeof(*job));
+    if (!job) {
+        r = -ENOMEM;
+        goto out;
+    }
+    job->work.data = job;
+    job->svc = svc;
+    job->extra.scan_duration_seconds = svc->scan_seconds;
+    job->is_copied = svc->config->alerts.textfile && svc->metrics_http;
+    r = kigen_snapshot_new(view, &job->snapshot);
+    if (r < 0)
+        goto out;
+    r = uv_queue_work(&svc->loop, &job->work, metrics_work_cb, metrics_after_cb);
+    if (r < 0)
+        goto out;
+    svc->is_rendering_metrics = true;
+    job = NULL;
+out:
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
+    if (job)
+        kigen_snapshot_free(job->snapshot);
+    free(job);
 }
 
 /*
@@ -438,17 +520,19 @@ static void evaluate(struct service *svc)
     next = r < 0 ? now + 60 : kigen_engine_next_wakeup(&svc->engine, svc->config, &view, now);
     /*
      * Between the slices of a large evaluation the metrics wait for the last one, and they
-     * are rendered at most every METRICS_MIN_MS (100,000 certificates make 250 MB of text):
-     * a change within that time is published when it has passed.
+     * are rendered at most every METRICS_MIN_MS (100,000 certificates make 250 MB of text),
+     * one render at a time: a change within that time is published when it has passed.
      */
     if (!svc->engine.more_now && (svc->config->alerts.textfile || svc->metrics_http)) {
         uint64_t since = uv_now(&svc->loop) - svc->metrics_published_ms;
+        bool is_due = !svc->metrics_published_ms || since >= METRICS_MIN_MS;
 
-        if (!svc->metrics_published_ms || since >= METRICS_MIN_MS) {
+        if (is_due && !svc->is_rendering_metrics) {
             publish_metrics(svc, &view);
             svc->metrics_published_ms = uv_now(&svc->loop);
         } else if (!uv_is_active((uv_handle_t *)&svc->metrics_timer)) {
-            uv_timer_start(&svc->metrics_timer, metrics_timer_cb, METRICS_MIN_MS - since, 0);
+            uv_timer_start(&svc->metrics_timer, metrics_timer_cb,
+                           is_due ? METRICS_RETRY_MS : METRICS_MIN_MS - since, 0);
         }
     }
     svc->last = view;
@@ -1261,6 +1345,9 @@ static int control_cb(void *data, const char *line, size_t len, bool is_privileg
         .rescan = rescan_action,
         .reload = reload_action,
         .data = svc,
+        /* list and metrics are rendered on the thread pool; status is answered meanwhile. */
+        .loop = &svc->loop,
+        .control = svc->control,
     };
 
     ctx.probes = probes_of(svc, &ctx.n_probes);

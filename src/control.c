@@ -42,8 +42,11 @@ struct kigen_control {
     size_t max_clients;
     uint64_t idle_ms;
     size_t max_line;
-    size_t max_pending;     /* answer bytes held for all clients at most (see control.h) */
-    size_t pending;         /* answer bytes handed to uv_write whose write_cb has not run */
+    size_t max_pending; /* answer bytes held for all clients at most (see control.h) */
+    size_t pending;     /* answer bytes handed to uv_write whose write_cb has not run */
+    size_t max_deferred;
+    size_t n_deferred;      /* tokens not yet finished, also those of clients gone */
+    struct client *current; /* the client whose request the handler is answering */
     struct client *clients; /* every open client, doubly linked */
     size_t n_clients;
     size_t n_handles; /* handles open or closing; ctl goes when the last one has closed */
@@ -74,6 +77,12 @@ struct client {
     bool is_eof;      /* the peer has sent everything it will send */
     bool is_draining; /* answer nothing more; close once the last answer is written */
     bool is_closing;
+    struct kigen_control_deferred *deferred; /* the answer this client waits for, or NULL */
+};
+
+struct kigen_control_deferred {
+    struct kigen_control *ctl;
+    struct client *client; /* NULL once the client has gone */
 };
 
 struct answer {
@@ -141,6 +150,10 @@ static void close_client(struct client *c)
     if (c->is_closing)
         return;
     c->is_closing = true;
+    if (c->deferred) {
+        c->deferred->client = NULL; /* the answer is dropped when it comes */
+        c->deferred = NULL;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -266,15 +279,13 @@ static void write_answer(struct client *c, char *text, size_t len, bool owned)
     arm_idle(c); /* from now on, the client has idle_ms to start draining it */
 }
 
-static void answer(struct client *c, const char *line, size_t len)
+/* The handler's answer (r, text) to the client: an error, a too-large or a busy answer. */
+static void deliver(struct client *c, int r, char *text, size_t text_len)
 {
     struct kigen_control *ctl = c->ctl;
-    char *text = NULL;
-    size_t text_len = 0;
-    int r;
 
-    r = ctl->handler(ctl->data, line, len, c->is_privileged, &text, &text_len);
     if (r < 0) {
+        free(text);
         if (asprintf(&text, "{\"ok\":false,\"error\":\"internal error: %s\"}", strerror(-r)) < 0) {
             write_answer(c, (char *)no_memory_answer, sizeof(no_memory_answer) - 1, false);
             return;
@@ -297,6 +308,68 @@ static void answer(struct client *c, const char *line, size_t len)
         return;
     }
     write_answer(c, text, text_len, true);
+}
+
+static void answer(struct client *c, const char *line, size_t len)
+{
+    struct kigen_control *ctl = c->ctl;
+    char *text = NULL;
+    size_t text_len = 0;
+    int r;
+
+    ctl->current = c;
+    r = ctl->handler(ctl->data, line, len, c->is_privileged, &text, &text_len);
+    ctl->current = NULL;
+    if (r == KIGEN_CONTROL_DEFERRED) {
+        /* Unless already finished within the handler, the wait is ours: no idle timeout. */
+        if (c->deferred)
+            uv_timer_stop(&c->timer);
+        return;
+    }
+    deliver(c, r, text, text_len);
+}
+
+struct kigen_control_deferred *kigen_control_defer(struct kigen_control *ctl)
+{
+    struct kigen_control_deferred *d;
+    struct client *c = ctl->current;
+
+    if (!c || c->deferred || ctl->n_deferred >= ctl->max_deferred)
+        return NULL;
+    d = malloc(sizeof(*d));
+    if (!d)
+        return NULL;
+    d->ctl = ctl;
+    d->client = c;
+    c->deferred = d;
+    ctl->n_deferred++;
+    ctl->n_handles++; /* a closed server waits for the token like for a handle */
+    return d;
+}
+
+void kigen_control_finish(struct kigen_control_deferred *d, int r, char *text, size_t len)
+{
+    struct kigen_control *ctl = d->ctl;
+    struct client *c = d->client;
+
+    free(d);
+    ctl->n_deferred--;
+    if (c) {
+        c->deferred = NULL;
+        deliver(c, r, text, len);
+        /* Within the handler, process() goes on by itself; otherwise the next request. */
+        if (ctl->current != c)
+            process(c);
+    } else {
+        free(text);
+    }
+    handle_gone(ctl);
+}
+
+void kigen_control_set_max_deferred(struct kigen_control *ctl, size_t n)
+{
+    if (n)
+        ctl->max_deferred = n;
 }
 
 /* ---- reading ---- */
@@ -341,7 +414,7 @@ static void process(struct client *c)
 {
     struct kigen_control *ctl = c->ctl;
 
-    while (!c->is_closing && !c->is_draining &&
+    while (!c->is_closing && !c->is_draining && !c->deferred &&
            uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0) {
         size_t avail = c->len - c->off, n;
         char *line = avail ? c->buf + c->off : NULL, *nl = avail ? memchr(line, '\n', avail) : NULL;
@@ -388,11 +461,11 @@ static void process(struct client *c)
         }
     }
     if (c->is_draining || c->is_eof) {
-        if (c->writes == 0 && (c->is_draining || c->off == c->len))
+        if (c->writes == 0 && !c->deferred && (c->is_draining || c->off == c->len))
             close_client(c);
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > 0)
+    if (c->deferred || uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > 0)
         stop_reading(c); /* backpressure: no new request until this answer drains */
     else
         start_reading(c);
@@ -666,6 +739,7 @@ int kigen_control_start(uv_loop_t *loop, const char *path, int inherited_fd,
     ctl->data = data;
     ctl->max_clients = KIGEN_CONTROL_MAX_CLIENTS;
     ctl->max_pending = KIGEN_CONTROL_MAX_PENDING;
+    ctl->max_deferred = KIGEN_CONTROL_MAX_DEFERRED;
     ctl->idle_ms = KIGEN_CONTROL_IDLE_MS;
     ctl->max_line = KIGEN_CONTROL_MAX_LINE;
     uv_pipe_init(loop, &ctl->server, 0);

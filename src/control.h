@@ -19,6 +19,11 @@
  *   - a client that makes no progress for idle_ms (default 60 s), neither sending a request
  *     nor draining its answer, is closed.
  *
+ *   - an answer may be deferred (kigen_control_defer): the client then waits for it, and its
+ *     next request is not parsed, nor its socket read, until it is given; the idle timeout
+ *     does not run meanwhile (the wait is the daemon's, not the client's). At most
+ *     max_deferred answers (default 4) are deferred at once over all clients.
+ *
  * The process must ignore SIGPIPE (a client that goes away mid-answer is then a write error
  * that closes the connection). Loop thread only.
  */
@@ -31,10 +36,14 @@
 
 #include <uv.h>
 
-#define KIGEN_CONTROL_MAX_CLIENTS 1024
-#define KIGEN_CONTROL_MAX_PENDING (256u << 20)
-#define KIGEN_CONTROL_IDLE_MS     60000
-#define KIGEN_CONTROL_MAX_LINE    (64 * 1024)
+#define KIGEN_CONTROL_MAX_CLIENTS  1024
+#define KIGEN_CONTROL_MAX_PENDING  (256u << 20)
+#define KIGEN_CONTROL_IDLE_MS      60000
+#define KIGEN_CONTROL_MAX_LINE     (64 * 1024)
+#define KIGEN_CONTROL_MAX_DEFERRED 4
+
+/* What a handler returns once it has deferred its answer (kigen_control_defer). */
+#define KIGEN_CONTROL_DEFERRED 1
 
 struct kigen_control;
 
@@ -44,7 +53,9 @@ struct kigen_control;
  * the daemon's effective uid. On success returns 0 and *ret_answer is a malloc'd answer of
  * *ret_len bytes without a newline, which the server owns from then on and frees once
  * written. A negative errno makes the server answer {"ok":false,"error":"internal error: ..."}
- * instead. Runs on the loop thread; it must not close the server.
+ * instead. KIGEN_CONTROL_DEFERRED (after kigen_control_defer() succeeded) leaves *ret_answer
+ * unset: the answer comes later through kigen_control_finish(). Runs on the loop thread; it
+ * must not close the server.
  */
 typedef int (*kigen_control_handler)(void *data, const char *line, size_t len, bool is_privileged,
                                      char **ret_answer, size_t *ret_len);
@@ -72,6 +83,31 @@ int kigen_control_start(uv_loop_t *loop, const char *path, int inherited_fd,
  */
 void kigen_control_set_limits(struct kigen_control *ctl, size_t max_clients, uint64_t idle_ms,
                               size_t max_line);
+
+/* An answer that will be given later. */
+struct kigen_control_deferred;
+
+/*
+ * Called from within a handler: the request being answered will be answered later, through
+ * kigen_control_finish() on the returned token, and the handler returns
+ * KIGEN_CONTROL_DEFERRED. Answers stay in order: the client's next request waits. Returns
+ * NULL when max_deferred answers are already deferred (the handler then answers now, such as
+ * with a "busy" error) or when called outside a handler.
+ */
+struct kigen_control_deferred *kigen_control_defer(struct kigen_control *ctl);
+
+/*
+ * Gives a deferred answer, with the handler's conventions: r = 0 and text (malloc'd, len
+ * bytes, no newline, taken in every case), or a negative errno for an internal error answer.
+ * Must be called exactly once per token, on the loop thread, also after the client has gone
+ * or the server was closed (the token and text are then just freed): a closed server is
+ * freed, and its closed_cb runs, only once every deferred answer is finished. May be called
+ * from within the handler that deferred.
+ */
+void kigen_control_finish(struct kigen_control_deferred *deferred, int r, char *text, size_t len);
+
+/* Changes max_deferred (0 keeps it); for tests. */
+void kigen_control_set_max_deferred(struct kigen_control *ctl, size_t n);
 
 /* Changes max_pending (0 keeps it); for tests. */
 void kigen_control_set_max_pending(struct kigen_control *ctl, size_t bytes);

@@ -15,9 +15,11 @@
 #include "metrics.h"
 #include "policy.h"
 #include "probe_sync.h"
+#include "snapshot.h"
 #include "timeutil.h"
 
 #define STATUS_REQUEST   "{\"cmd\":\"status\"}"
+#define BUSY_RENDERING   "busy: other answers are being rendered, try again"
 #define PROTO_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12))
 
 /* Quoted request text in error messages is cut to this many bytes. */
@@ -218,6 +220,113 @@ static int run_status(const struct kigen_proto_ctx *ctx, json_t *req, char **ret
     return r;
 }
 
+/* ---- list and metrics, rendered here or on the thread pool ---- */
+
+enum render_kind {
+    RENDER_LIST,
+    RENDER_METRICS,
+};
+
+static int metrics_answer(const char *text, size_t len, char **ret_answer, size_t *ret_len);
+
+/*
+ * The answer of list or metrics from view. is_sorting: view was built unsorted, and the
+ * report order is wanted. Reads the view alone: a snapshot's view may be rendered on the
+ * thread pool.
+ */
+static int render(struct kigen_view *view, enum render_kind kind, bool is_sorting,
+                  const struct kigen_metrics_extra *extra, char **ret_answer, size_t *ret_len)
+{
+    char *text = NULL;
+    size_t len;
+    int r;
+
+    if (is_sorting)
+        kigen_view_sort(view);
+    if (kind == RENDER_LIST)
+        return kigen_report_json_text(view, ret_answer, ret_len);
+    r = kigen_metrics_render(view, extra, &text, &len);
+    if (r < 0)
+        return r;
+    r = metrics_answer(text, len, ret_answer, ret_len);
+    free(text);
+    return r;
+}
+
+/* A render on the thread pool: the work callback touches this struct only. */
+struct render_job {
+    uv_work_t work;
+    struct kigen_snapshot *snapshot;
+    struct kigen_control_deferred *deferred;
+    enum render_kind kind;
+    struct kigen_metrics_extra extra;
+    char *answer;
+    size_t len;
+    int result;
+};
+
+static void render_work_cb(uv_work_t *work)
+{
+    struct render_job *job = work->data;
+
+    job->result =
+        render(&job->snapshot->view, job->kind, true, &job->extra, &job->answer, &job->len);
+    /* Freeing 100,000 records' copies is work too: not the loop's. */
+    kigen_snapshot_free(job->snapshot);
+    job->snapshot = NULL;
+}
+
+static void render_after_cb(uv_work_t *work, int status)
+{
+    struct render_job *job = work->data;
+
+    kigen_snapshot_free(job->snapshot); /* NULL unless the work never ran */
+    kigen_control_finish(job->deferred, status < 0 ? status : job->result, job->answer, job->len);
+    free(job);
+}
+
+/*
+ * Answers from view (built unsorted, at ctx->now, with the probes set): on the thread pool
+ * when ctx allows, else here. The view stays the caller's.
+ */
+static int answer_view(const struct kigen_proto_ctx *ctx, struct kigen_view *view,
+                       enum render_kind kind, char **ret_answer, size_t *ret_len)
+{
+    struct kigen_metrics_extra extra = { .scan_duration_seconds = ctx->last_scan_seconds };
+    struct render_job *job = NULL;
+    int r;
+
+    if (!ctx->loop || !ctx->control)
+        return render(view, kind, true, &extra, ret_answer, ret_len);
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        return -ENOMEM;
+    job->work.data = job;
+    job->kind = kind;
+    job->extra = extra;
+    r = kigen_snapshot_new(view, &job->snapshot);
+    if (r < 0)
+        goto out;
+    job->deferred = kigen_control_defer(ctx->control);
+    if (!job->deferred) {
+        r = fail(ret_answer, ret_len, BUSY_RENDERING);
+        goto out;
+    }
+    r = uv_queue_work(ctx->loop, &job->work, render_work_cb, render_after_cb);
+    if (r < 0) {
+        kigen_control_finish(job->deferred, r, NULL, 0);
+        r = KIGEN_CONTROL_DEFERRED; /* answered already, within the handler */
+        goto out;
+    }
+    job = NULL;
+    r = KIGEN_CONTROL_DEFERRED;
+out:
+    if (job)
+        kigen_snapshot_free(job->snapshot);
+    free(job);
+    return r;
+}
+
 /* ---- list ---- */
 
 static int state_from_name(const char *name)
@@ -244,7 +353,8 @@ static int get_string(json_t *req, const char *key, const char **ret)
 static int run_list(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_answer,
                     size_t *ret_len)
 {
-    struct kigen_view_filter filter = { .state = -1, .within = -1 };
+    /* Unsorted: the sort is the renderer's, on the thread pool when there is one. */
+    struct kigen_view_filter filter = { .state = -1, .within = -1, .is_unsorted = true };
     struct kigen_view view;
     const char *s;
     int r;
@@ -281,7 +391,7 @@ static int run_list(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
     if (r < 0)
         return r;
     kigen_view_set_probes(&view, ctx->probes, ctx->n_probes);
-    r = kigen_report_json_text(&view, ret_answer, ret_len);
+    r = answer_view(ctx, &view, RENDER_LIST, ret_answer, ret_len);
     kigen_view_done(&view);
     return r;
 }
@@ -626,22 +736,18 @@ static int metrics_answer(const char *text, size_t len, char **ret_answer, size_
 static int run_metrics(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_answer,
                        size_t *ret_len)
 {
-    struct kigen_metrics_extra extra = { .scan_duration_seconds = ctx->last_scan_seconds };
+    static const struct kigen_view_filter all_unsorted = { .state = -1,
+                                                           .within = -1,
+                                                           .is_unsorted = true };
     struct kigen_view view;
-    char *text = NULL;
-    size_t len;
     int r;
 
-    r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, NULL, &view);
+    r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, &all_unsorted, &view);
     if (r < 0)
         return r;
     kigen_view_set_probes(&view, ctx->probes, ctx->n_probes);
-    r = kigen_metrics_render(&view, &extra, &text, &len);
+    r = answer_view(ctx, &view, RENDER_METRICS, ret_answer, ret_len);
     kigen_view_done(&view);
-    if (r < 0)
-        return r;
-    r = metrics_answer(text, len, ret_answer, ret_len);
-    free(text);
     return r;
 }
 

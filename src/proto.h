@@ -24,6 +24,11 @@
  *   {"cmd":"rescan"} {"cmd":"reload"} {"ok":true}; privileged peers only
  *   {"cmd":"metrics"}                {"ok":true,"metrics":"<Prometheus text>"}
  *
+ * list and metrics can be long to render (41 MB and 250 MB of text for 100,000 certificates):
+ * given a loop and a control server, they are rendered on the thread pool from a snapshot
+ * (snapshot.h) and answered later (kigen_control_defer), so that the loop answers status
+ * meanwhile. The snapshot owns its copies: the inventory and configuration may change or go.
+ *
  * Any failure: {"ok":false,"error":"reason"}. No answer ever holds a password: the inventory
  * holds none, and the configuration's password sources are never read here.
  */
@@ -34,7 +39,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "config.h"
+#include "control.h"
 #include "engine.h"
 #include "inventory.h"
 #include "probe.h"
@@ -89,6 +97,13 @@ struct kigen_proto_ctx {
     const struct kigen_probe_status *probes;
     size_t n_probes;
     struct kigen_proto_cache *cache; /* NULL: every status answer is built */
+    /*
+     * Both set: list and metrics are rendered on loop's thread pool and answered through
+     * control's kigen_control_defer() (a "busy" answer when it refuses). NULL: rendered on the
+     * calling thread.
+     */
+    uv_loop_t *loop;
+    struct kigen_control *control;
 };
 
 /*
@@ -96,8 +111,9 @@ struct kigen_proto_ctx {
  * that is_privileged (uid 0 or the daemon's own uid). On success returns 0 and *ret_answer
  * holds a malloc'd NUL-terminated JSON object of *ret_len bytes with no newline; a bad
  * request is answered with {"ok":false,...} and still returns 0. Returns -ENOMEM when the
- * answer cannot be built (nothing is written then). Loop thread: the answer is computed
- * synchronously from the in-memory inventory.
+ * answer cannot be built (nothing is written then). Returns KIGEN_CONTROL_DEFERRED when the
+ * answer was deferred (ctx's loop and control set: see there). Loop thread: the answer is
+ * computed from the in-memory inventory, or a snapshot of it.
  */
 int kigen_proto_answer(const struct kigen_proto_ctx *ctx, const char *line, size_t len,
                        bool is_privileged, char **ret_answer, size_t *ret_len);

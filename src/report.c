@@ -155,6 +155,12 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
     return 0;
 }
 
+void kigen_view_sort(struct kigen_view *view)
+{
+    if (view->n_records)
+        qsort(view->records, view->n_records, sizeof(*view->records), cmp_record);
+}
+
 void kigen_view_done(struct kigen_view *view)
 {
     if (!view)

@@ -57,6 +57,13 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
 void kigen_view_done(struct kigen_view *view);
 
 /*
+ * Sorts the records of a view built with is_unsorted into the report order (errors are
+ * always sorted): the same order kigen_view_build() gives, since the order is total. Touches
+ * only the view, so a snapshot's view (snapshot.h) may be sorted on the thread pool.
+ */
+void kigen_view_sort(struct kigen_view *view);
+
+/*
  * Makes the view show the n statuses of the probe targets (borrowed: they must outlive the
  * view's use) and count those down. A view has no probes until this is called.
  */

@@ -1,13 +1,21 @@
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <jansson.h>
+#include <uv.h>
 
 #include "engine.h"
 #include "err.h"
 #include "metrics.h"
 #include "proto.h"
 #include "readtest.h"
+#include "snapshot.h"
 #include "timeutil.h"
 
 #define NOW "2026-11-24T12:00:00Z"
@@ -631,9 +639,382 @@ static void test_odd_bytes_in_paths_stay_valid_json(void **state)
     free(sha);
 }
 
+/* ---- snapshots and deferred answers ---- */
+
+/* The list document and the metrics text of view, as the socket answers them. */
+static void render_both(struct kigen_view *view, char **ret_list, char **ret_metrics)
+{
+    struct kigen_metrics_extra extra = { .scan_duration_seconds = 0.25 };
+    size_t len;
+
+    assert_int_equal(kigen_report_json_text(view, ret_list, &len), 0);
+    assert_int_equal(kigen_metrics_render(view, &extra, ret_metrics, &len), 0);
+}
+
+static void test_a_snapshot_renders_the_same_bytes(void **state)
+{
+    static const struct kigen_view_filter unsorted = { .state = -1,
+                                                       .within = -1,
+                                                       .is_unsorted = true };
+    struct fixture *fx = *state;
+    struct kigen_probe_status probe = { .name = "naccs-cert",
+                                        .host = "cert.example",
+                                        .port = 443,
+                                        .state = KIGEN_PROBE_DOWN,
+                                        .error = "timeout",
+                                        .detail = "no answer in 10 s",
+                                        .connect_ms = -1,
+                                        .duration_ms = 10000,
+                                        .last_probe = at(NOW) };
+    struct kigen_view view;
+    struct kigen_snapshot *snap;
+    char *list, *metrics, *snap_list, *snap_metrics;
+
+    place(fx, "renewed", "naccs", "/srv/naccs/m\xfcller \"new\"\t.pem");
+    for (int sorted = 0; sorted < 2; sorted++) {
+        assert_int_equal(
+            kigen_view_build(&fx->config, fx->inventory, at(NOW), sorted ? NULL : &unsorted, &view),
+            0);
+        kigen_view_set_probes(&view, &probe, 1);
+        assert_int_equal(kigen_snapshot_new(&view, &snap), 0);
+        render_both(&view, &list, &metrics);
+        kigen_view_done(&view);
+        render_both(&snap->view, &snap_list, &snap_metrics);
+        assert_string_equal(snap_list, list);
+        assert_string_equal(snap_metrics, metrics);
+        free(snap_list);
+        free(snap_metrics);
+        free(list);
+        free(metrics);
+        kigen_snapshot_free(snap);
+    }
+    /* Sorted on the thread pool: the same as sorted when built. */
+    assert_int_equal(kigen_view_build(&fx->config, fx->inventory, at(NOW), NULL, &view), 0);
+    render_both(&view, &list, &metrics);
+    kigen_view_done(&view);
+    assert_int_equal(kigen_view_build(&fx->config, fx->inventory, at(NOW), &unsorted, &view), 0);
+    assert_int_equal(kigen_snapshot_new(&view, &snap), 0);
+    kigen_view_done(&view);
+    /* What it was copied from goes: the snapshot holds on its own. */
+    kigen_inventory_free(fx->inventory);
+    assert_int_equal(kigen_inventory_new(&fx->inventory), 0);
+    kigen_view_sort(&snap->view);
+    assert_int_equal(kigen_report_json_text(&snap->view, &snap_list, &(size_t){ 0 }), 0);
+    assert_string_equal(snap_list, list);
+    free(snap_list);
+    free(list);
+    free(metrics);
+    kigen_snapshot_free(snap);
+}
+
+/* The daemon's arrangement: a control server whose handler is kigen_proto_answer(). */
+struct server {
+    uv_loop_t loop;
+    struct kigen_control *ctl;
+    struct fixture *fx;
+    char dir[48];
+    char path[96];
+    int blocker[2]; /* the thread pool's one thread waits on it while a test needs */
+    uv_work_t block;
+    bool is_blocking;
+    bool is_closed;
+};
+
+static int server_handler(void *data, const char *line, size_t len, bool is_privileged,
+                          char **ret_answer, size_t *ret_len)
+{
+    struct server *sv = data;
+
+    return kigen_proto_answer(&sv->fx->proto, line, len, is_privileged, ret_answer, ret_len);
+}
+
+static void server_start(struct server *sv, struct fixture *fx)
+{
+    char err[256];
+
+    memset(sv, 0, sizeof(*sv));
+    sv->fx = fx;
+    strcpy(sv->dir, "/tmp/kigen-proto-XXXXXX");
+    assert_non_null(mkdtemp(sv->dir));
+    snprintf(sv->path, sizeof(sv->path), "%s/kigen.sock", sv->dir);
+    assert_int_equal(uv_loop_init(&sv->loop), 0);
+    assert_int_equal(kigen_control_start(&sv->loop, sv->path, -1, server_handler, sv, &sv->ctl, err,
+                                         sizeof(err)),
+                     0);
+    fx->proto.loop = &sv->loop;
+    fx->proto.control = sv->ctl;
+    assert_int_equal(pipe(sv->blocker), 0);
+}
+
+static void pump(struct server *sv)
+{
+    uv_run(&sv->loop, UV_RUN_NOWAIT);
+    poll(NULL, 0, 1);
+}
+
+static void block_work_cb(uv_work_t *work)
+{
+    struct server *sv = work->data;
+    char c;
+
+    while (read(sv->blocker[0], &c, 1) < 0 && errno == EINTR)
+        ;
+}
+
+static void block_after_cb(uv_work_t *work, int status)
+{
+    struct server *sv = work->data;
+
+    sv->is_blocking = false;
+}
+
+/* Holds the thread pool's only thread (UV_THREADPOOL_SIZE=1): renders wait behind it. */
+static void block_pool(struct server *sv)
+{
+    sv->block.data = sv;
+    sv->is_blocking = true;
+    assert_int_equal(uv_queue_work(&sv->loop, &sv->block, block_work_cb, block_after_cb), 0);
+}
+
+static void unblock_pool(struct server *sv)
+{
+    assert_int_equal(write(sv->blocker[1], "x", 1), 1);
+    while (sv->is_blocking)
+        pump(sv);
+}
+
+static void closed_cb(void *data)
+{
+    ((struct server *)data)->is_closed = true;
+}
+
+static void server_stop(struct server *sv)
+{
+    if (sv->ctl)
+        kigen_control_close(sv->ctl, closed_cb, sv);
+    while (!sv->is_closed)
+        pump(sv);
+    assert_int_equal(uv_loop_close(&sv->loop), 0);
+    close(sv->blocker[0]);
+    close(sv->blocker[1]);
+    rmdir(sv->dir);
+}
+
+static int dial(struct server *sv)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    strcpy(sa.sun_path, sv->path);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static void say(int fd, const char *text)
+{
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+/* The next answer line on fd (without its newline), pumping the loop meanwhile. */
+static char *hear(struct server *sv, int fd)
+{
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+
+    assert_non_null(buf);
+    for (;;) {
+        ssize_t n = recv(fd, buf + len, 1, MSG_DONTWAIT);
+
+        if (n == 1 && buf[len] == '\n') {
+            buf[len] = '\0';
+            return buf;
+        }
+        if (n == 1) {
+            if (++len == cap) {
+                cap *= 2;
+                buf = realloc(buf, cap);
+                assert_non_null(buf);
+            }
+            continue;
+        }
+        assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        pump(sv);
+    }
+}
+
+/* Nothing has arrived on fd yet. */
+static void assert_silent(int fd)
+{
+    char c;
+
+    assert_true(recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN);
+}
+
+/* The direct (synchronous) answer to req, as kigen_proto_answer gives it without a loop. */
+static char *direct(struct fixture *fx, const char *req)
+{
+    struct kigen_proto_ctx ctx = fx->proto;
+    char *text = NULL;
+    size_t len;
+
+    ctx.loop = NULL;
+    ctx.control = NULL;
+    assert_int_equal(kigen_proto_answer(&ctx, req, strlen(req), false, &text, &len), 0);
+    return text;
+}
+
+static void test_list_and_metrics_are_answered_in_order_from_the_pool(void **state)
+{
+    struct fixture *fx = *state;
+    struct server sv;
+    char *list = direct(fx, "{\"cmd\":\"list\"}"), *metrics = direct(fx, "{\"cmd\":\"metrics\"}");
+    char *ks_list = direct(fx, "{\"cmd\":\"list\",\"keystore\":\"web\"}"), *a;
+    int fd;
+
+    server_start(&sv, fx);
+    fd = dial(&sv);
+    say(fd, "{\"cmd\":\"list\"}\n{\"cmd\":\"status\"}\n{\"cmd\":\"metrics\"}\n"
+            "{\"cmd\":\"list\",\"keystore\":\"web\"}\n{\"cmd\":\"list\",\"state\":\"bogus\"}\n");
+    a = hear(&sv, fd);
+    assert_string_equal(a, list);
+    free(a);
+    a = hear(&sv, fd);
+    assert_non_null(strstr(a, "\"ok\":true,\"generated_at\""));
+    free(a);
+    a = hear(&sv, fd);
+    assert_string_equal(a, metrics);
+    free(a);
+    a = hear(&sv, fd);
+    assert_string_equal(a, ks_list);
+    free(a);
+    a = hear(&sv, fd);
+    assert_non_null(strstr(a, "unknown state"));
+    free(a);
+    close(fd);
+    server_stop(&sv);
+    free(list);
+    free(metrics);
+    free(ks_list);
+}
+
+static void test_status_is_answered_while_a_list_renders(void **state)
+{
+    struct fixture *fx = *state;
+    struct server sv;
+    char *list = direct(fx, "{\"cmd\":\"list\"}"), *a;
+    int lister, asker;
+
+    server_start(&sv, fx);
+    lister = dial(&sv);
+    asker = dial(&sv);
+    block_pool(&sv);
+    say(lister, "{\"cmd\":\"list\"}\n{\"cmd\":\"status\"}\n");
+    for (int i = 0; i < 20; i++)
+        pump(&sv);
+    /* The render waits behind the blocked pool; the other client is answered meanwhile. */
+    say(asker, "{\"cmd\":\"status\"}\n");
+    a = hear(&sv, asker);
+    assert_non_null(strstr(a, "\"ok\":true"));
+    free(a);
+    assert_silent(lister);
+    /* The inventory changes (and the first one is freed) before the render runs. */
+    kigen_inventory_free(fx->inventory);
+    assert_int_equal(kigen_inventory_new(&fx->inventory), 0);
+    fx->proto.inventory = fx->inventory;
+    unblock_pool(&sv);
+    a = hear(&sv, lister);
+    assert_string_equal(a, list);
+    free(a);
+    /* Then the status asked after it, from the inventory as it is now. */
+    a = hear(&sv, lister);
+    assert_non_null(strstr(a, "\"certificates\":0"));
+    free(a);
+    close(lister);
+    close(asker);
+    server_stop(&sv);
+    free(list);
+}
+
+static void test_a_client_gone_or_a_server_closed_during_a_render(void **state)
+{
+    struct fixture *fx = *state;
+    struct server sv;
+    int gone, stays;
+
+    server_start(&sv, fx);
+    gone = dial(&sv);
+    stays = dial(&sv);
+    while (kigen_control_clients(sv.ctl) != 2)
+        pump(&sv);
+    block_pool(&sv);
+    say(gone, "{\"cmd\":\"metrics\"}\n");
+    for (int i = 0; i < 20; i++)
+        pump(&sv);
+    close(gone);
+    for (int i = 0; i < 20; i++)
+        pump(&sv);
+    unblock_pool(&sv);
+    /* The answer finds the client gone: it is dropped, and the client cleaned up. */
+    while (kigen_control_clients(sv.ctl) != 1)
+        pump(&sv);
+    /* The server closes with a list still rendering: it goes once the render is done. */
+    block_pool(&sv);
+    say(stays, "{\"cmd\":\"list\"}\n");
+    for (int i = 0; i < 20; i++)
+        pump(&sv);
+    kigen_control_close(sv.ctl, closed_cb, &sv);
+    sv.ctl = NULL;
+    for (int i = 0; i < 20; i++)
+        pump(&sv);
+    assert_false(sv.is_closed);
+    unblock_pool(&sv);
+    server_stop(&sv); /* the answer is dropped and freed (ASan checks) */
+    close(stays);
+}
+
+static void test_renders_at_once_are_bounded(void **state)
+{
+    struct fixture *fx = *state;
+    struct server sv;
+    char *list = direct(fx, "{\"cmd\":\"list\"}"), *a;
+    int fds[3];
+
+    server_start(&sv, fx);
+    kigen_control_set_max_deferred(sv.ctl, 2);
+    block_pool(&sv);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = dial(&sv);
+        say(fds[i], "{\"cmd\":\"list\"}\n");
+        for (int k = 0; k < 20; k++)
+            pump(&sv);
+    }
+    a = hear(&sv, fds[2]);
+    assert_non_null(strstr(a, "busy"));
+    free(a);
+    unblock_pool(&sv);
+    for (int i = 0; i < 2; i++) {
+        a = hear(&sv, fds[i]);
+        assert_string_equal(a, list);
+        free(a);
+        close(fds[i]);
+    }
+    close(fds[2]);
+    server_stop(&sv);
+    free(list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_snapshot_renders_the_same_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_and_metrics_are_answered_in_order_from_the_pool,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_is_answered_while_a_list_renders, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_client_gone_or_a_server_closed_during_a_render,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renders_at_once_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_counts_the_whole_inventory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_answer_is_reused_only_while_nothing_changed,
                                         setup, teardown),
@@ -658,5 +1039,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_odd_bytes_in_paths_stay_valid_json, setup, teardown),
     };
 
+    /* One thread: a test can hold it (block_pool) so that a render is known to be pending. */
+    setenv("UV_THREADPOOL_SIZE", "1", 1);
+    signal(SIGPIPE, SIG_IGN); /* as kigend: a client gone is a write error */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

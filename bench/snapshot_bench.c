@@ -1,0 +1,93 @@
+/*
+ * snapshot_bench: what the loop pays to hand a render to the thread pool, against the render
+ * itself. Builds a view of N records shaped like bench/mkcorpus's (one file and certificate
+ * each, distinct strings), then times kigen_snapshot_new() (the loop's part) and, from the
+ * snapshot, the sort, the list document and the metrics text (the thread pool's part).
+ * Best of five, in milliseconds.
+ *
+ * Usage: snapshot_bench [N]   (default 100000)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "inventory.h"
+#include "metrics.h"
+#include "report.h"
+#include "snapshot.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+    struct kigen_label label = { "team", "bench" };
+    struct kigen_keystore ks = { .name = "bench", .labels = { &label, 1 } };
+    struct kigen_file **files = calloc(n, sizeof(*files));
+    struct kigen_cert *certs = calloc(n, sizeof(*certs));
+    struct kigen_view view = { .now = 1795000000 };
+    double best[4] = { 1e9, 1e9, 1e9, 1e9 };
+    char path[96], subject[96], serial[40], entry[2] = "0";
+
+    view.records = calloc(n, sizeof(*view.records));
+    if (!files || !certs || !view.records)
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "/srv/bench/d%03zu/cert%06zu.pem", i % 100, i);
+        snprintf(subject, sizeof(subject), "CN=user%06zu.bench.example,O=Bench,C=JP", i);
+        snprintf(serial, sizeof(serial), "%zx1f2e3d4c5b6a", i * 7919);
+        files[i] = kigen_file_new("bench", path);
+        if (!files[i])
+            return 1;
+        certs[i].subject = strdup(subject);
+        certs[i].issuer = strdup("CN=Bench CA,O=Bench,C=JP");
+        certs[i].serial = strdup(serial);
+        certs[i].entry = entry;
+        memcpy(certs[i].sha256, &i, sizeof(i));
+        certs[i].not_before = 1700000000 + (int64_t)(i * 3163 % 100000) * 3000;
+        certs[i].not_after = certs[i].not_before + 365 * 86400;
+        view.records[i] = (struct kigen_record){ .file = files[i],
+                                                 .cert = &certs[i],
+                                                 .keystore = &ks,
+                                                 .state = (enum kigen_state)(i % 5),
+                                                 .renewal_opens = certs[i].not_after - 28 * 86400 };
+    }
+    view.n_records = n;
+    for (int run = 0; run < 5; run++) {
+        struct kigen_metrics_extra extra = { 0 };
+        struct kigen_snapshot *snap;
+        double t[5];
+        char *text;
+        size_t len;
+
+        t[0] = now_ms();
+        if (kigen_snapshot_new(&view, &snap) < 0)
+            return 1;
+        t[1] = now_ms();
+        kigen_view_sort(&snap->view);
+        t[2] = now_ms();
+        if (kigen_report_json_text(&snap->view, &text, &len) < 0)
+            return 1;
+        free(text);
+        t[3] = now_ms();
+        if (kigen_metrics_render(&snap->view, &extra, &text, &len) < 0)
+            return 1;
+        free(text);
+        t[4] = now_ms();
+        kigen_snapshot_free(snap);
+        for (int k = 0; k < 4; k++)
+            if (t[k + 1] - t[k] < best[k])
+                best[k] = t[k + 1] - t[k];
+    }
+    printf("%zu records: snapshot %.1f ms (loop); sort %.1f, list %.1f, metrics %.1f ms "
+           "(thread pool)\n",
+           n, best[0], best[1], best[2], best[3]);
+    return 0;
+}
