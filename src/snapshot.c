@@ -59,6 +59,8 @@ static void copy_file(struct kigen_snapshot *snap, const struct kigen_file *from
     to->format = from->format;
     to->error = from->error;
     to->message = copy_str(snap, from->message, is_failed);
+    to->last_seen = from->last_seen;
+    to->is_stale = from->is_stale;
 }
 
 static void copy_cert(struct kigen_snapshot *snap, const struct kigen_cert *from,
@@ -71,6 +73,7 @@ static void copy_cert(struct kigen_snapshot *snap, const struct kigen_cert *from
     to->issuer = copy_str(snap, from->issuer, is_failed);
     to->serial = copy_str(snap, from->serial, is_failed);
     to->entry = copy_str(snap, from->entry, is_failed);
+    to->email = from->email ? copy_str(snap, from->email, is_failed) : NULL;
 }
 
 /* The keystore's name and labels; the rest (paths, passwords) stays behind. */

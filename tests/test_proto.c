@@ -671,6 +671,16 @@ static void test_a_snapshot_renders_the_same_bytes(void **state)
     char *list, *metrics, *snap_list, *snap_metrics;
 
     place(fx, "renewed", "naccs", "/srv/naccs/m\xfcller \"new\"\t.pem");
+    /* One location kept as last seen, its keystore's root away (SPEC §6 last_seen). */
+    {
+        struct kigen_file *f;
+
+        place(fx, "critical", "naccs", "/srv/naccs/stale.pem");
+        f = kigen_inventory_find(fx->inventory, "naccs", "/srv/naccs/stale.pem");
+        assert_non_null(f);
+        f->is_stale = true;
+        f->last_seen = at(NOW) - 3600;
+    }
     for (int sorted = 0; sorted < 2; sorted++) {
         assert_int_equal(
             kigen_view_build(&fx->config, fx->inventory, at(NOW), sorted ? NULL : &unsorted, &view),
@@ -680,6 +690,7 @@ static void test_a_snapshot_renders_the_same_bytes(void **state)
         render_both(&view, &list, &metrics);
         kigen_view_done(&view);
         render_both(&snap->view, &snap_list, &snap_metrics);
+        assert_non_null(strstr(list, "\"last_seen\":\"2026-11-24T11:00:00Z\""));
         assert_string_equal(snap_list, list);
         assert_string_equal(snap_metrics, metrics);
         free(snap_list);
