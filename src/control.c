@@ -87,9 +87,19 @@ struct kigen_control_deferred {
 
 struct answer {
     uv_write_t req;
-    char *text; /* owned; NULL when the answer is a static text */
-    size_t len; /* counted in ctl->pending while written */
+    char *text;       /* owned; NULL when the answer is a static text */
+    const char *data; /* what is written: text, or the static text */
+    size_t len;       /* counted in ctl->pending while written */
+    size_t size;      /* bytes of data, without the newline */
+    size_t off;       /* bytes of data handed to uv_write so far */
 };
+
+/*
+ * An answer is handed to the socket at most this much per loop iteration: a large one (the
+ * list of 100,000 certificates is 45 MB) read by a fast client would otherwise be copied
+ * into the socket in one writev for as long as the client keeps up, and the loop would wait.
+ */
+#define WRITE_CHUNK (256u * 1024)
 
 /* A connection over max_clients: told so, then closed. */
 struct reject {
@@ -225,11 +235,20 @@ static void idle_cb(uv_timer_t *timer)
 
 /* ---- writing ---- */
 
+static int write_chunk(struct client *c, struct answer *a);
+
 static void write_cb(uv_write_t *req, int status)
 {
     struct answer *a = container_of(req, struct answer, req);
     struct client *c = req->handle->data;
 
+    if (status == 0 && !c->is_closing && a->off <= a->size) {
+        if (write_chunk(c, a) == 0) {
+            arm_idle(c); /* a part went: progress */
+            return;      /* the next part goes in a loop iteration of its own */
+        }
+        status = UV_ENOMEM;
+    }
     c->ctl->pending -= a->len;
     free(a->text);
     free(a);
@@ -247,13 +266,32 @@ static void write_cb(uv_write_t *req, int status)
 }
 
 /*
+ * Hands the next WRITE_CHUNK of a (the newline with the last one) to uv_write; a->off moves
+ * past it, beyond a->size once the newline is out. Returns 0 or a libuv error.
+ */
+static int write_chunk(struct client *c, struct answer *a)
+{
+    size_t n = a->size - a->off > WRITE_CHUNK ? WRITE_CHUNK : a->size - a->off;
+    bool is_last = a->off + n == a->size;
+    uv_buf_t bufs[2];
+    unsigned nbufs = 0;
+
+    /* libuv never writes through a write buffer: casting the constant text is safe. */
+    if (n)
+        bufs[nbufs++] = uv_buf_init((char *)a->data + a->off, (unsigned)n);
+    if (is_last)
+        bufs[nbufs++] = uv_buf_init((char *)"\n", 1);
+    a->off += n + is_last;
+    return uv_write(&a->req, (uv_stream_t *)&c->pipe, bufs, nbufs, write_cb);
+}
+
+/*
  * Queues text (len bytes, without its newline) on the client. Takes text when owned is true;
  * libuv writes straight from it, so each answer exists once in memory however large.
  */
 static void write_answer(struct client *c, char *text, size_t len, bool owned)
 {
     struct answer *a = malloc(sizeof(*a));
-    uv_buf_t bufs[2];
     int r;
 
     if (!a) {
@@ -264,10 +302,10 @@ static void write_answer(struct client *c, char *text, size_t len, bool owned)
     }
     a->text = owned ? text : NULL;
     a->len = owned ? len : 0;
-    /* libuv never writes through a write buffer: casting the constant newline is safe. */
-    bufs[0] = uv_buf_init(text, (unsigned)len);
-    bufs[1] = uv_buf_init((char *)"\n", 1);
-    r = uv_write(&a->req, (uv_stream_t *)&c->pipe, bufs, len ? 2 : 1, write_cb);
+    a->data = text;
+    a->size = len;
+    a->off = 0;
+    r = write_chunk(c, a);
     if (r < 0) {
         free(a->text);
         free(a);

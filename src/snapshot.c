@@ -12,7 +12,8 @@
 #include "probe.h"
 #include "strmap.h"
 
-#define BLOCK_MIN (1u << 20)
+#define BLOCK_MIN \
+    (256u * 1024) /* below the mmap threshold: blocks are reused, not faulted in anew */
 
 struct snapshot_block {
     struct snapshot_block *next;
