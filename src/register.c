@@ -43,10 +43,8 @@ struct parse {
     char **fields;
     size_t n_fields;
     size_t cap_fields;
-    bool is_too_long; /* a field of the record passed KIGEN_REGISTER_MAX_FIELD */
-    size_t *starts;   /* the line each record starts on, in order */
-    size_t n_starts;
-    size_t next_record;   /* index into starts of the record being assembled */
+    bool is_too_long;     /* a field of the record passed KIGEN_REGISTER_MAX_FIELD */
+    size_t record_line;   /* the line the record being assembled starts on; 0 between records */
     int index[COL_COUNT]; /* the field number of each column; -1 absent */
     bool has_header;
     bool is_full; /* KIGEN_REGISTER_MAX_ROWS reached: the rest is one error */
@@ -349,9 +347,9 @@ static void field_cb(void *s, size_t len, void *data)
 static void record_cb(int c, void *data)
 {
     struct parse *ps = data;
-    size_t line = ps->next_record < ps->n_starts ? ps->starts[ps->next_record] : 0;
+    size_t line = ps->record_line;
 
-    ps->next_record++;
+    ps->record_line = 0;
     if (ps->status == 0) {
         if (!ps->has_header)
             header(ps, line);
@@ -366,39 +364,41 @@ static void record_cb(int c, void *data)
 
 /* ---- the whole file ---- */
 
+/* Whether the n bytes at s are what libcsv skips between records: spaces, tabs, line ends. */
+static bool is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return false;
+    return true;
+}
+
 /*
- * Feeds text to libcsv a line at a time, so that each record's first line is known: a line
- * that begins outside quotes begins a record, unless it is empty or a '#' comment, which are
- * not fed at all. Quotes are balanced per RFC 4180 (an escaped quote is two), so an odd
- * number of them on a line toggles whether the next line is inside a quoted field.
+ * Feeds text to libcsv a line at a time, so that each record's first line is known. Lines
+ * end where libcsv may end a record: LF, CRLF or a lone CR (old Mac files), so that a record
+ * ends only at the end of a line. Between records (no record begun), a blank line or one
+ * starting with '#' is not fed at all, and any other line begins the next record. Inside a
+ * record (a quoted field spanning lines) every line is fed as it is.
  */
 static int feed(struct parse *ps, struct csv_parser *p, const char *text, size_t len)
 {
-    bool in_quotes = false;
     size_t line = 0;
 
     for (size_t at = 0; at < len && ps->status == 0;) {
-        const char *nl = memchr(text + at, '\n', len - at);
-        size_t n = nl ? (size_t)(nl - text - at) + 1 : len - at, quotes = 0;
         const char *s = text + at;
+        size_t n = 0;
 
+        while (at + n < len && s[n] != '\n' && s[n] != '\r')
+            n++;
+        if (at + n < len)
+            n += s[n] == '\r' && at + n + 1 < len && s[n + 1] == '\n' ? 2 : 1;
         line++;
         at += n;
-        for (size_t i = 0; i < n; i++)
-            quotes += s[i] == '"';
-        if (!in_quotes) {
-            if (n == 0 || s[0] == '\n' || (s[0] == '\r' && (n == 1 || s[1] == '\n')) || s[0] == '#')
+        if (!ps->record_line) {
+            if (is_blank(s, n) || s[0] == '#')
                 continue;
-            if (ps->n_starts % 256 == 0) {
-                size_t *v = realloc(ps->starts, (ps->n_starts + 256) * sizeof(*v));
-
-                if (!v)
-                    return ps->status = -ENOMEM;
-                ps->starts = v;
-            }
-            ps->starts[ps->n_starts++] = line;
+            ps->record_line = line;
         }
-        in_quotes ^= quotes & 1;
         if (csv_parse(p, s, n, field_cb, record_cb, ps) != n)
             return ps->status = -ENOMEM; /* not strict: only an allocation fails */
     }
@@ -458,7 +458,6 @@ out:
     for (size_t i = 0; i < ps.n_fields; i++)
         free(ps.fields[i]);
     free(ps.fields);
-    free(ps.starts);
     free(converted);
     kigen_register_free(ps.reg);
     return r;

@@ -194,6 +194,23 @@ static void test_validity_adds_calendar_months_with_the_month_end_rule(void **st
     kigen_tz_free(tz);
 }
 
+static void test_register_line_numbers_follow_every_line_end(void **state)
+{
+    /* Old Mac CR line ends, a stray quote inside an unquoted field, a line of spaces. */
+    struct kigen_register *reg =
+        parse("holder,not_after\rA,2031-01-01\r   \rB\"x,2031-01-02\r\nC,2031-01-03\n", NULL);
+
+    assert_int_equal(reg->n_errors, 0);
+    assert_int_equal(reg->n_rows, 3);
+    assert_string_equal(reg->rows[0].holder, "A");
+    assert_int_equal(reg->rows[0].line, 2);
+    assert_string_equal(reg->rows[1].holder, "B\"x");
+    assert_int_equal(reg->rows[1].line, 4);
+    assert_string_equal(reg->rows[2].holder, "C");
+    assert_int_equal(reg->rows[2].line, 5);
+    kigen_register_free(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_register_cp932_is_read_as_japanese_excel_saves_it),
         cmocka_unit_test(test_register_bad_rows_are_errors_and_the_others_count),
         cmocka_unit_test(test_register_without_holder_column_is_one_error),
+        cmocka_unit_test(test_register_line_numbers_follow_every_line_end),
         cmocka_unit_test(test_register_field_too_long_and_hostile_bytes),
         cmocka_unit_test(test_validity_adds_calendar_months_with_the_month_end_rule),
     };
