@@ -59,12 +59,10 @@
 #define STOP_GRACE_MS     5000   /* how long a stop waits for alerts in flight */
 #define PROBE_EVAL_MS     2000   /* probe results are evaluated together, at most this late */
 #define EVAL_SLICE_MS     5      /* between the slices of an evaluation with many alerts due */
-#define METRICS_MIN_MS    10000  /* metrics are rendered at most this often */
+#define METRICS_MIN_MS    10000  /* metrics are rendered at most this often, */
+#define METRICS_COST      10     /* or this many times as long as the last render took if less */
 #define ROOT_RETRY_MS     2000   /* an unavailable keystore root is looked at again after this, */
 #define ROOT_RETRY_MAX_MS 300000 /* doubling up to this */
-
-/* A render due while the last one still runs waits this long. */
-#define METRICS_RETRY_MS 1000
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -96,7 +94,9 @@ struct service {
     uv_poll_t mounts_poll;  /* /proc/self/mountinfo: a mount or unmount anywhere */
     int mounts_fd;
     uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
+    uint64_t metrics_cost_ms;      /* how long the last render took, snapshot included */
     bool is_rendering_metrics;     /* a render of publish_metrics is on the thread pool */
+    bool is_metrics_stale;         /* an evaluation came while it ran: render again after */
     char status_sent[512];         /* the last STATUS= line sent to the service manager */
     uv_poll_t clock_poll;
     int clock_fd;
@@ -347,13 +347,23 @@ struct metrics_job {
     char *text;
     char *copy;
     size_t len;
+    uint64_t cost_ns; /* the snapshot, then the render: what the next interval is made from */
     int result;
 };
+
+/* How long after a render the next may start (see evaluate). */
+static uint64_t metrics_every(const struct service *svc)
+{
+    uint64_t every = svc->metrics_cost_ms * METRICS_COST;
+
+    return every < METRICS_MIN_MS ? every : METRICS_MIN_MS;
+}
 
 /* Everything that costs is here: the render, the second copy and freeing the snapshot. */
 static void metrics_work_cb(uv_work_t *work)
 {
     struct metrics_job *job = work->data;
+    uint64_t start = uv_hrtime();
 
     job->result = kigen_metrics_render(&job->snapshot->view, &job->extra, &job->text, &job->len);
     kigen_snapshot_free(job->snapshot);
@@ -363,6 +373,7 @@ static void metrics_work_cb(uv_work_t *work)
         if (job->copy)
             memcpy(job->copy, job->text, job->len + 1);
     }
+    job->cost_ns += uv_hrtime() - start;
 }
 
 /*
@@ -379,8 +390,16 @@ static void metrics_after_cb(uv_work_t *work, int status)
     int r = status < 0 ? status : job->result;
 
     svc->is_rendering_metrics = false;
+    svc->metrics_cost_ms = job->cost_ns / 1000000;
     kigen_snapshot_free(job->snapshot); /* NULL unless the work never ran */
     free(job);
+    if (svc->is_metrics_stale && !svc->stopping) {
+        /* What changed while this ran is published when the interval has passed. */
+        uint64_t since = uv_now(&svc->loop) - svc->metrics_published_ms, every = metrics_every(svc);
+
+        svc->is_metrics_stale = false;
+        uv_timer_start(&svc->metrics_timer, metrics_timer_cb, since < every ? every - since : 0, 0);
+    }
     if (svc->stopping || r < 0) {
         if (r < 0 && !svc->stopping)
             kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
@@ -439,7 +458,9 @@ static void publish_metrics(struct service *svc, const struct kigen_view *view)
     job->svc = svc;
     job->extra.scan_duration_seconds = svc->scan_seconds;
     job->is_copied = svc->config->alerts.textfile && svc->metrics_http;
+    job->cost_ns = uv_hrtime();
     r = kigen_snapshot_new(view, &job->snapshot);
+    job->cost_ns = uv_hrtime() - job->cost_ns;
     if (r < 0)
         goto out;
     r = uv_queue_work(&svc->loop, &job->work, metrics_work_cb, metrics_after_cb);
@@ -520,19 +541,21 @@ static void evaluate(struct service *svc)
     next = r < 0 ? now + 60 : kigen_engine_next_wakeup(&svc->engine, svc->config, &view, now);
     /*
      * Between the slices of a large evaluation the metrics wait for the last one, and they
-     * are rendered at most every METRICS_MIN_MS (100,000 certificates make 250 MB of text),
-     * one render at a time: a change within that time is published when it has passed.
+     * are rendered one at a time, at most every METRICS_COST times the last render's cost
+     * and at least every METRICS_MIN_MS (100,000 certificates make 250 MB of text in a
+     * second): a change within that time is published when it has passed.
      */
     if (!svc->engine.more_now && (svc->config->alerts.textfile || svc->metrics_http)) {
         uint64_t since = uv_now(&svc->loop) - svc->metrics_published_ms;
-        bool is_due = !svc->metrics_published_ms || since >= METRICS_MIN_MS;
+        uint64_t every = metrics_every(svc);
 
-        if (is_due && !svc->is_rendering_metrics) {
+        if (svc->is_rendering_metrics) {
+            svc->is_metrics_stale = true; /* metrics_after_cb starts metrics_timer */
+        } else if (!svc->metrics_published_ms || since >= every) {
             publish_metrics(svc, &view);
             svc->metrics_published_ms = uv_now(&svc->loop);
         } else if (!uv_is_active((uv_handle_t *)&svc->metrics_timer)) {
-            uv_timer_start(&svc->metrics_timer, metrics_timer_cb,
-                           is_due ? METRICS_RETRY_MS : METRICS_MIN_MS - since, 0);
+            uv_timer_start(&svc->metrics_timer, metrics_timer_cb, every - since, 0);
         }
     }
     svc->last = view;
