@@ -51,6 +51,17 @@ else
     echo "keytool not found: the demo has no JKS file" >&2
 fi
 
+# The holders' register: two certificates that live on the holders' iPhones, which kigen
+# knows only from here (one ends in 12 days, its renewal window open; one in 45 days), and
+# the holder of a file on the admin server. Dates relative to today, as Excel would have them.
+today=$(date +%F)
+{
+    echo "holder,email,terminal,device,issuer,issued,not_after,subject"
+    echo "田中 太郎,tanaka@example.co.jp,NAC0001,iPhone,CN=NACCS Client CA,$(date -d "$today -5 years -1 month +12 days" +%F),,"
+    echo "\"Sato, Hanako\",sato@example.co.jp,NAC0002,iPhone,CN=NACCS Client CA,,$(date -d "$today +45 days" +%F),"
+    echo "伊藤 一郎,ito@example.co.jp,NAC0003,PC,,,,*CN=ito"
+} >"$out/holders.csv"
+
 echo Demo-Pass1 >"$out/naccs.pass"
 chmod 600 "$out/naccs.pass" "$out/keystore/naccs-users/ito.p12.pass"
 sed "s|@DEMO@|$out|g" "$src/conf/demo.yaml" >"$out/kigen.yaml"

@@ -43,6 +43,7 @@ struct options {
     const char *state;
     const char *within;
     const char *keystore;
+    const char *holder;
     const char *cmd;
     const char *sha256;
 };
@@ -244,6 +245,7 @@ struct row {
     char days[24];
     char date[64];
     const char *keystore;
+    const char *holder; /* the holder's name, "-" when none is known */
     char *location;
     const char *subject;
 };
@@ -258,7 +260,7 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
     json_t *certs = json_object_get(a, "certificates"), *errors = json_object_get(a, "errors");
     json_t *s = json_object_get(a, "summary"), *c;
     size_t n = json_array_size(certs), i, w_state = 5, w_days = 4, w_date = 9, w_ks = 8;
-    size_t w_loc = 8, w_subj = 7, room;
+    size_t w_holder = 6, w_loc = 8, w_subj = 7, room;
     bool two_lines = false;
     struct row *rows = calloc(n ? n : 1, sizeof(*rows));
     char date[64];
@@ -273,6 +275,9 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
         snprintf(r->days, sizeof(r->days), "%lld", jint(c, "days_left"));
         local_date(jstr(c, "not_after"), r->date, sizeof(r->date));
         r->keystore = jstr(c, "keystore");
+        r->holder = json_is_object(json_object_get(c, "holder"))
+                        ? jstr(json_object_get(c, "holder"), "name")
+                        : "-";
         /* A location kept as last seen (its keystore root is unavailable) says since when. */
         if (strcmp(jstr(c, "last_seen"), jstr(a, "generated_at")) != 0 && *jstr(c, "last_seen"))
             local_date(jstr(c, "last_seen"), date, sizeof(date));
@@ -286,17 +291,20 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
         w_days = max_sz(w_days, strlen(r->days));
         w_date = max_sz(w_date, text_width(r->date));
         w_ks = max_sz(w_ks, text_width(r->keystore));
+        w_holder = max_sz(w_holder, text_width(r->holder));
         w_loc = max_sz(w_loc, r->location ? text_width(r->location) : 0);
         w_subj = max_sz(w_subj, text_width(r->subject));
     }
     if (w_ks > 16)
         w_ks = 16;
+    if (w_holder > 20)
+        w_holder = 20;
     /*
      * Location and subject share what the fixed columns leave, the shorter giving way; on a
      * narrow terminal the subject goes on a line of its own instead.
      */
     if (t->width) {
-        size_t fixed = w_state + 1 + w_days + 2 + w_date + 2 + w_ks + 2 + 2;
+        size_t fixed = w_state + 1 + w_days + 2 + w_date + 2 + w_ks + 2 + w_holder + 2 + 2;
 
         room = t->width > fixed ? t->width - fixed : 0;
         if (w_loc + w_subj > room && room < 60) {
@@ -320,6 +328,8 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
         fputs("  ", stdout);
         cell(t, "KEYSTORE", w_ks, false, true);
         fputs("  ", stdout);
+        cell(t, "HOLDER", w_holder, false, true);
+        fputs("  ", stdout);
         cell(t, "LOCATION", w_loc, false, !two_lines);
         fputs(two_lines ? "\n    SUBJECT\n" : "  SUBJECT\n", stdout);
     }
@@ -331,6 +341,8 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
         cell(t, r->date, w_date, false, true);
         fputs("  ", stdout);
         cell(t, r->keystore, w_ks, false, true);
+        fputs("  ", stdout);
+        cell(t, r->holder, w_holder, false, true);
         fputs("  ", stdout);
         cell(t, r->location ? r->location : "", w_loc, true, !two_lines);
         fputs(two_lines ? "\n    " : "  ", stdout);
@@ -590,6 +602,8 @@ static char *build_request(const struct options *o)
         json_object_set_new(req, "within", json_string(o->within));
     if (o->keystore)
         json_object_set_new(req, "keystore", json_string(o->keystore));
+    if (o->holder)
+        json_object_set_new(req, "holder", json_string(o->holder));
     if (o->sha256)
         json_object_set_new(req, "sha256", json_string(o->sha256));
     text = json_dumps(req, JSON_COMPACT);
@@ -649,14 +663,16 @@ static const struct command commands[] = {
       "critical or expired, unreadable files, probes down and the last scan. Exits 0 when all\n"
       "is well, 1 when something needs attention, 2 when anything is critical or expired.\n",
       show_status },
-    { "list", "list [--state STATE] [--within DURATION] [--keystore NAME]",
+    { "list", "list [--state STATE] [--within DURATION] [--keystore NAME] [--holder NAME]",
       "Lists the certificates (one line per file and entry) and the files that cannot be read.\n"
       "Exits 0/1/2 over what it lists, like status. With --json, prints the SPEC report document.\n"
       "\n"
       "      --state STATE        only ok, renewal_open, critical, expired or not_yet_valid\n"
       "      --within DURATION    only those ending within DURATION (30d, 12h, 2w), expired "
       "included\n"
-      "      --keystore NAME      only the keystore NAME (its unreadable files too)\n",
+      "      --keystore NAME      only the keystore NAME (its unreadable files too)\n"
+      "      --holder NAME        only those NAME holds (the holder's name or e-mail, exactly;\n"
+      "                           no unreadable files)\n",
       show_list },
     { "show", "show SHA256",
       "Shows one certificate by its SHA-256 fingerprint: its facts, every location that holds\n"
@@ -701,7 +717,7 @@ static void usage(FILE *out)
             "\n"
             "Commands:\n"
             "  status              counts and the last scan; exits 0/1/2 like a Nagios check\n"
-            "  list                the certificates (--state, --within, --keystore); 0/1/2\n"
+            "  list                the certificates (--state, --within, --keystore, --holder)\n"
             "  show SHA256         one certificate, its locations and the alerts sent\n"
             "  probes              whether the renewal hosts can be reached\n"
             "  rescan              scan every keystore now (root or the daemon's user)\n"
@@ -729,6 +745,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_STATE = 256,
         OPT_WITHIN,
         OPT_KEYSTORE,
+        OPT_HOLDER,
         OPT_VERSION,
     };
     static const struct option longopts[] = {
@@ -739,6 +756,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "state", required_argument, NULL, OPT_STATE },
         { "within", required_argument, NULL, OPT_WITHIN },
         { "keystore", required_argument, NULL, OPT_KEYSTORE },
+        { "holder", required_argument, NULL, OPT_HOLDER },
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
     };
@@ -766,6 +784,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case OPT_KEYSTORE:
             o->keystore = optarg;
+            break;
+        case OPT_HOLDER:
+            o->holder = optarg;
             break;
         case OPT_VERSION:
             printf("kigenctl %s\n", KIGEN_VERSION);
@@ -800,8 +821,8 @@ static int check_options(const struct options *o)
         fprintf(stderr, "kigenctl: unknown command '%s'; try 'kigenctl --help'\n", o->cmd);
         return -EINVAL;
     }
-    if (strcmp(o->cmd, "list") != 0 && (o->state || o->within || o->keystore)) {
-        fprintf(stderr, "kigenctl: --state, --within and --keystore go with list\n");
+    if (strcmp(o->cmd, "list") != 0 && (o->state || o->within || o->keystore || o->holder)) {
+        fprintf(stderr, "kigenctl: --state, --within, --keystore and --holder go with list\n");
         return -EINVAL;
     }
     if (strcmp(o->cmd, "show") == 0 && !o->sha256) {

@@ -17,16 +17,19 @@
 #include <uv.h>
 
 #include "config.h"
+#include "err.h"
 #include "inventory.h"
 #include "log.h"
 #include "maint.h"
 #include "probe.h"
 #include "probe_sync.h"
+#include "register_records.h"
 #include "report.h"
 #include "scan.h"
 #include "secret.h"
 #include "service.h"
 #include "timeutil.h"
+#include "tz.h"
 
 #define EXIT_USAGE 3 /* SPEC §6: usage or configuration error */
 
@@ -208,6 +211,69 @@ static int start_probes(uv_loop_t *loop, const struct options *o, const struct k
     return kigen_prober_run_once(*ret_prober, once_probes_done_cb, once);
 }
 
+/*
+ * Reads the holders' register (if configured) into inventory, as the daemon does after a
+ * scan: its declared certificates and bad rows become records. Returns 0 or -ENOMEM.
+ */
+static int load_register(struct kigen_inventory *inventory, const struct kigen_config *config,
+                         int64_t now)
+{
+    struct kigen_register_read read;
+    struct kigen_tz *tz = NULL;
+    const char *path = config->holders.register_path;
+    int r;
+
+    if (!path)
+        return 0;
+    if (kigen_tz_load(config->timezone, &tz) < 0)
+        kigen_log_warn("Cannot load timezone '%s', register dates read as UTC", config->timezone);
+    r = kigen_register_read(path, tz, &read);
+    if (r == 0)
+        r = kigen_register_records_apply(inventory, config, tz, path, &read, now);
+    kigen_register_read_done(&read);
+    kigen_tz_free(tz);
+    return r;
+}
+
+/*
+ * --check-config: the register too. Every problem (the file, each bad row) is one line on
+ * stderr. Returns how many there are, or -ENOMEM.
+ */
+static int cmp_part(const void *pa, const void *pb)
+{
+    const struct kigen_file *a = *(const struct kigen_file *const *)pa;
+    const struct kigen_file *b = *(const struct kigen_file *const *)pb;
+
+    return (a->part > b->part) - (a->part < b->part);
+}
+
+static int check_register(const struct kigen_config *config)
+{
+    struct kigen_inventory *inventory = NULL;
+    const struct kigen_file **bad = NULL;
+    size_t n = 0;
+    int r = kigen_inventory_new(&inventory);
+
+    if (r == 0)
+        r = load_register(inventory, config, (int64_t)time(NULL));
+    if (r == 0 && inventory->n_errors && !(bad = malloc(inventory->n_errors * sizeof(*bad))))
+        r = -ENOMEM;
+    for (size_t i = 0; r == 0 && i < inventory->n_files; i++)
+        if (inventory->files[i]->error)
+            bad[n++] = inventory->files[i];
+    /* In line order, as an administrator fixes them. */
+    if (n)
+        qsort(bad, n, sizeof(*bad), cmp_part);
+    /* A bad row's message begins FILE:LINE:, the file's own does not. */
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "%s%s%s (%s)\n", bad[i]->part ? "" : config->holders.register_path,
+                bad[i]->part ? "" : ": ", bad[i]->message ? bad[i]->message : "",
+                kigen_err_name(bad[i]->error));
+    free(bad);
+    kigen_inventory_free(inventory);
+    return r < 0 ? r : (int)n;
+}
+
 /* --once: the same scan the daemon runs, on a loop that ends when it completes. */
 static int run_once(const struct options *o, const struct kigen_config *config)
 {
@@ -257,6 +323,11 @@ static int run_once(const struct options *o, const struct kigen_config *config)
             kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot record the server certificates");
             goto out;
         }
+    }
+    r = load_register(inventory, config, o->has_now ? o->now : (int64_t)time(NULL));
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot read the holders' register");
+        goto out;
     }
     r = kigen_view_build(config, inventory, o->has_now ? o->now : (int64_t)time(NULL), NULL, &view);
     if (r < 0) {
@@ -322,6 +393,15 @@ int main(int argc, char **argv)
     if (o.check_path) {
         if (load_config(o.check_path, &config) < 0)
             return EXIT_USAGE;
+        status = check_register(config);
+        if (status != 0) {
+            if (status < 0)
+                kigen_log_errno(KIGEN_LOG_ERR, status, "Cannot check the holders' register");
+            fprintf(stderr, "%s: the holders' register '%s' has %d problem%s\n", o.check_path,
+                    config->holders.register_path, status, status == 1 ? "" : "s");
+            kigen_config_free(config);
+            return EXIT_USAGE;
+        }
         printf("%s: configuration is valid (%zu keystores, %zu probe targets)\n", o.check_path,
                config->n_keystores, config->probes.n_targets);
         kigen_config_free(config);

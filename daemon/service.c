@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -34,6 +35,7 @@
 
 #include "control.h"
 #include "engine.h"
+#include "err.h"
 #include "inventory.h"
 #include "log.h"
 #include "maint.h"
@@ -42,6 +44,7 @@
 #include "probe.h"
 #include "probe_sync.h"
 #include "proto.h"
+#include "register_records.h"
 #include "report.h"
 #include "scan.h"
 #include "secret.h"
@@ -128,6 +131,11 @@ struct service {
     bool save_failing;
     int watch_error_reported;
     int status;
+    /* The holders' register (SPEC §12), read on the thread pool. */
+    bool register_reading;
+    bool register_wanted;  /* read it again once the read in flight is done */
+    bool register_started; /* the first read is done: scans may start */
+    bool register_fresh;   /* just read: the scan it starts need not read it again */
 };
 
 struct delivery {
@@ -136,6 +144,7 @@ struct delivery {
 };
 
 static void start_scan(struct service *svc);
+static void start_register_read(struct service *svc);
 static void request_full_scan(struct service *svc);
 static void watch_roots(struct service *svc);
 static void start_prober(struct service *svc);
@@ -607,17 +616,25 @@ static void update_watches(struct service *svc)
     const char *const *dirs;
     size_t n = kigen_scanner_dirs(svc->scanner, &dirs), failed;
     const char **paths = malloc((n + svc->config->n_keystores + 1) * sizeof(*paths));
+    const char *reg = svc->config->holders.register_path;
+    char *reg_dir = reg ? strdup(reg) : NULL;
     struct stat st;
 
-    if (!paths)
+    if (!paths) {
+        free(reg_dir);
         return;
+    }
     memcpy(paths, dirs, n * sizeof(*paths));
+    /* The register's directory: an editor saves by renaming a new file over it. */
+    if (reg_dir)
+        paths[n++] = dirname(reg_dir);
     /* A keystore that is a single file is watched itself. */
     for (size_t i = 0; i < svc->config->n_keystores; i++)
         if (stat(svc->config->keystores[i].path, &st) == 0 && S_ISREG(st.st_mode))
             paths[n++] = svc->config->keystores[i].path;
     failed = kigen_watch_update(&svc->watch, paths, n);
     free(paths);
+    free(reg_dir);
     if (failed && svc->watch_error_reported != svc->watch.last_error) {
         kigen_log_warn("Cannot watch %zu directories for changes (%s%s); they are still "
                        "rescanned every %lld s",
@@ -761,11 +778,15 @@ static void free_secret_cb(const char *key, void *value, void *data)
 static void apply_config(struct service *svc, struct kigen_config *config,
                          struct kigen_metrics_http *metrics_http)
 {
+    const char *was = svc->config->holders.register_path, *is = config->holders.register_path;
     int r = kigen_sinks_configure(svc->sinks, &config->alerts);
 
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot apply the new alert settings, ignoring");
     capture_secret_env(svc, config);
+    /* Another register (or none): the rows of the old one go; the scan that follows reads it. */
+    if (was && (!is || strcmp(was, is) != 0))
+        kigen_register_records_apply(svc->inventory, config, NULL, NULL, NULL, 0);
     kigen_config_free(svc->config);
     svc->config = config;
     load_zones(svc);
@@ -866,6 +887,127 @@ static void mounts_cb(uv_poll_t *poll, int status, int events)
     }
 }
 
+/* ---- the holders' register ---- */
+
+struct register_job {
+    uv_work_t work;
+    struct service *svc;
+    char *path;
+    char *timezone;
+    struct kigen_register_read read;
+    int result;
+};
+
+/* Makes the inventory say what the register says (read NULL: the rows last read, again). */
+static void apply_register(struct service *svc, struct kigen_register_read *read)
+{
+    int r = kigen_register_records_apply(svc->inventory, svc->config, svc->display_tz,
+                                         svc->config->holders.register_path, read, now_of(svc));
+
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot apply the holders' register, retrying");
+}
+
+static void register_work_cb(uv_work_t *work)
+{
+    struct register_job *job = work->data;
+    struct kigen_tz *tz = NULL;
+
+    /* Its own zone: a reload may free the loop's meanwhile. UTC dates if it cannot load. */
+    (void)kigen_tz_load(job->timezone, &tz);
+    job->result = kigen_register_read(job->path, tz, &job->read);
+    kigen_tz_free(tz);
+}
+
+static void register_after_cb(uv_work_t *work, int status)
+{
+    struct register_job *job = work->data;
+    struct service *svc = job->svc;
+    const char *now_path = svc->config->holders.register_path;
+    bool is_first = !svc->register_started;
+
+    svc->register_reading = false;
+    svc->register_started = true;
+    if (svc->stopping) {
+        kigen_register_read_done(&job->read);
+    } else if (status < 0 || job->result < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, status < 0 ? status : job->result,
+                        "Cannot read the holders' register '%s', retrying", job->path);
+        svc->register_wanted = true;
+    } else if (now_path && strcmp(now_path, job->path) == 0) {
+        const struct kigen_file *f =
+            kigen_inventory_find(svc->inventory, KIGEN_REGISTER_KEYSTORE, job->path);
+
+        /* Said once, not at every full scan while it lasts. */
+        if (job->read.error && (!f || f->error != job->read.error))
+            kigen_log_warn("The holders' register '%s' (%s): %s", job->path,
+                           kigen_err_name(job->read.error), job->read.message);
+        apply_register(svc, &job->read);
+    }
+    kigen_register_read_done(&job->read);
+    free(job->path);
+    free(job->timezone);
+    free(job);
+    if (svc->stopping)
+        return;
+    if (is_first) {
+        svc->register_fresh = true;
+        start_scan(svc); /* the first evaluation knows every holder */
+        return;
+    }
+    if (svc->register_wanted)
+        start_register_read(svc);
+    if (svc->ready && !kigen_scanner_is_busy(svc->scanner))
+        evaluate(svc);
+}
+
+/*
+ * Reads the register on the thread pool (a share that blinks must not stall the loop), then
+ * evaluates. Without a register the records go and the first scan starts at once.
+ */
+static void start_register_read(struct service *svc)
+{
+    const char *path = svc->config->holders.register_path;
+    struct register_job *job;
+
+    if (svc->stopping)
+        return;
+    if (!path) {
+        if (svc->inventory->reg || !svc->register_started)
+            apply_register(svc, NULL);
+        if (!svc->register_started) {
+            svc->register_started = true;
+            start_scan(svc);
+        }
+        return;
+    }
+    if (svc->register_reading) {
+        svc->register_wanted = true;
+        return;
+    }
+    svc->register_wanted = false;
+    job = calloc(1, sizeof(*job));
+    if (job) {
+        job->work.data = job;
+        job->svc = svc;
+    }
+    if (!job || !(job->path = strdup(path)) || !(job->timezone = strdup(svc->config->timezone)) ||
+        uv_queue_work(&svc->loop, &job->work, register_work_cb, register_after_cb) < 0) {
+        if (job) {
+            free(job->path);
+            free(job->timezone);
+        }
+        free(job);
+        kigen_log_errno(KIGEN_LOG_ERR, -ENOMEM, "Cannot read the holders' register '%s'", path);
+        if (!svc->register_started) {
+            svc->register_started = true;
+            start_scan(svc);
+        }
+        return;
+    }
+    svc->register_reading = true;
+}
+
 static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
 {
     struct service *svc = data;
@@ -895,6 +1037,7 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
         update_watches(svc);
     if (status == 0 && svc->scan_is_full)
         watch_roots(svc);
+    apply_register(svc, NULL); /* which declared rows a readable file now matches */
     evaluate(svc);
     if (!svc->ready) {
         svc->ready = true;
@@ -914,6 +1057,13 @@ static void start_scan(struct service *svc)
 
     if (svc->stopping)
         return;
+    if (!svc->register_started) {
+        start_register_read(svc); /* its end starts the scan */
+        return;
+    }
+    if (!svc->register_fresh)
+        start_register_read(svc); /* a full scan reads the register again too */
+    svc->register_fresh = false;
     if (kigen_scanner_is_busy(svc->scanner)) {
         svc->rescan_wanted = true;
         svc->full_wanted = true;
@@ -980,6 +1130,8 @@ static void debounce_cb(uv_timer_t *timer)
     struct service *svc = container_of(timer, struct service, debounce_timer);
 
     svc->first_change_ms = 0;
+    if (svc->register_wanted)
+        start_register_read(svc);
     start_changed_scan(svc);
 }
 
@@ -1008,6 +1160,16 @@ static void change_cb(struct kigen_watch *watch, const char *path, const char *n
             full[len - 5] = '\0';
     } else if (!name) {
         full = strdup(path); /* the watched file or directory itself */
+    }
+    /* The register, or a directory above it: read it again (and scan nothing for it). */
+    if (full && svc->config->holders.register_path &&
+        is_at_or_above(full, svc->config->holders.register_path)) {
+        svc->register_wanted = true;
+        if (strcmp(full, svc->config->holders.register_path) == 0) {
+            free(full);
+            debounce(svc);
+            return;
+        }
     }
     if (!full || kigen_strmap_put(&svc->changed, full, svc) < 0)
         svc->full_wanted = true;

@@ -9,9 +9,12 @@
 
 #define KIGEN_SHA256_LEN 32
 
+/* A not_before that is not known: a declared certificate without `issued` (SPEC §12). */
+#define KIGEN_NO_TIME INT64_MIN
+
 struct kigen_cert {
     uint8_t sha256[KIGEN_SHA256_LEN]; /* of the DER encoding */
-    int64_t not_before;               /* Unix seconds, UTC */
+    int64_t not_before;               /* Unix seconds, UTC; KIGEN_NO_TIME when unknown */
     int64_t not_after;
     char *subject; /* RFC 2253; the five strings share one allocation owned by subject */
     char *issuer;

@@ -138,7 +138,7 @@ struct kigen_maintenance {
 };
 
 /*
- * holders (SPEC §12). Accepted and checked; used from a later version.
+ * holders (SPEC §12): the register (register_records.h) and the admins.
  */
 struct kigen_holders {
     char *register_path;      /* holders.register: the CSV register; NULL (default): none */

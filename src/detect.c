@@ -24,6 +24,8 @@ const char *kigen_format_name(enum kigen_format format)
         return "jks";
     case KIGEN_FORMAT_JCEKS:
         return "jceks";
+    case KIGEN_FORMAT_DECLARED:
+        return "declared";
     case KIGEN_FORMAT_UNKNOWN:
         break;
     }
@@ -169,6 +171,7 @@ int kigen_read_any(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
         r = kigen_read_jks(ctx, buf, len, passwords, certs, ret_format, errbuf, errlen);
         kigen_secret_wipe_end();
         return r;
+    case KIGEN_FORMAT_DECLARED: /* never detected */
     case KIGEN_FORMAT_UNKNOWN:
         break;
     }

@@ -440,6 +440,38 @@ static void compose(const struct kigen_engine *engine, const struct group *g, in
 #undef ADD
 }
 
+/*
+ * For the people who act (SPEC §12): the holder, and what the rule says to do: KIGEN_HOLDER,
+ * KIGEN_HOLDER_EMAIL, KIGEN_RENEW_URL, KIGEN_REISSUE_NOTE, KIGEN_INSTRUCTIONS and
+ * KIGEN_MAINTENANCE (the next maintenance window before the deadline), where they apply.
+ */
+static int add_action_fields(const struct kigen_engine *engine, struct kigen_alert *a,
+                             const struct group *g, int64_t now)
+{
+    const struct kigen_policy *p = &g->worst->policy;
+    const struct kigen_record *h = g->worst->holder ? g->worst : NULL;
+    char maint[256];
+    int r = 0;
+
+    for (size_t i = 0; i < g->n && !h; i++)
+        if (g->v[i]->holder)
+            h = g->v[i];
+    if (h)
+        r = kigen_alert_add(a, "KIGEN_HOLDER", h->holder);
+    if (r == 0 && h && h->holder_email)
+        r = kigen_alert_add(a, "KIGEN_HOLDER_EMAIL", h->holder_email);
+    if (r == 0 && p->renew_url)
+        r = kigen_alert_add(a, "KIGEN_RENEW_URL", p->renew_url);
+    if (r == 0 && p->reissue_note)
+        r = kigen_alert_add(a, "KIGEN_REISSUE_NOTE", p->reissue_note);
+    if (r == 0 && p->instructions)
+        r = kigen_alert_add(a, "KIGEN_INSTRUCTIONS", p->instructions);
+    if (r == 0 && engine->maint_fn &&
+        engine->maint_fn(now, g->worst->cert->not_after, maint, sizeof(maint), engine->maint_data))
+        r = kigen_alert_add(a, "KIGEN_MAINTENANCE", maint);
+    return r;
+}
+
 static int fire(struct kigen_engine *engine, const struct group *g, int event, int64_t step,
                 bool reminder, int64_t now)
 {
@@ -452,6 +484,8 @@ static int fire(struct kigen_engine *engine, const struct group *g, int event, i
     if (!a)
         return -ENOMEM;
     r = add_cert_fields(a, g, now);
+    if (r == 0)
+        r = add_action_fields(engine, a, g, now);
     if (r < 0) {
         kigen_alert_free(a);
         return r;

@@ -23,6 +23,24 @@ const struct kigen_register_row *kigen_holders_find(const struct kigen_register 
                                                     const char *subject, const char *path);
 
 /*
+ * The same answer as kigen_holders_find() without trying every row: rows whose subject or
+ * path has no glob character are found by hash, only the glob rows are tried in turn. Built
+ * once per register read; the register must outlive it.
+ */
+struct kigen_holders_index;
+
+/* Returns 0 with *ret_index, or -ENOMEM. */
+int kigen_holders_index_new(const struct kigen_register *reg,
+                            struct kigen_holders_index **ret_index);
+void kigen_holders_index_free(struct kigen_holders_index *index);
+const struct kigen_register_row *kigen_holders_index_find(const struct kigen_holders_index *index,
+                                                          const char *subject, const char *path);
+
+/* The row whose record starts on line, or NULL (rows are in line order). */
+const struct kigen_register_row *kigen_holders_row_at(const struct kigen_register *reg,
+                                                      size_t line);
+
+/*
  * Asks the configuration for the validity (calendar years and months) of a declared
  * certificate with subject and issuer (SPEC §12: the matching rule's `validity`). Returns
  * true and *ret_years, *ret_months when a rule gives one.

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "holders.h"
+#include "register.h"
+
 int kigen_inventory_new(struct kigen_inventory **ret_inventory)
 {
     struct kigen_inventory *inv = calloc(1, sizeof(*inv));
@@ -28,6 +31,8 @@ void kigen_inventory_free(struct kigen_inventory *inventory)
         kigen_file_free(inventory->files[i]);
     free(inventory->files);
     free(inventory->buckets);
+    kigen_holders_index_free(inventory->holders);
+    kigen_register_free(inventory->reg);
     free(inventory);
 }
 
@@ -60,8 +65,8 @@ void kigen_file_free(struct kigen_file *file)
     free(file);
 }
 
-/* FNV-1a over "keystore\0path". */
-static uint64_t location_hash(const char *keystore, const char *path)
+/* FNV-1a over "keystore\0path", then part. */
+static uint64_t location_hash(const char *keystore, const char *path, size_t part)
 {
     uint64_t h = 0xcbf29ce484222325u;
 
@@ -72,24 +77,30 @@ static uint64_t location_hash(const char *keystore, const char *path)
     }
     for (const char *p = path; *p; p++)
         h = (h ^ (uint8_t)*p) * 0x100000001b3u;
-    return h;
+    return part ? (h ^ part) * 0x100000001b3u : h;
 }
 
 static struct kigen_file **bucket_of(const struct kigen_inventory *inv, const char *keystore,
-                                     const char *path)
+                                     const char *path, size_t part)
 {
-    return &inv->buckets[location_hash(keystore, path) & (inv->n_buckets - 1)];
+    return &inv->buckets[location_hash(keystore, path, part) & (inv->n_buckets - 1)];
+}
+
+struct kigen_file *kigen_inventory_find_part(const struct kigen_inventory *inventory,
+                                             const char *keystore, const char *path, size_t part)
+{
+    struct kigen_file *f = *bucket_of(inventory, keystore, path, part);
+
+    for (; f; f = f->hnext)
+        if (f->part == part && strcmp(f->path, path) == 0 && strcmp(f->keystore, keystore) == 0)
+            return f;
+    return NULL;
 }
 
 struct kigen_file *kigen_inventory_find(const struct kigen_inventory *inventory,
                                         const char *keystore, const char *path)
 {
-    struct kigen_file *f = *bucket_of(inventory, keystore, path);
-
-    for (; f; f = f->hnext)
-        if (strcmp(f->path, path) == 0 && strcmp(f->keystore, keystore) == 0)
-            return f;
-    return NULL;
+    return kigen_inventory_find_part(inventory, keystore, path, 0);
 }
 
 /* Doubles the table when the load passes one, keeping chains short. */
@@ -104,7 +115,8 @@ static int rehash(struct kigen_inventory *inv)
     inv->buckets = b;
     inv->n_buckets = n;
     for (size_t i = 0; i < inv->n_files; i++) {
-        struct kigen_file *f = inv->files[i], **head = bucket_of(inv, f->keystore, f->path);
+        struct kigen_file *f = inv->files[i],
+                          **head = bucket_of(inv, f->keystore, f->path, f->part);
 
         f->hnext = *head;
         *head = f;
@@ -114,7 +126,9 @@ static int rehash(struct kigen_inventory *inv)
 
 int kigen_inventory_put(struct kigen_inventory *inventory, struct kigen_file *file)
 {
-    struct kigen_file *old = kigen_inventory_find(inventory, file->keystore, file->path), **head;
+    struct kigen_file *old =
+        kigen_inventory_find_part(inventory, file->keystore, file->path, file->part);
+    struct kigen_file **head;
 
     if (old)
         kigen_inventory_remove(inventory, old);
@@ -129,7 +143,7 @@ int kigen_inventory_put(struct kigen_inventory *inventory, struct kigen_file *fi
     }
     if (inventory->n_files >= inventory->n_buckets)
         (void)rehash(inventory); /* on ENOMEM the chains just grow longer */
-    head = bucket_of(inventory, file->keystore, file->path);
+    head = bucket_of(inventory, file->keystore, file->path, file->part);
     file->hnext = *head;
     *head = file;
     file->index = inventory->n_files;
@@ -141,7 +155,7 @@ int kigen_inventory_put(struct kigen_inventory *inventory, struct kigen_file *fi
 
 void kigen_inventory_remove(struct kigen_inventory *inventory, struct kigen_file *file)
 {
-    struct kigen_file **p = bucket_of(inventory, file->keystore, file->path), *last;
+    struct kigen_file **p = bucket_of(inventory, file->keystore, file->path, file->part), *last;
 
     while (*p && *p != file)
         p = &(*p)->hnext;

@@ -12,6 +12,9 @@
 #include "cert.h"
 #include "read.h"
 
+struct kigen_register;      /* "register.h" */
+struct kigen_holders_index; /* "holders.h" */
+
 /* What tells an unchanged file from a changed one without reading it. */
 struct kigen_file_id {
     uint64_t dev;
@@ -24,6 +27,11 @@ struct kigen_file_id {
 struct kigen_file {
     char *keystore; /* keystore name; keystore and path share one allocation */
     char *path;
+    /*
+     * 0 for a file. A file may have more than one error record: the holders' register has one
+     * per bad row (SPEC §12), part = the row's line; (keystore, path, part) is the location.
+     */
+    size_t part;
     enum kigen_format format;
     struct kigen_file_id id;
     struct kigen_certs certs;
@@ -55,6 +63,13 @@ struct kigen_inventory {
     uint64_t files_read;
     uint64_t files_unchanged;
     uint64_t scans;
+    /*
+     * The holders' register as last read (SPEC §12), owned; NULL when none is configured or
+     * it was never read. Its declared certificates and bad rows are records of keystore
+     * KIGEN_REGISTER_KEYSTORE (register_records.h).
+     */
+    struct kigen_register *reg;
+    struct kigen_holders_index *holders; /* reg's rows by subject and path (holders.h) */
 };
 
 int kigen_inventory_new(struct kigen_inventory **ret_inventory);
@@ -64,9 +79,13 @@ void kigen_inventory_free(struct kigen_inventory *inventory);
 struct kigen_file *kigen_file_new(const char *keystore, const char *path);
 void kigen_file_free(struct kigen_file *file);
 
-/* The location (keystore, path), or NULL. O(1). */
+/* The location (keystore, path) of part 0, or NULL. O(1). */
 struct kigen_file *kigen_inventory_find(const struct kigen_inventory *inventory,
                                         const char *keystore, const char *path);
+
+/* The location (keystore, path, part), or NULL. O(1). */
+struct kigen_file *kigen_inventory_find_part(const struct kigen_inventory *inventory,
+                                             const char *keystore, const char *path, size_t part);
 
 /*
  * Adds file, replacing (and freeing) a record of the same location. Takes ownership of file

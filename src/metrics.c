@@ -267,8 +267,9 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
     for (size_t d = 0; d < sizeof(dates) / sizeof(dates[0]); d++) {
         add_header(&o, dates[d].name, dates[d].help);
         for (size_t i = 0; i < view->n_records; i++)
-            add_sample(&o, dates[d].name, labels.s + offs[i], offs[i + 1] - offs[i], NULL,
-                       date_of(&view->records[i], (enum date)d));
+            if (date_of(&view->records[i], (enum date)d) != KIGEN_NO_TIME)
+                add_sample(&o, dates[d].name, labels.s + offs[i], offs[i + 1] - offs[i], NULL,
+                           date_of(&view->records[i], (enum date)d));
     }
     add_header(&o, "kigen_cert_state",
                "1 for the certificate's current state (ok, renewal_open, critical, expired, "

@@ -78,10 +78,13 @@ static json_t *ok_object(void)
     return j;
 }
 
+/* null for a time that is not known (a declared certificate's not_before without `issued`). */
 static json_t *time_json(int64_t t)
 {
     char buf[KIGEN_RFC3339_LEN];
 
+    if (t == KIGEN_NO_TIME)
+        return json_null();
     kigen_time_format_utc(t, buf);
     return json_string(buf);
 }
@@ -383,10 +386,16 @@ static int run_list(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
         return fail(ret_answer, ret_len, "\"keystore\" must be a string");
     if (r > 0) {
         /* A typo must not read as "all is well" to a Nagios check. */
-        if (!kigen_config_find_keystore(ctx->config, s) && !kigen_probe_is_keystore(s))
+        if (!kigen_config_find_keystore(ctx->config, s) && !kigen_probe_is_keystore(s) &&
+            !(strcmp(s, KIGEN_REGISTER_KEYSTORE) == 0 && ctx->config->holders.register_path))
             return fail(ret_answer, ret_len, "unknown keystore \"%.*s\"", QUOTE_MAX, s);
         filter.keystore = s;
     }
+    r = get_string(req, "holder", &s);
+    if (r < 0)
+        return fail(ret_answer, ret_len, "\"holder\" must be a string");
+    if (r > 0)
+        filter.holder = s; /* a name nobody holds is an empty list: holders come and go */
     r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, &filter, &view);
     if (r < 0)
         return r;
@@ -782,7 +791,7 @@ static int run_reload(const struct kigen_proto_ctx *ctx, json_t *req, char **ret
 /* ---- dispatch ---- */
 
 static const char *const no_fields[] = { NULL };
-static const char *const list_fields[] = { "state", "within", "keystore", NULL };
+static const char *const list_fields[] = { "state", "within", "keystore", "holder", NULL };
 static const char *const show_fields[] = { "sha256", NULL };
 
 static const struct command commands[] = {

@@ -28,9 +28,10 @@ enum kigen_format {
     KIGEN_FORMAT_PKCS12,
     KIGEN_FORMAT_JKS,
     KIGEN_FORMAT_JCEKS,
+    KIGEN_FORMAT_DECLARED, /* a certificate of the holders' register (SPEC §12): no file */
 };
 
-/* "pem", "der", "pkcs7", "pkcs12", "jks", "jceks"; NULL for unknown. */
+/* "pem", "der", "pkcs7", "pkcs12", "jks", "jceks", "declared"; NULL for unknown. */
 const char *kigen_format_name(enum kigen_format format);
 
 /*

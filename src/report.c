@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "holders.h"
 #include "probe.h"
 #include "timeutil.h"
 
@@ -57,7 +58,9 @@ static int cmp_error(const void *pa, const void *pb)
     const struct kigen_file *b = *(const struct kigen_file *const *)pb;
     int c = strcmp(a->path, b->path);
 
-    return c ? c : strcmp(a->keystore, b->keystore);
+    if (!c)
+        c = strcmp(a->keystore, b->keystore);
+    return c ? c : (a->part > b->part) - (a->part < b->part);
 }
 
 static int cmp_fingerprint(const void *pa, const void *pb)
@@ -81,6 +84,9 @@ static bool keep(const struct kigen_view_filter *filter, const struct kigen_reco
         return false;
     if (filter->keystore && strcmp(filter->keystore, rec->file->keystore) != 0)
         return false;
+    if (filter->holder && !(rec->holder && strcmp(filter->holder, rec->holder) == 0) &&
+        !(rec->holder_email && strcmp(filter->holder, rec->holder_email) == 0))
+        return false;
     return true;
 }
 
@@ -101,6 +107,28 @@ static size_t count_unique(const struct kigen_record *records, size_t n)
         unique += i == 0 || memcmp(v[i]->sha256, v[i - 1]->sha256, KIGEN_SHA256_LEN) != 0;
     free(v);
     return unique;
+}
+
+/* SPEC §12: the register's row for the certificate, else the certificate's own address. */
+static void find_holder(const struct kigen_inventory *inventory, const struct kigen_file *f,
+                        const struct kigen_cert *c, struct kigen_record *rec)
+{
+    const struct kigen_register_row *row = NULL;
+
+    if (strcmp(f->keystore, KIGEN_REGISTER_KEYSTORE) == 0)
+        row = kigen_holders_row_at(inventory->reg, strtoul(c->entry, NULL, 10));
+    else if (inventory->holders)
+        row = kigen_holders_index_find(inventory->holders, c->subject, f->path);
+    if (row) {
+        rec->holder = row->holder;
+        rec->holder_email = row->email;
+    } else if (c->email && c->email[0]) {
+        rec->holder = c->email;
+        rec->holder_email = c->email;
+    } else {
+        rec->holder = NULL;
+        rec->holder_email = NULL;
+    }
 }
 
 int kigen_view_build(const struct kigen_config *config, const struct kigen_inventory *inventory,
@@ -126,7 +154,8 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
         const struct kigen_file *f = inventory->files[i];
         const struct kigen_keystore *ks = kigen_config_find_keystore(config, f->keystore);
 
-        if (f->error &&
+        /* An error has a keystore but no holder. */
+        if (f->error && (!filter || !filter->holder) &&
             (!filter || !filter->keystore || strcmp(filter->keystore, f->keystore) == 0))
             v.errors[v.n_errors++] = f;
         for (size_t j = 0; j < f->certs.n; j++) {
@@ -139,6 +168,7 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
             kigen_config_policy_for(config, f->keystore, c->subject, c->issuer, &rec->policy);
             rec->state = kigen_policy_state(&rec->policy, c->not_before, c->not_after, now);
             rec->renewal_opens = kigen_policy_renewal_opens(&rec->policy, c->not_after);
+            find_holder(inventory, f, c, rec);
             if (!keep(filter, rec, now))
                 continue;
             v.counts[rec->state]++;
@@ -192,10 +222,13 @@ int kigen_view_exit_status(const struct kigen_view *view)
     return status;
 }
 
+/* null for a time that is not known (a declared certificate's not_before without `issued`). */
 static json_t *time_json(int64_t t)
 {
     char buf[KIGEN_RFC3339_LEN];
 
+    if (t == KIGEN_NO_TIME)
+        return json_null();
     kigen_time_format_utc(t, buf);
     return json_string(buf);
 }
@@ -233,6 +266,22 @@ int64_t kigen_record_last_seen(const struct kigen_record *rec, int64_t now)
     return rec->file->is_stale && rec->file->last_seen ? rec->file->last_seen : now;
 }
 
+/* SPEC §6 holder: null, or {"name": …, "email": … or null}. */
+static json_t *holder_json(const struct kigen_record *rec)
+{
+    json_t *o;
+
+    if (!rec->holder)
+        return json_null();
+    o = json_object();
+    if (o) {
+        json_object_set_new(o, "name", text_json(rec->holder));
+        json_object_set_new(o, "email",
+                            rec->holder_email ? text_json(rec->holder_email) : json_null());
+    }
+    return o;
+}
+
 static json_t *record_json(const struct kigen_record *rec, int64_t now)
 {
     const struct kigen_cert *c = rec->cert;
@@ -257,6 +306,7 @@ static json_t *record_json(const struct kigen_record *rec, int64_t now)
     json_object_set_new(o, "state", json_string(kigen_state_name(rec->state)));
     json_object_set_new(o, "labels", labels_json(rec->keystore));
     json_object_set_new(o, "last_seen", time_json(kigen_record_last_seen(rec, now)));
+    json_object_set_new(o, "holder", holder_json(rec));
     return o;
 }
 
@@ -515,7 +565,9 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
                 colour ? "\033[0m" : "",
                 (long long)kigen_days_left(rec->cert->not_after, view->now), date,
                 rec->file->keystore, rec->file->path, rec->cert->entry);
-        fprintf(out, "%-13s %6s  %-20s  %-14s %s\n", "", "", "", "", rec->cert->subject);
+        fprintf(out, "%-13s %6s  %-20s  %-14s %s%s%s%s\n", "", "", "", "", rec->cert->subject,
+                rec->holder ? " (holder: " : "", rec->holder ? rec->holder : "",
+                rec->holder ? ")" : "");
         if (kigen_record_last_seen(rec, view->now) != view->now) {
             kigen_time_format_local(rec->file->last_seen, date, sizeof(date));
             fprintf(out, "%-13s %6s  %-20s  %-14s (keystore unavailable; last seen %s)\n", "", "",

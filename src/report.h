@@ -23,6 +23,13 @@ struct kigen_record {
     struct kigen_policy policy;            /* the effective policy (pointers into config) */
     enum kigen_state state;
     int64_t renewal_opens;
+    /*
+     * The holder (SPEC §12): the register row's holder and e-mail (may be NULL), or the
+     * certificate's own e-mail address as both; NULL when none is known. Borrowed from the
+     * inventory's register or the certificate.
+     */
+    const char *holder;
+    const char *holder_email;
 };
 
 /* Which records a view keeps; zeroed (with state = -1) keeps all. */
@@ -30,6 +37,7 @@ struct kigen_view_filter {
     int state;            /* an enum kigen_state, or -1 for any */
     int64_t within;       /* keep not_after <= now + within; -1 for any */
     const char *keystore; /* exact name, or NULL */
+    const char *holder;   /* the holder's name or e-mail address, exactly; or NULL */
     bool is_unsorted;     /* skip the report order (the alert engine groups by itself) */
 };
 

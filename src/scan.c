@@ -36,6 +36,7 @@
 #include "log.h"
 #include "probe_sync.h"
 #include "read.h"
+#include "readfile.h"
 #include "secret.h"
 
 #define BATCH_FILES     32
@@ -861,52 +862,6 @@ static void release_ctx(struct kigen_scanner *scanner, struct kigen_read_ctx *ct
         atomic_store(&scanner->slots[slot].busy, false);
 }
 
-static int read_whole(int fd, uint64_t max, uint8_t **ret_buf, size_t *ret_len)
-{
-    struct stat st;
-    size_t cap, len = 0;
-    uint8_t *buf;
-    ssize_t n;
-
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    if (!S_ISREG(st.st_mode))
-        return -EINVAL;
-    if ((uint64_t)st.st_size > max)
-        return -EFBIG;
-    cap = (size_t)st.st_size + 1; /* one more byte tells a file that grew */
-    buf = malloc(cap);
-    if (!buf)
-        return -ENOMEM;
-    while (len < cap && (n = read(fd, buf + len, cap - len)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            free(buf);
-            return -errno;
-        }
-        len += (size_t)n;
-        if (len == cap && (uint64_t)cap <= max) {
-            uint8_t *bigger =
-                cap * 2 > max + 1 ? realloc(buf, (size_t)max + 1) : realloc(buf, cap * 2);
-
-            if (!bigger) {
-                free(buf);
-                return -ENOMEM;
-            }
-            cap = cap * 2 > max + 1 ? (size_t)max + 1 : cap * 2;
-            buf = bigger;
-        }
-    }
-    if ((uint64_t)len > max) {
-        free(buf);
-        return -EFBIG;
-    }
-    *ret_buf = buf;
-    *ret_len = len;
-    return 0;
-}
-
 static int set_error(struct kigen_file *f, int err, const char *msg)
 {
     f->error = err;
@@ -958,7 +913,7 @@ static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const stru
         }
         id_from_stat(&st, &f->id);
     }
-    r = read_whole(fd, ks->max_file_size, &buf, &len);
+    r = kigen_read_whole(fd, ks->max_file_size, &buf, &len);
     if (r == -EFBIG) {
         snprintf(errbuf, sizeof(errbuf), "more than max_file_size %llu bytes",
                  (unsigned long long)ks->max_file_size);
@@ -1103,7 +1058,7 @@ static void sweep_roots(struct kigen_inventory *inv, const struct scan *s)
         struct kigen_file *f = inv->files[i];
         bool is_incomplete = false;
 
-        if (f->seen >= s->generation)
+        if (f->seen >= s->generation || strcmp(f->keystore, KIGEN_REGISTER_KEYSTORE) == 0)
             continue;
         for (size_t k = 0; k < s->config->n_keystores && !is_incomplete; k++)
             is_incomplete =
@@ -1168,10 +1123,14 @@ static void finish(struct scan *s)
                 s->root[i].dev != s->root[i].expected_dev)
                 scanner->hooks->root_read(ks->name, ks->path, s->root[i].dev, scanner->hooks_data);
         }
-        /* Keystores no longer configured are gone too; probe targets' are the daemon's. */
+        /*
+         * Keystores no longer configured are gone too; probe targets' and the register's
+         * are the daemon's.
+         */
         for (size_t i = scanner->inventory->n_files; i-- > 0;) {
             struct kigen_file *f = scanner->inventory->files[i];
-            bool known = kigen_probe_is_keystore(f->keystore);
+            bool known = kigen_probe_is_keystore(f->keystore) ||
+                         strcmp(f->keystore, KIGEN_REGISTER_KEYSTORE) == 0;
 
             for (size_t j = 0; j < s->config->n_keystores && !known; j++)
                 known = strcmp(s->config->keystores[j].name, f->keystore) == 0;

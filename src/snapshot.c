@@ -57,6 +57,7 @@ static void copy_file(struct kigen_snapshot *snap, const struct kigen_file *from
     memset(to, 0, sizeof(*to));
     to->keystore = copy_str(snap, from->keystore, is_failed);
     to->path = copy_str(snap, from->path, is_failed);
+    to->part = from->part;
     to->format = from->format;
     to->error = from->error;
     to->message = copy_str(snap, from->message, is_failed);
@@ -199,6 +200,15 @@ int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **re
         to->keystore = last_copy;
         to->state = from->state;
         to->renewal_opens = from->renewal_opens;
+        /* The holder: the certificate's own address (copied with it), or the register's. */
+        if (from->holder && from->holder == from->cert->email)
+            to->holder = snap->certs[i].email;
+        else if (from->holder)
+            to->holder = copy_str(snap, from->holder, &is_failed);
+        if (from->holder_email && from->holder_email == from->cert->email)
+            to->holder_email = snap->certs[i].email;
+        else if (from->holder_email)
+            to->holder_email = copy_str(snap, from->holder_email, &is_failed);
     }
     for (size_t i = 0; i < view->n_errors; i++) {
         copy_file(snap, view->errors[i], &snap->files[n_files], &is_failed);

@@ -14,7 +14,7 @@
  *
  * What is copied is what the renderers read: per record the file's keystore, path, format,
  * error and message, the certificate's fingerprint, dates, subject, issuer, serial and
- * entry, the keystore's name and labels, state and renewal_opens; the probes' statuses
+ * entry, the keystore's name and labels, state, renewal_opens and the holder; the probes' statuses
  * without their server certificates. A record's policy is zeroed (its pointers lead into the
  * configuration); a renderer that needs more copies it here first.
  */

@@ -62,6 +62,43 @@ static void test_first_matching_row_names_the_holder(void **state)
     kigen_register_free(reg);
 }
 
+/* The index gives kigen_holders_find's answer: exact rows by hash, glob rows in turn. */
+static void test_index_finds_what_the_rows_in_order_find(void **state)
+{
+    struct kigen_register *reg = parse("holder,subject,path\n"
+                                       "Glob,\"CN=g*\",\n"
+                                       "Exact,CN=exact,\n"
+                                       "PathExact,,/srv/p.p12\n"
+                                       "Late,CN=gx,\n"
+                                       "Both,CN=both,/srv/both.p12\n"
+                                       "PathGlob,,/srv/dir/*\n"
+                                       "Earlier,CN=exact,\n",
+                                       NULL);
+    static const char *const subjects[] = { "CN=gx", "CN=exact", "CN=none", "CN=both", "CN=g" };
+    static const char *const paths[] = { "/srv/p.p12", "/srv/dir/a.p12", "/x", "/srv/both.p12" };
+    struct kigen_holders_index *x = NULL;
+
+    assert_int_equal(kigen_holders_index_new(reg, &x), 0);
+    for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
+        for (size_t j = 0; j < sizeof(paths) / sizeof(paths[0]); j++) {
+            const struct kigen_register_row *want = kigen_holders_find(reg, subjects[i], paths[j]);
+
+            assert_ptr_equal(kigen_holders_index_find(x, subjects[i], paths[j]), want);
+        }
+    }
+    /* The first row wins: the glob on line 2 before the exact row on line 5. */
+    assert_string_equal(kigen_holders_index_find(x, "CN=gx", "/x")->holder, "Glob");
+    assert_string_equal(kigen_holders_index_find(x, "CN=exact", "/srv/dir/z")->holder, "Exact");
+    assert_string_equal(kigen_holders_index_find(x, "CN=none", "/srv/p.p12")->holder, "PathExact");
+    assert_null(kigen_holders_index_find(x, "CN=none", "/x"));
+    assert_null(kigen_holders_index_find(NULL, "CN=none", "/x"));
+    assert_string_equal(kigen_holders_row_at(reg, 6)->holder, "Both");
+    assert_null(kigen_holders_row_at(reg, 1));
+    assert_null(kigen_holders_row_at(reg, 99));
+    kigen_holders_index_free(x);
+    kigen_register_free(reg);
+}
+
 static void test_declared_certificates_as_spec_12_defines_them(void **state)
 {
     struct kigen_tz *tz = NULL;
@@ -119,6 +156,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_matching_row_names_the_holder),
+        cmocka_unit_test(test_index_finds_what_the_rows_in_order_find),
         cmocka_unit_test(test_declared_certificates_as_spec_12_defines_them),
     };
 

@@ -47,7 +47,14 @@ def facts(pem):
     def t(s):
         return calendar.timegm(time.strptime(s, "%b %d %H:%M:%S %Y GMT"))
 
+    # SPEC §12: without a register, the holder is the certificate's own address, the first
+    # subjectAltName rfc822Name, else the subject's emailAddress.
+    san = run("openssl", "x509", "-noout", "-ext", "subjectAltName", input=pem).decode()
+    emails = re.findall(r"email:([^,\s]+)", san)
+    if not emails:
+        emails = re.findall(r"(?:^|,)emailAddress=((?:[^,\\]|\\.)+)", f["subject"])
     return {
+        "email": emails[0] if emails else None,
         "sha256": f["sha256 Fingerprint"].replace(":", "").lower(),
         "subject": f["subject"], "issuer": f["issuer"], "serial": serial,
         "nb": t(f["notBefore"].replace("  ", " ")), "na": t(f["notAfter"].replace("  ", " ")),
@@ -95,6 +102,7 @@ def expect_record(keystore, path, fmt, entry, pem, renew=28 * DAY, critical=7 * 
         "renewal_opens": rfc3339(f["na"] - renew),
         "days_left": (f["na"] - NOW_T) // DAY, "state": state, "labels": labels or {},
         "last_seen": rfc3339(NOW_T),  # every location is live in a one-shot report
+        "holder": {"name": f["email"], "email": f["email"]} if f["email"] else None,
     }
 
 
