@@ -1684,8 +1684,9 @@ static int get_passwords(struct ctx *c, const struct node *n, struct kigen_keyst
  */
 static int get_labels(struct ctx *c, const struct node *n, struct kigen_labels *labels)
 {
-    static const char *const reserved[] = { "keystore", "path",   "entry", "subject", "issuer",
-                                            "serial",   "sha256", "state", "error" };
+    static const char *const reserved[] = { "keystore", "path",   "entry",      "subject",
+                                            "issuer",   "serial", "sha256",     "state",
+                                            "error",    "holder", "subject_cn", "issuer_cn" };
     const struct named *dup, *first = NULL;
     struct named *names = NULL;
     char buf[300];

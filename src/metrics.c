@@ -104,7 +104,10 @@ static void add_label(struct out *o, bool first, const char *name, const char *v
     add(o, "\"", 1);
 }
 
-/* keystore path entry subject issuer serial sha256, then the keystore's configured labels. */
+/*
+ * keystore path entry subject issuer serial sha256, holder when known (SPEC §10), then the
+ * keystore's configured labels.
+ */
 static void add_record_labels(struct out *o, const struct kigen_record *rec)
 {
     char hex[65];
@@ -117,6 +120,8 @@ static void add_record_labels(struct out *o, const struct kigen_record *rec)
     add_label(o, false, "issuer", rec->cert->issuer);
     add_label(o, false, "serial", rec->cert->serial);
     add_label(o, false, "sha256", hex);
+    if (rec->holder)
+        add_label(o, false, "holder", rec->holder);
     if (rec->keystore)
         for (size_t i = 0; i < rec->keystore->labels.n; i++)
             add_label(o, false, rec->keystore->labels.v[i].name, rec->keystore->labels.v[i].value);

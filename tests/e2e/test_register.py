@@ -140,6 +140,12 @@ def case_declared_holders_and_bad_rows():
             check(sd.get("holder_email") == "tanaka@example.co.jp" and
                   sd.get("renew_url") == "https://renew.example/naccs" and
                   "Safari" in sd.get("instructions", ""), "action fields: %s" % sd)
+        # The metrics name the holder (SPEC §10) and have no not_before without `issued`.
+        m = request(e.sock, {"cmd": "metrics"}).get("metrics", "")
+        check('holder="田中 太郎"' in m, "holder label in the metrics: %s" % m[:500])
+        check(not [x for x in m.splitlines() if x.startswith("kigen_cert_not_before_seconds")
+                   and 'holder="Sato, Hanako"' in x],
+              "no not_before sample for a row without issued")
         # kigenctl list --holder, table and JSON.
         r = subprocess.run([KIGENCTL, "--socket", e.sock, "list", "--holder", "田中 太郎"],
                            capture_output=True, text=True)
