@@ -929,6 +929,7 @@ static void sweep_certs_cb(const char *key, void *value, void *data)
 {
     struct sweep *s = data;
     struct kigen_tracked *t = value;
+    bool is_superseded;
     int r;
 
     if (t->seen) {
@@ -937,12 +938,14 @@ static void sweep_certs_cb(const char *key, void *value, void *data)
     }
     if (is_kept_as_last_seen(s, t))
         return; /* its keystore's root is unavailable: unknown, not gone (SPEC §4) */
-    r = evaluate_gone(s->engine, s->config, s->inventory, t, s->now);
+    /* A declared certificate whose row a readable file now matches: the file won (§12). */
+    is_superseded = kigen_strmap_get(&s->inventory->superseded, key) != NULL;
+    r = is_superseded ? 0 : evaluate_gone(s->engine, s->config, s->inventory, t, s->now);
     if (r < 0) {
         s->status = r;
         return;
     }
-    s->fired++;
+    s->fired += !is_superseded;
     kigen_strmap_remove(&s->engine->certs, key);
     tracked_free(t);
     s->engine->dirty = true;

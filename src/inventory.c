@@ -32,6 +32,7 @@ void kigen_inventory_free(struct kigen_inventory *inventory)
     free(inventory->files);
     free(inventory->buckets);
     kigen_holders_index_free(inventory->holders);
+    kigen_strmap_clear(&inventory->superseded);
     kigen_register_free(inventory->reg);
     free(inventory);
 }

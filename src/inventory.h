@@ -11,6 +11,7 @@
 
 #include "cert.h"
 #include "read.h"
+#include "strmap.h"
 
 struct kigen_register;      /* "register.h" */
 struct kigen_holders_index; /* "holders.h" */
@@ -70,6 +71,11 @@ struct kigen_inventory {
      */
     struct kigen_register *reg;
     struct kigen_holders_index *holders; /* reg's rows by subject and path (holders.h) */
+    /*
+     * Hex fingerprints of the certificates rows would declare but that a readable file now
+     * matches: the file won, and the declared one is superseded, not gone (SPEC §12).
+     */
+    struct kigen_strmap superseded;
 };
 
 int kigen_inventory_new(struct kigen_inventory **ret_inventory);

@@ -67,6 +67,7 @@ void kigen_register_read_done(struct kigen_register_read *read)
 struct declare_ctx {
     const struct kigen_config *config;
     const struct kigen_inventory *inventory;
+    size_t n_matched; /* rows with dates that a readable file matches */
 };
 
 static bool validity_cb(const char *subject, const char *issuer, void *data, int *ret_years,
@@ -92,16 +93,53 @@ static bool matched_cb(const struct kigen_register_row *row, void *data)
         return false;
     for (size_t i = 0; i < c->inventory->n_files; i++) {
         const struct kigen_file *f = c->inventory->files[i];
+        bool is_match = false;
 
         if (strcmp(f->keystore, KIGEN_REGISTER_KEYSTORE) == 0)
             continue;
-        if (row->path && f->certs.n && fnmatch(row->path, f->path, 0) == 0)
+        is_match = row->path && f->certs.n && fnmatch(row->path, f->path, 0) == 0;
+        for (size_t j = 0; row->subject && j < f->certs.n && !is_match; j++)
+            is_match = fnmatch(row->subject, f->certs.v[j].subject, 0) == 0;
+        if (is_match) {
+            ((struct declare_ctx *)data)->n_matched++;
             return true;
-        for (size_t j = 0; row->subject && j < f->certs.n; j++)
-            if (fnmatch(row->subject, f->certs.v[j].subject, 0) == 0)
-                return true;
+        }
     }
     return false;
+}
+
+/*
+ * The certificates the rows would declare but that files won (ctx->n_matched of them): their
+ * fingerprints into inventory->superseded, so that the alert engine lets them go quietly.
+ */
+static int note_superseded(struct kigen_inventory *inv, const struct kigen_tz *tz,
+                           struct declare_ctx *ctx, const struct kigen_certs *declared)
+{
+    struct kigen_certs all = { 0 };
+    struct kigen_holders_problem *problems = NULL;
+    size_t n_problems = 0;
+    int r = 0;
+
+    kigen_strmap_clear(&inv->superseded);
+    if (!ctx->n_matched)
+        return 0;
+    r = kigen_holders_declare(inv->reg, tz, validity_cb, NULL, ctx, &all, &problems, &n_problems);
+    /* Both in row order, declared a subsequence of all. */
+    for (size_t i = 0, j = 0; r == 0 && i < all.n; i++) {
+        char hex[65];
+
+        if (j < declared->n &&
+            memcmp(declared->v[j].sha256, all.v[i].sha256, KIGEN_SHA256_LEN) == 0) {
+            j++;
+            continue;
+        }
+        kigen_cert_sha256_hex(&all.v[i], hex);
+        r = kigen_strmap_put(&inv->superseded, hex, inv);
+    }
+    free(problems);
+    kigen_certs_clear(&all);
+    free(all.v);
+    return r;
 }
 
 /* What part 0 said before: the file's error and when it was last read, kept over a re-apply. */
@@ -175,7 +213,7 @@ int kigen_register_records_apply(struct kigen_inventory *inventory,
                                  const char *path, struct kigen_register_read *read, int64_t now)
 {
     struct file_state was = { 0 };
-    struct declare_ctx ctx = { config, inventory };
+    struct declare_ctx ctx = { .config = config, .inventory = inventory };
     struct kigen_holders_problem *problems = NULL;
     const struct kigen_register *reg;
     struct kigen_file *f = NULL;
@@ -184,6 +222,7 @@ int kigen_register_records_apply(struct kigen_inventory *inventory,
 
     remove_records(inventory, &was);
     if (!path) {
+        kigen_strmap_clear(&inventory->superseded);
         free(was.message);
         return set_rows(inventory, NULL);
     }
@@ -220,6 +259,8 @@ int kigen_register_records_apply(struct kigen_inventory *inventory,
     if (reg)
         r = kigen_holders_declare(reg, tz, validity_cb, matched_cb, &ctx, &f->certs, &problems,
                                   &n_problems);
+    if (r == 0)
+        r = note_superseded(inventory, tz, &ctx, &f->certs);
     /* The file as a whole: no header, no holder column (line 0 of the parser's errors). */
     for (size_t i = 0; r == 0 && reg && i < reg->n_errors && !f->error; i++) {
         if (reg->errors[i].line == 0) {

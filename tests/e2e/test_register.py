@@ -201,6 +201,13 @@ def case_a_readable_file_wins():
         yamada = by_holder(records(e.sock)[0], "山田")
         check(len(yamada) == 1 and yamada[0]["keystore"] == "naccs",
               "the declared row is gone, the file wins: %s" % yamada)
+        time.sleep(1.5)
+        declared = declared_sha256("山田", "", "2026-12-31T00:00:00Z")
+        check(not [a for a in e.d.alerts(0) if a["msgid"] == "cert.gone"],
+              "the declared certificate the file superseded is not gone: %s"
+              % [a for a in e.d.alerts(0) if a["msgid"] == "cert.gone"])
+        check([a for a in e.d.alerts(0) if a["sd"].get("sha256") == declared],
+              "it had been alerted on before (the test sees what it claims): %s" % declared)
 
 
 def case_register_away_keeps_rows():
