@@ -2,6 +2,7 @@
  * kigend: the certificate-expiry daemon. This file owns the process: options, the libuv
  * loop, signals and sd_notify. All the work is in src/.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -423,8 +424,16 @@ int main(int argc, char **argv)
          * the heap, where under churn a resident daemon's RSS only grows.
          */
         (void)mallopt(M_MMAP_THRESHOLD, 1 << 20);
-        return kigend_service_run(o.config_path, config,
-                                  o.has_now ? o.now - (int64_t)time(NULL) : 0, &sink_limits);
+        /* Once, before any thread: libcurl's global init is not thread-safe (the webhooks). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            kigen_log_err("Cannot initialise libcurl");
+            kigen_config_free(config);
+            return 1;
+        }
+        status = kigend_service_run(o.config_path, config,
+                                    o.has_now ? o.now - (int64_t)time(NULL) : 0, &sink_limits);
+        curl_global_cleanup();
+        return status;
     }
     status = run_once(&o, config);
     kigen_config_free(config);

@@ -53,6 +53,7 @@
 #include "timeutil.h"
 #include "tz.h"
 #include "watch.h"
+#include "webhook.h"
 
 #define DEBOUNCE_MS       250
 #define DEBOUNCE_MAX_MS   750 /* a stream of changes still shows within a second */
@@ -708,29 +709,79 @@ static void load_zones(struct service *svc)
     kigen_time_use_zone(svc->config->timezone);
 }
 
+static void capture_one(struct service *svc, const struct kigen_password_source *src)
+{
+    char *value, *copy;
+
+    if (src->kind != KIGEN_PASSWORD_ENV || kigen_strmap_get(&svc->secret_env, src->value) ||
+        !(value = getenv(src->value)))
+        return;
+    copy = kigen_secret_dup(value); /* out of core dumps */
+    if (!copy || kigen_strmap_put(&svc->secret_env, src->value, copy) < 0) {
+        kigen_secret_free(copy);
+        return; /* left in the environment: still works, less hidden */
+    }
+    OPENSSL_cleanse(value, strlen(value));
+    unsetenv(src->value);
+}
+
 /*
- * Moves the values of `env:` password sources out of the environment (and wipes them in
- * place, which also clears /proc/PID/environ), so that no exec hook inherits them.
+ * Moves the values of `env:` password and webhook URL sources out of the environment (and
+ * wipes them in place, which also clears /proc/PID/environ), so that no exec hook inherits
+ * them.
  */
 static void capture_secret_env(struct service *svc, const struct kigen_config *config)
 {
-    for (size_t i = 0; i < config->n_keystores; i++) {
-        for (size_t j = 0; j < config->keystores[i].n_passwords; j++) {
-            const struct kigen_password_source *src = &config->keystores[i].passwords[j];
-            char *value, *copy;
+    for (size_t i = 0; i < config->n_keystores; i++)
+        for (size_t j = 0; j < config->keystores[i].n_passwords; j++)
+            capture_one(svc, &config->keystores[i].passwords[j]);
+    for (size_t i = 0; i < config->alerts.n_webhooks; i++)
+        capture_one(svc, &config->alerts.webhooks[i].url);
+}
 
-            if (src->kind != KIGEN_PASSWORD_ENV || kigen_strmap_get(&svc->secret_env, src->value) ||
-                !(value = getenv(src->value)))
-                continue;
-            copy = kigen_secret_dup(value); /* out of core dumps */
-            if (!copy || kigen_strmap_put(&svc->secret_env, src->value, copy) < 0) {
-                kigen_secret_free(copy);
-                continue; /* left in the environment: still works, less hidden */
-            }
-            OPENSSL_cleanse(value, strlen(value));
-            unsetenv(src->value);
+static const char *secret_getenv(const char *name, void *data);
+
+/*
+ * Reads each webhook's URL from its source into config (url_secret) and checks it. A webhook
+ * that cannot have its URL would lose every alert meant for it: the configuration is then
+ * refused, at start as on a reload, with a reason that names the source, never the URL.
+ * Returns 0 or a negative errno with the reason in err.
+ */
+static int read_webhook_urls(struct service *svc, struct kigen_config *config, char *err,
+                             size_t errlen)
+{
+    static const char *const kinds[] = {
+        [KIGEN_PASSWORD_FILE] = "file",
+        [KIGEN_PASSWORD_CREDENTIAL] = "credential",
+        [KIGEN_PASSWORD_ENV] = "env",
+    };
+
+    capture_secret_env(svc, config);
+    for (size_t i = 0; i < config->alerts.n_webhooks; i++) {
+        struct kigen_webhook *w = &config->alerts.webhooks[i];
+        char why[160];
+        int r;
+
+        kigen_secret_free(w->url_secret);
+        w->url_secret = NULL;
+        r = kigen_secret_read(&w->url, secret_getenv, svc, &w->url_secret);
+        if (r == 0)
+            r = kigen_webhook_check_url(w->url_secret, why, sizeof(why));
+        else
+            snprintf(why, sizeof(why), "%s",
+                     r == -EINVAL                                        ? "empty"
+                     : r == -ENOENT && w->url.kind == KIGEN_PASSWORD_ENV ? "not set"
+                     : r == -ENOENT && w->url.kind == KIGEN_PASSWORD_CREDENTIAL &&
+                             !getenv("CREDENTIALS_DIRECTORY")
+                         ? "$CREDENTIALS_DIRECTORY is not set"
+                         : strerror(-r));
+        if (r < 0) {
+            snprintf(err, errlen, "webhook '%s': url from %s '%s': %s", w->name, kinds[w->url.kind],
+                     w->url.value, why);
+            return r;
         }
     }
+    return 0;
 }
 
 static int64_t scan_now(void *data)
@@ -1378,7 +1429,12 @@ static int reload(struct service *svc, char *errbuf, size_t errlen)
 
     sd_notify(0, "RELOADING=1");
     r = kigen_config_load(svc->config_path, &config, err, sizeof(err));
-    if (r == 0) {
+    if (r == 0)
+        r = read_webhook_urls(svc, config, err, sizeof(err));
+    if (r < 0) {
+        kigen_config_free(config);
+        config = NULL;
+    } else {
         /* A reload still waiting for the scan gives way to this one, its endpoint too. */
         kigen_metrics_http_stop(svc->next_metrics_http);
         svc->next_metrics_http = NULL;
@@ -1579,11 +1635,17 @@ static int setup(struct service *svc)
 {
     struct itimerspec far = { .it_value = { .tv_sec = INT32_MAX } };
     uint64_t usec = 0;
+    char err[512];
     int r;
 
     r = uv_loop_init(&svc->loop);
     if (r < 0)
         return r;
+    r = read_webhook_urls(svc, svc->config, err, sizeof(err));
+    if (r < 0) {
+        kigen_log_err("Configuration '%s': %s", svc->config_path, err);
+        return r;
+    }
     r = kigen_inventory_new(&svc->inventory);
     if (r == 0)
         r = kigen_scanner_new(&svc->loop, svc->inventory, &svc->scanner);
@@ -1591,7 +1653,6 @@ static int setup(struct service *svc)
         r = kigen_sinks_new(&svc->loop, &svc->config->alerts, &svc->sinks);
     if (r < 0)
         return r;
-    capture_secret_env(svc, svc->config);
     kigen_scanner_set_getenv(svc->scanner, secret_getenv, svc);
     kigen_scanner_set_hooks(svc->scanner, &scan_hooks, svc);
     kigen_scanner_set_background(svc->scanner);

@@ -46,6 +46,7 @@
 #include "alert.h"
 #include "duration.h"
 #include "maint.h"
+#include "secret.h"
 #include "tz.h"
 
 #define MAX_FILE_SIZE     (1024 * 1024)
@@ -550,6 +551,7 @@ static void alerts_done(struct kigen_alerts *alerts)
         free(alerts->webhooks[i].url.value);
         free(alerts->webhooks[i].proxy);
         free(alerts->webhooks[i].ca_file);
+        kigen_secret_free(alerts->webhooks[i].url_secret);
     }
     free(alerts->webhooks);
 }

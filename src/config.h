@@ -162,15 +162,18 @@ enum kigen_webhook_format {
 };
 
 /*
- * An entry of alerts.webhooks (SPEC §12). Accepted and checked; used from a later version.
+ * An entry of alerts.webhooks (SPEC §12): each is a sink of its own, "webhook:<name>"
+ * (sink_webhook.c). The parser fills everything but url_secret, which the daemon reads from
+ * url when it starts or reloads (kigen_secret_read()).
  */
 struct kigen_webhook {
     char *name;                       /* required, unique */
     struct kigen_password_source url; /* required: the URL is a secret, read like a password */
     enum kigen_webhook_format format;
-    char *proxy;     /* as probes.proxy: NULL: direct; "env"; "http://host:port" */
-    char *ca_file;   /* NULL (default): the system trust store */
-    uint32_t events; /* bit (1u << enum kigen_event) per event sent; default: every event */
+    char *proxy;      /* as probes.proxy: NULL: direct; "env"; "http://host:port" */
+    char *ca_file;    /* NULL (default): the system trust store */
+    uint32_t events;  /* bit (1u << enum kigen_event) per event sent; default: every event */
+    char *url_secret; /* the URL itself (kigen_secret_dup()): never logged, shown or saved */
 };
 
 struct kigen_alerts {

@@ -43,7 +43,6 @@
 #define KIGEN_SCAN_NICE 19 /* the walking and reading threads' nice value (see below) */
 #define CTX_SLOTS       64
 #define MAX_DEPTH       64
-#define MAX_SECRET_SIZE 4096
 
 /* One OpenSSL library context per concurrently running job, claimed without a lock. */
 struct ctx_slot {
@@ -126,48 +125,6 @@ struct read_job {
 static void secret_free(char *s)
 {
     kigen_secret_free(s);
-}
-
-/* Reads the first line of the file fd (SPEC §4: one trailing \n or \r\n stripped); closes fd. */
-static int read_first_line_fd(int fd, char **ret)
-{
-    char buf[MAX_SECRET_SIZE + 1];
-    int r = 0;
-    ssize_t n;
-    size_t len = 0;
-    struct stat st;
-    char *nl, *s;
-
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        r = -EINVAL;
-        goto out;
-    }
-    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    nl = memchr(buf, '\n', len);
-    if (nl) {
-        if (nl > buf && nl[-1] == '\r')
-            nl--;
-        *nl = '\0';
-    }
-    s = kigen_secret_dup(buf);
-    if (!s) {
-        r = -ENOMEM;
-        goto out;
-    }
-    *ret = s;
-out:
-    OPENSSL_cleanse(buf, sizeof(buf));
-    close(fd);
-    return r;
-}
-
-static int read_first_line(const char *path, char **ret)
-{
-    return read_first_line_fd(open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), ret);
 }
 
 static int items_add(struct items *items, struct item **ret)
@@ -744,7 +701,7 @@ static void resolve_secrets(struct scan *s)
 
             if (ks->passwords[j].kind == KIGEN_PASSWORD_ENV || !s->secret_paths[k])
                 continue;
-            r = read_first_line(s->secret_paths[k], &secret);
+            r = kigen_secret_read_line(s->secret_paths[k], &secret);
             if (r < 0) {
                 (void)add_error(&s->warnings, i, s->secret_paths[k], -r,
                                 "cannot read password source: %s", strerror(-r));
@@ -933,7 +890,7 @@ static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const stru
             goto out;
         }
         /* Opened as the file is: a link may lead to it only from inside the keystore. */
-        if (read_first_line_fd(
+        if (kigen_secret_read_line_fd(
                 ks->follow_symlinks
                     ? open(sidecar_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
                     : open_beneath(&s->root[it->keystore], sidecar_path,

@@ -1,10 +1,14 @@
 #include "secret.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -43,6 +47,95 @@ void kigen_secret_free(char *s)
 static void *wiping_malloc(size_t n, const char *file, int line)
 {
     return malloc(n);
+}
+
+int kigen_secret_read_line_fd(int fd, char **ret_secret)
+{
+    char buf[KIGEN_SECRET_MAX + 1];
+    int r = 0;
+    ssize_t n;
+    size_t len = 0;
+    struct stat st;
+    char *nl, *s;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        r = -EINVAL;
+        goto out;
+    }
+    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    nl = memchr(buf, '\n', len);
+    if (nl) {
+        if (nl > buf && nl[-1] == '\r')
+            nl--;
+        *nl = '\0';
+    }
+    s = kigen_secret_dup(buf);
+    if (!s) {
+        r = -ENOMEM;
+        goto out;
+    }
+    *ret_secret = s;
+out:
+    OPENSSL_cleanse(buf, sizeof(buf));
+    close(fd);
+    return r;
+}
+
+int kigen_secret_read_line(const char *path, char **ret_secret)
+{
+    return kigen_secret_read_line_fd(open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK),
+                                     ret_secret);
+}
+
+int kigen_secret_read(const struct kigen_password_source *src,
+                      const char *(*getenv_fn)(const char *name, void *data), void *data,
+                      char **ret_secret)
+{
+    const char *dir, *value = NULL;
+    char *path = NULL, *s = NULL;
+    int r;
+
+    switch (src->kind) {
+    case KIGEN_PASSWORD_ENV:
+        if (getenv_fn)
+            value = getenv_fn(src->value, data);
+        if (!value)
+            value = getenv(src->value);
+        if (!value)
+            return -ENOENT;
+        s = kigen_secret_dup(value);
+        if (!s)
+            return -ENOMEM;
+        break;
+    case KIGEN_PASSWORD_CREDENTIAL:
+        dir = getenv("CREDENTIALS_DIRECTORY");
+        if (strchr(src->value, '/'))
+            return -EINVAL;
+        if (!dir || !*dir)
+            return -ENOENT;
+        if (asprintf(&path, "%s/%s", dir, src->value) < 0)
+            return -ENOMEM;
+        r = kigen_secret_read_line(path, &s);
+        free(path);
+        if (r < 0)
+            return r;
+        break;
+    case KIGEN_PASSWORD_FILE:
+        r = kigen_secret_read_line(src->value, &s);
+        if (r < 0)
+            return r;
+        break;
+    }
+    if (!s || !*s) {
+        kigen_secret_free(s);
+        return -EINVAL;
+    }
+    *ret_secret = s;
+    return 0;
 }
 
 /* Readers of password-protected files on this thread now (kigen_secret_wipe_begin). */

@@ -9,6 +9,9 @@
  *
  * A reload replaces only the sinks whose setting changed. A replaced sink "retires": it takes
  * no new alerts, drains its queue with its old setting, then closes and is freed.
+ *
+ * journald, syslog and exec are one sink each at most (active[]); webhooks are as many as
+ * alerts.webhooks lists (hooks[]), each kept across a reload that leaves it as it was.
  */
 #include "sink.h"
 
@@ -63,8 +66,10 @@ struct kigen_sinks {
     uv_loop_t *loop;
     struct kigen_sink_limits limits;
     struct slot *active[SINK_COUNT]; /* the slots new alerts go to; NULL when disabled */
-    struct slot *slots;              /* every slot, active and retiring */
-    struct entry *done_head;         /* entries every sink let go of, in order */
+    struct slot **hooks;             /* and the webhooks', in the configuration's order */
+    size_t n_hooks;
+    struct slot *slots;      /* every slot, active and retiring */
+    struct entry *done_head; /* entries every sink let go of, in order */
     struct entry **done_tail;
     uv_idle_t idle;   /* runs the done list; active while it is not empty */
     size_t pending;   /* entries whose done_cb has not run */
@@ -75,6 +80,22 @@ struct kigen_sinks {
 };
 
 static void idle_cb(uv_idle_t *idle);
+
+static const char *sink_name(const struct kigen_sink *sink)
+{
+    return sink->name ? sink->name : sink->type->name;
+}
+
+/* The k-th slot that takes new alerts (NULL: that sink is off), k < n_taking(sinks). */
+static struct slot *taking(const struct kigen_sinks *sinks, size_t k)
+{
+    return k < SINK_COUNT ? sinks->active[k] : sinks->hooks[k - SINK_COUNT];
+}
+
+static size_t n_taking(const struct kigen_sinks *sinks)
+{
+    return SINK_COUNT + sinks->n_hooks;
+}
 
 static void entry_free(struct entry *e)
 {
@@ -180,7 +201,7 @@ static void ring_push(struct slot *slot, struct entry *e)
         if (!slot->is_dropping)
             kigen_log_warn("The %s sink has %zu alerts waiting, dropping the oldest and "
                            "carrying on",
-                           slot->sink->type->name, slot->n + 1);
+                           sink_name(slot->sink), slot->n + 1);
         slot->is_dropping = true;
         slot->dropped++;
         entry_release(slot->owner, old, true);
@@ -245,7 +266,7 @@ static void slot_pump(struct slot *slot)
         }
     }
     if (slot->n == 0 && slot->is_dropping) {
-        kigen_log_warn("The %s sink caught up after dropping %zu alerts", sink->type->name,
+        kigen_log_warn("The %s sink caught up after dropping %zu alerts", sink_name(sink),
                        slot->dropped);
         slot->is_dropping = false;
         slot->dropped = 0;
@@ -273,8 +294,13 @@ void kigen_sink_closed(struct kigen_sink *sink)
     maybe_closed(sinks);
 }
 
-/* Allocates a slot and its sink for type i and target; no handle yet. Returns 0 or -ENOMEM. */
-static int slot_new(struct kigen_sinks *sinks, int i, const char *target, struct slot **ret_slot)
+/*
+ * A slot for type i and target (NULL: a webhook), holding its sink: made here by the type's
+ * create(), or for webhook w. No handle yet. Returns 0, -EINVAL (a webhook without its URL)
+ * or -ENOMEM.
+ */
+static int slot_new(struct kigen_sinks *sinks, int i, const char *target,
+                    const struct kigen_webhook *w, struct slot **ret_slot)
 {
     struct slot *slot = calloc(1, sizeof(*slot));
     int r;
@@ -289,10 +315,11 @@ static int slot_new(struct kigen_sinks *sinks, int i, const char *target, struct
             goto out;
         }
     }
-    r = types[i]->create(target, &slot->sink);
+    r = w ? kigen_sink_webhook_new(w, &slot->sink) : types[i]->create(target, &slot->sink);
     if (r < 0)
         goto out;
-    slot->sink->type = types[i];
+    if (!w)
+        slot->sink->type = types[i];
     slot->sink->limits = &sinks->limits;
     slot->sink->slot = slot;
     *ret_slot = slot;
@@ -327,6 +354,80 @@ static bool is_same(const struct slot *slot, int i, const char *want)
     return i == SINK_JOURNALD || strcmp(slot->target, want) == 0;
 }
 
+/* Starts a new slot and lets it take alerts. */
+static void slot_start(struct kigen_sinks *sinks, struct slot *slot)
+{
+    slot->sink->type->start(slot->sink, sinks->loop);
+    slot->next = sinks->slots;
+    sinks->slots = slot;
+}
+
+/* Whether slot is one of the n in v. */
+static bool is_in(struct slot *const *v, size_t n, const struct slot *slot)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == slot)
+            return true;
+    return false;
+}
+
+/*
+ * The webhook slots for alerts, in *ret_hooks: the running one of each webhook whose setting
+ * (URL included) is unchanged, a new one (not started) for each other. Nothing changes here.
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
+static int hooks_prepare(struct kigen_sinks *sinks, const struct kigen_alerts *alerts,
+                         struct slot ***ret_hooks)
+{
+    size_t n = alerts->n_webhooks;
+    struct slot **v = calloc(n ? n : 1, sizeof(*v));
+    int r = 0;
+
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const struct kigen_webhook *w = &alerts->webhooks[i];
+
+        for (size_t j = 0; j < sinks->n_hooks && !v[i]; j++)
+            if (kigen_sink_webhook_is_same(sinks->hooks[j]->sink, w) &&
+                !is_in(v, i, sinks->hooks[j]))
+                v[i] = sinks->hooks[j];
+        if (!v[i]) {
+            r = slot_new(sinks, 0, NULL, w, &v[i]);
+            if (r < 0)
+                break;
+        }
+    }
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++)
+            if (!is_in(sinks->hooks, sinks->n_hooks, v[i]))
+                slot_free(v[i]);
+        free(v);
+        return r;
+    }
+    *ret_hooks = v;
+    return 0;
+}
+
+/* Makes hooks (from hooks_prepare()) the webhook slots: starts the new, retires the others. */
+static void hooks_apply(struct kigen_sinks *sinks, struct slot **hooks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_in(sinks->hooks, sinks->n_hooks, hooks[i]))
+            slot_start(sinks, hooks[i]);
+    for (size_t j = 0; j < sinks->n_hooks; j++) {
+        struct slot *old = sinks->hooks[j];
+
+        if (!is_in(hooks, n, old)) {
+            old->is_retiring = true;
+            slot_maybe_retire(old);
+        }
+    }
+    free(sinks->hooks);
+    sinks->hooks = hooks;
+    sinks->n_hooks = n;
+}
+
 /*
  * Moves sinks to the settings of alerts: allocates every new slot first (nothing changes when
  * one fails), then starts them and retires the slots they replace.
@@ -335,6 +436,7 @@ static int apply(struct kigen_sinks *sinks, const struct kigen_alerts *alerts)
 {
     struct slot *fresh[SINK_COUNT] = { NULL };
     bool change[SINK_COUNT] = { false };
+    struct slot **hooks = NULL;
     int r = 0;
 
     for (int i = 0; i < SINK_COUNT; i++) {
@@ -342,21 +444,22 @@ static int apply(struct kigen_sinks *sinks, const struct kigen_alerts *alerts)
 
         change[i] = !is_same(sinks->active[i], i, want);
         if (change[i] && want) {
-            r = slot_new(sinks, i, i == SINK_JOURNALD ? NULL : want, &fresh[i]);
+            r = slot_new(sinks, i, i == SINK_JOURNALD ? NULL : want, NULL, &fresh[i]);
             if (r < 0)
                 goto out;
         }
     }
+    r = hooks_prepare(sinks, alerts, &hooks);
+    if (r < 0)
+        goto out;
+    hooks_apply(sinks, hooks, alerts->n_webhooks);
     for (int i = 0; i < SINK_COUNT; i++) {
         struct slot *old = sinks->active[i];
 
         if (!change[i])
             continue;
-        if (fresh[i]) {
-            fresh[i]->sink->type->start(fresh[i]->sink, sinks->loop);
-            fresh[i]->next = sinks->slots;
-            sinks->slots = fresh[i];
-        }
+        if (fresh[i])
+            slot_start(sinks, fresh[i]);
         sinks->active[i] = fresh[i];
         fresh[i] = NULL;
         if (old) {
@@ -384,7 +487,7 @@ int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
     /* apply() starts sinks only once every allocation succeeded: a failure leaves no handle. */
     r = apply(sinks, alerts);
     if (r < 0) {
-        free(sinks);
+        kigen_sinks_free(sinks);
         return r;
     }
     uv_idle_init(loop, &sinks->idle);
@@ -418,9 +521,9 @@ int kigen_sinks_deliver(struct kigen_sinks *sinks, const struct kigen_alert *ale
     if (sinks->is_closing)
         return -ESHUTDOWN;
     /* Room in every queue first, so that a failure leaves no sink holding the alert. */
-    for (int i = 0; i < SINK_COUNT; i++) {
-        if (sinks->active[i]) {
-            r = ring_reserve(sinks->active[i]);
+    for (size_t k = 0; k < n_taking(sinks); k++) {
+        if (taking(sinks, k)) {
+            r = ring_reserve(taking(sinks, k));
             if (r < 0)
                 goto out;
         }
@@ -440,15 +543,15 @@ int kigen_sinks_deliver(struct kigen_sinks *sinks, const struct kigen_alert *ale
     /* One reference for the call itself, so that a sink finishing at once cannot report e. */
     e->refs = 1;
     sinks->pending++;
-    for (int i = 0; i < SINK_COUNT; i++) {
-        if (sinks->active[i]) {
+    for (size_t k = 0; k < n_taking(sinks); k++) {
+        if (taking(sinks, k)) {
             e->refs++;
-            ring_push(sinks->active[i], e);
+            ring_push(taking(sinks, k), e);
         }
     }
-    for (int i = 0; i < SINK_COUNT; i++)
-        if (sinks->active[i])
-            slot_pump(sinks->active[i]);
+    for (size_t k = 0; k < n_taking(sinks); k++)
+        if (taking(sinks, k))
+            slot_pump(taking(sinks, k));
     entry_release(sinks, e, false);
     e = NULL;
     r = 0;
@@ -477,6 +580,9 @@ void kigen_sinks_close(struct kigen_sinks *sinks, void (*closed_cb)(void *data),
     uv_close((uv_handle_t *)&sinks->idle, idle_closed_cb);
     for (int i = 0; i < SINK_COUNT; i++)
         sinks->active[i] = NULL;
+    free(sinks->hooks);
+    sinks->hooks = NULL;
+    sinks->n_hooks = 0;
     for (slot = sinks->slots; slot; slot = next) {
         next = slot->next;
         while (slot->n > 0)
@@ -489,5 +595,6 @@ void kigen_sinks_free(struct kigen_sinks *sinks)
 {
     if (!sinks)
         return;
+    free(sinks->hooks);
     free(sinks);
 }

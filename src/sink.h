@@ -1,7 +1,7 @@
 /*
- * Delivery of alerts to the configured consumers (SPEC §7): journald, syslog (RFC 5424) and
- * an exec hook. Each sink has its own queue; a sink that fails or blocks never stalls the
- * loop or the other sinks. Loop thread only.
+ * Delivery of alerts to the configured consumers (SPEC §7, §12): journald, syslog (RFC 5424),
+ * an exec hook and chat webhooks. Each sink has its own queue; a sink that fails or blocks
+ * never stalls the loop or the other sinks. Loop thread only.
  *
  * An alert is copied once and shared by the sinks that deliver it. Each sink keeps at most
  * queue_max alerts waiting (see struct kigen_sink_limits); beyond that it drops its oldest
@@ -91,7 +91,7 @@ void kigen_sinks_free(struct kigen_sinks *sinks);
 
 /*
  * The contract between the dispatcher (sink.c) and the sinks (sink_journald.c, sink_syslog.c,
- * sink_exec.c); callers of the functions above need none of it.
+ * sink_exec.c, sink_webhook.c); callers of the functions above need none of it.
  *
  * A sink embeds struct kigen_sink and is driven by the dispatcher, which owns the queue and
  * hands it at most max_in_flight alerts at a time, in queue order, through send(). The alert
@@ -100,7 +100,7 @@ void kigen_sinks_free(struct kigen_sinks *sinks);
 struct kigen_sink;
 
 struct kigen_sink_type {
-    const char *name; /* "journald", "syslog", "exec": for messages */
+    const char *name; /* "journald", "syslog", "exec", "webhook": for messages */
     unsigned max_in_flight;
     /*
      * Allocates a sink for target (the socket path or command; NULL for journald). Touches no
@@ -128,6 +128,7 @@ struct kigen_sink_type {
 
 struct kigen_sink {
     const struct kigen_sink_type *type;
+    const char *name;                       /* for messages; NULL: the type's name */
     const struct kigen_sink_limits *limits; /* the dispatcher's; read when a delivery starts */
     bool is_closing;                        /* close() was called: fail quietly */
     void *slot;                             /* the dispatcher's queue; sink.c only */
@@ -136,6 +137,17 @@ struct kigen_sink {
 extern const struct kigen_sink_type kigen_sink_journald;
 extern const struct kigen_sink_type kigen_sink_syslog;
 extern const struct kigen_sink_type kigen_sink_exec;
+extern const struct kigen_sink_type kigen_sink_webhook;
+
+/*
+ * A webhook sink (sink_webhook.c) for w, whose url_secret must be set; its name is
+ * "webhook:<name>". Its type has no create(): a webhook's setting is more than one string.
+ * Returns 0, -EINVAL without url_secret, or -ENOMEM.
+ */
+int kigen_sink_webhook_new(const struct kigen_webhook *w, struct kigen_sink **ret_sink);
+
+/* Whether sink, a webhook sink, was made for a webhook set as w is (URL included). */
+bool kigen_sink_webhook_is_same(const struct kigen_sink *sink, const struct kigen_webhook *w);
 
 /* Reports the end of the delivery send() returned 0 for; failed when it did not get through. */
 void kigen_sink_finish(struct kigen_sink *sink, void *token, bool failed);

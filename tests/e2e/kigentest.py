@@ -45,6 +45,15 @@ def wait_until(pred, timeout, step=0.05):
         time.sleep(step)
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listened on a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def scratch(name, mode=0o755):
     """A new directory under /tmp that other users may enter (mode)."""
     d = tempfile.mkdtemp(prefix="kigen-%s-" % name)

@@ -16,20 +16,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kigentest import KIGEND, FIX, Daemon, check, finish  # noqa: E402
+from kigentest import KIGEND, FIX, Daemon, check, finish, free_port  # noqa: E402
 
 KIGENCTL = os.environ["KIGENCTL"]
 PROBE = os.path.join(FIX, "probe")
 NOW = "2026-11-24T12:00:00Z"
 cases = 0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Listener:
