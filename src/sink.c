@@ -23,11 +23,16 @@
 #define DEFAULT_EXEC_TIMEOUT_MS 30000
 #define DEFAULT_RETRY_MS        30000
 #define DEFAULT_QUEUE_MAX       10000
+#define DEFAULT_RETRY_FIRST_MS  60000    /* SPEC §12: 1 minute, */
+#define DEFAULT_RETRY_MAX_MS    3600000  /* doubling to 1 hour, */
+#define DEFAULT_RETRY_FOR_MS    86400000 /* for 24 hours */
+#define DEFAULT_DURABLE_MAX     10000
 
 enum {
     SINK_JOURNALD,
     SINK_SYSLOG,
     SINK_EXEC,
+    SINK_MAIL,
     SINK_COUNT
 };
 
@@ -35,6 +40,7 @@ static const struct kigen_sink_type *const types[SINK_COUNT] = {
     [SINK_JOURNALD] = &kigen_sink_journald,
     [SINK_SYSLOG] = &kigen_sink_syslog,
     [SINK_EXEC] = &kigen_sink_exec,
+    [SINK_MAIL] = &kigen_sink_mail,
 };
 
 struct entry {
@@ -274,7 +280,8 @@ void kigen_sink_closed(struct kigen_sink *sink)
 }
 
 /* Allocates a slot and its sink for type i and target; no handle yet. Returns 0 or -ENOMEM. */
-static int slot_new(struct kigen_sinks *sinks, int i, const char *target, struct slot **ret_slot)
+static int slot_new(struct kigen_sinks *sinks, int i, const char *target,
+                    const struct kigen_config *config, struct slot **ret_slot)
 {
     struct slot *slot = calloc(1, sizeof(*slot));
     int r;
@@ -289,7 +296,7 @@ static int slot_new(struct kigen_sinks *sinks, int i, const char *target, struct
             goto out;
         }
     }
-    r = types[i]->create(target, &slot->sink);
+    r = types[i]->create(target, config, &slot->sink);
     if (r < 0)
         goto out;
     slot->sink->type = types[i];
@@ -302,7 +309,10 @@ out:
     return r;
 }
 
-/* What sink i should deliver to under alerts: "" for journald, the path or command, or NULL. */
+/*
+ * What sink i should deliver to under alerts: "" for journald and mail, the path or command,
+ * or NULL.
+ */
 static const char *wanted(const struct kigen_alerts *alerts, int i)
 {
     const char *s = NULL;
@@ -316,6 +326,8 @@ static const char *wanted(const struct kigen_alerts *alerts, int i)
     case SINK_EXEC:
         s = alerts->exec;
         break;
+    case SINK_MAIL:
+        return alerts->mail.sendmail.n ? "" : NULL;
     }
     return s && *s ? s : NULL;
 }
@@ -324,27 +336,38 @@ static bool is_same(const struct slot *slot, int i, const char *want)
 {
     if (!slot || !want)
         return !slot && !want;
-    return i == SINK_JOURNALD || strcmp(slot->target, want) == 0;
+    return !slot->target || strcmp(slot->target, want) == 0;
 }
 
 /*
  * Moves sinks to the settings of alerts: allocates every new slot first (nothing changes when
  * one fails), then starts them and retires the slots they replace.
  */
-static int apply(struct kigen_sinks *sinks, const struct kigen_alerts *alerts)
+static int apply(struct kigen_sinks *sinks, const struct kigen_config *config)
 {
     struct slot *fresh[SINK_COUNT] = { NULL };
     bool change[SINK_COUNT] = { false };
     int r = 0;
 
     for (int i = 0; i < SINK_COUNT; i++) {
-        const char *want = wanted(alerts, i);
+        const char *want = wanted(&config->alerts, i);
 
         change[i] = !is_same(sinks->active[i], i, want);
         if (change[i] && want) {
-            r = slot_new(sinks, i, i == SINK_JOURNALD ? NULL : want, &fresh[i]);
+            r = slot_new(sinks, i, *want ? want : NULL, config, &fresh[i]);
             if (r < 0)
                 goto out;
+        }
+    }
+    /* Sinks that take a reload in place; one that cannot keeps its settings. */
+    for (int i = 0; i < SINK_COUNT; i++) {
+        struct slot *same = sinks->active[i];
+
+        if (!change[i] && same && same->sink->type->configure) {
+            int q = same->sink->type->configure(same->sink, config);
+
+            if (q < 0)
+                r = q;
         }
     }
     for (int i = 0; i < SINK_COUNT; i++) {
@@ -370,7 +393,7 @@ out:
     return r;
 }
 
-int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
+int kigen_sinks_new(uv_loop_t *loop, const struct kigen_config *config,
                     struct kigen_sinks **ret_sinks)
 {
     struct kigen_sinks *sinks = calloc(1, sizeof(*sinks));
@@ -382,7 +405,7 @@ int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
     sinks->done_tail = &sinks->done_head;
     kigen_sinks_set_limits(sinks, &(struct kigen_sink_limits){ 0 });
     /* apply() starts sinks only once every allocation succeeded: a failure leaves no handle. */
-    r = apply(sinks, alerts);
+    r = apply(sinks, config);
     if (r < 0) {
         free(sinks);
         return r;
@@ -400,13 +423,34 @@ void kigen_sinks_set_limits(struct kigen_sinks *sinks, const struct kigen_sink_l
     sinks->limits.queue_max = limits->queue_max ? limits->queue_max : DEFAULT_QUEUE_MAX;
     sinks->limits.exec_nofile = limits->exec_nofile;
     sinks->limits.journal_socket = limits->journal_socket; /* borrowed; NULL: the default */
+    sinks->limits.retry_first_ms =
+        limits->retry_first_ms ? limits->retry_first_ms : DEFAULT_RETRY_FIRST_MS;
+    sinks->limits.retry_max_ms = limits->retry_max_ms ? limits->retry_max_ms : DEFAULT_RETRY_MAX_MS;
+    sinks->limits.retry_for_ms = limits->retry_for_ms ? limits->retry_for_ms : DEFAULT_RETRY_FOR_MS;
+    sinks->limits.durable_max = limits->durable_max ? limits->durable_max : DEFAULT_DURABLE_MAX;
 }
 
-int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_alerts *alerts)
+int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_config *config)
 {
     if (sinks->is_closing)
         return -ESHUTDOWN;
-    return apply(sinks, alerts);
+    return apply(sinks, config);
+}
+
+size_t kigen_sinks_stats(const struct kigen_sinks *sinks, struct kigen_sink_stats *ret, size_t max)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < SINK_COUNT && n < max; i++) {
+        const struct slot *slot = sinks->active[i];
+
+        if (!slot || !slot->sink->type->stats)
+            continue;
+        ret[n] = (struct kigen_sink_stats){ .name = slot->sink->type->name };
+        slot->sink->type->stats(slot->sink, &ret[n]);
+        n++;
+    }
+    return n;
 }
 
 int kigen_sinks_deliver(struct kigen_sinks *sinks, const struct kigen_alert *alert,
