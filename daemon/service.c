@@ -1436,6 +1436,10 @@ static int setup(struct service *svc)
     r = uv_loop_init(&svc->loop);
     if (r < 0)
         return r;
+    /* Before the sinks: the mail queue lives in it. */
+    if (mkdir(svc->config->state_dir, 0700) < 0 && errno != EEXIST)
+        kigen_log_errno(KIGEN_LOG_WARNING, -errno, "Cannot create the state directory '%s'",
+                        svc->config->state_dir);
     r = kigen_inventory_new(&svc->inventory);
     if (r == 0)
         r = kigen_scanner_new(&svc->loop, svc->inventory, &svc->scanner);
@@ -1493,9 +1497,6 @@ static int setup(struct service *svc)
     }
     if (asprintf(&svc->state_path, "%s/state.jsonl", svc->config->state_dir) < 0)
         return -ENOMEM;
-    if (mkdir(svc->config->state_dir, 0700) < 0 && errno != EEXIST)
-        kigen_log_errno(KIGEN_LOG_WARNING, -errno, "Cannot create the state directory '%s'",
-                        svc->config->state_dir);
     return 0;
 }
 

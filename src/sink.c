@@ -417,17 +417,19 @@ int kigen_sinks_new(uv_loop_t *loop, const struct kigen_config *config,
 
 void kigen_sinks_set_limits(struct kigen_sinks *sinks, const struct kigen_sink_limits *limits)
 {
+    const struct kigen_deliveries_limits *in = &limits->durable;
+    struct kigen_deliveries_limits *d = &sinks->limits.durable;
+
     sinks->limits.exec_timeout_ms =
         limits->exec_timeout_ms ? limits->exec_timeout_ms : DEFAULT_EXEC_TIMEOUT_MS;
     sinks->limits.retry_ms = limits->retry_ms ? limits->retry_ms : DEFAULT_RETRY_MS;
     sinks->limits.queue_max = limits->queue_max ? limits->queue_max : DEFAULT_QUEUE_MAX;
     sinks->limits.exec_nofile = limits->exec_nofile;
     sinks->limits.journal_socket = limits->journal_socket; /* borrowed; NULL: the default */
-    sinks->limits.retry_first_ms =
-        limits->retry_first_ms ? limits->retry_first_ms : DEFAULT_RETRY_FIRST_MS;
-    sinks->limits.retry_max_ms = limits->retry_max_ms ? limits->retry_max_ms : DEFAULT_RETRY_MAX_MS;
-    sinks->limits.retry_for_ms = limits->retry_for_ms ? limits->retry_for_ms : DEFAULT_RETRY_FOR_MS;
-    sinks->limits.durable_max = limits->durable_max ? limits->durable_max : DEFAULT_DURABLE_MAX;
+    d->retry_first_ms = in->retry_first_ms ? in->retry_first_ms : DEFAULT_RETRY_FIRST_MS;
+    d->retry_max_ms = in->retry_max_ms ? in->retry_max_ms : DEFAULT_RETRY_MAX_MS;
+    d->retry_for_ms = in->retry_for_ms ? in->retry_for_ms : DEFAULT_RETRY_FOR_MS;
+    d->max_pending = in->max_pending ? in->max_pending : DEFAULT_DURABLE_MAX;
 }
 
 int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_config *config)

@@ -23,6 +23,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "deliveries.h"
 
 struct kigen_sinks;
 
@@ -50,12 +51,10 @@ struct kigen_sink_limits {
     /*
      * Durable deliveries (mail): the first retry after a failed attempt, doubling up to
      * retry_max_ms, for retry_for_ms from the first attempt; defaults 1 min, 1 h, 24 h
-     * (SPEC §12). Tests lower the first. At most durable_max wait per sink (default 10 000).
+     * (SPEC §12). Tests lower them. At most max_pending wait per sink (default 10 000).
+     * The durable queues read these where they live, so a later set_limits reaches them.
      */
-    uint64_t retry_first_ms;
-    uint64_t retry_max_ms;
-    uint64_t retry_for_ms;
-    size_t durable_max;
+    struct kigen_deliveries_limits durable;
 };
 
 /* At most this many exec hooks run at once; the others wait in the exec sink's queue. */

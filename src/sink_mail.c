@@ -63,7 +63,6 @@ struct mail_sink {
     char host[256];
     struct mail_settings set;
     struct kigen_deliveries *q;
-    struct kigen_deliveries_limits qlimits;
     struct mail_job *jobs;
     unsigned adds; /* alerts whose file is being written */
     bool is_q_open;
@@ -332,16 +331,11 @@ static int mail_configure(struct kigen_sink *sink, const struct kigen_config *co
 static void mail_start(struct kigen_sink *sink, uv_loop_t *loop)
 {
     struct mail_sink *ms = container_of(sink, struct mail_sink, base);
-    const struct kigen_sink_limits *l = sink->limits;
     int r;
 
     ms->loop = loop;
-    /* The dispatcher's limits live as long as the sink; a copy is read at each event. */
-    ms->qlimits = (struct kigen_deliveries_limits){ .retry_first_ms = l->retry_first_ms,
-                                                    .retry_max_ms = l->retry_max_ms,
-                                                    .retry_for_ms = l->retry_for_ms,
-                                                    .max_pending = l->durable_max };
-    r = kigen_deliveries_new(loop, ms->dir, "mail", &mail_ops, ms, &ms->qlimits, &ms->q);
+    /* The dispatcher's limits outlive the sink; the queue reads them where they are. */
+    r = kigen_deliveries_new(loop, ms->dir, "mail", &mail_ops, ms, &sink->limits->durable, &ms->q);
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start the mail queue");
     ms->is_q_open = ms->q != NULL;
