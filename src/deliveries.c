@@ -745,7 +745,8 @@ static void load(struct kigen_deliveries *q)
         v[n++] = d;
     }
     closedir(dir);
-    qsort(v, n, sizeof(*v), by_created);
+    if (n)
+        qsort(v, n, sizeof(*v), by_created);
     for (size_t i = 0; i < n; i++) {
         link_tail(q, v[i]);
         if (!v[i]->is_done)

@@ -54,7 +54,7 @@ static bool is_env_name(const char *name)
 static char **env_build(const struct kigen_alert *alert)
 {
     const char *message_id = kigen_event_message_id(alert->event);
-    char **extra = calloc(alert->n_fields + 3, sizeof(*extra)), **env = NULL;
+    char **extra = calloc(alert->n_fields + 4, sizeof(*extra)), **env = NULL;
     size_t k = 0;
 
     if (!extra)
