@@ -190,8 +190,9 @@ static const char *verdict(int status)
 
 static int show_status(const struct options *o, const struct term *t, json_t *a)
 {
-    json_t *s = json_object_get(a, "summary");
+    json_t *s = json_object_get(a, "summary"), *d;
     long long status = jint(a, "exit_status");
+    const char *name;
     const char *colour = status == 0   ? state_colour(t, "ok")
                          : status == 1 ? state_colour(t, "renewal_open")
                                        : state_colour(t, "expired");
@@ -223,6 +224,15 @@ static int show_status(const struct options *o, const struct term *t, json_t *a)
                json_is_true(json_object_get(a, "scanning")) ? "; scanning now" : "");
     } else {
         printf("  %-16s %s\n", "last scan", "none yet; scanning now");
+    }
+    json_object_foreach(json_object_get(a, "deliveries"), name, d)
+    {
+        long long failed = jint(d, "failed");
+        char label[64];
+
+        snprintf(label, sizeof(label), "%s delivery", name);
+        printf("  %-16s %lld pending, %s%lld given up%s\n", label, jint(d, "pending"),
+               failed ? state_colour(t, "expired") : "", failed, failed ? reset(t) : "");
     }
     return 0;
 }

@@ -447,6 +447,16 @@ static void metrics_after_cb(uv_work_t *work, int status)
                         textfile);
 }
 
+/* kigen_alert_deliveries_failed_total of the durable sinks (mail). */
+static void add_delivery_metrics(const struct service *svc, struct kigen_metrics_extra *extra)
+{
+    struct kigen_sink_stats st[KIGEN_METRICS_MAX_SINKS];
+    size_t n = kigen_sinks_stats(svc->sinks, st, KIGEN_METRICS_MAX_SINKS);
+
+    for (size_t i = 0; i < n; i++)
+        kigen_metrics_extra_add_sink(extra, st[i].name, st[i].failed);
+}
+
 /*
  * The metrics of the evaluation, to the textfile and the HTTP endpoint when configured:
  * rendered on the thread pool from a snapshot of view (100,000 certificates make 250 MB of
@@ -467,6 +477,7 @@ static void publish_metrics(struct service *svc, const struct kigen_view *view)
     job->work.data = job;
     job->svc = svc;
     job->extra.scan_duration_seconds = svc->scan_seconds;
+    add_delivery_metrics(svc, &job->extra);
     job->is_copied = svc->config->alerts.textfile && svc->metrics_http;
     job->cost_ns = uv_hrtime();
     r = kigen_snapshot_new(view, &job->snapshot);
@@ -830,7 +841,7 @@ static void apply_config(struct service *svc, struct kigen_config *config,
                          struct kigen_metrics_http *metrics_http)
 {
     const char *was = svc->config->holders.register_path, *is = config->holders.register_path;
-    int r = kigen_sinks_configure(svc->sinks, &config->alerts);
+    int r = kigen_sinks_configure(svc->sinks, config);
 
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot apply the new alert settings, ignoring");
@@ -1571,6 +1582,7 @@ static int control_cb(void *data, const char *line, size_t len, bool is_privileg
 {
     struct service *svc = data;
     struct kigen_view last = svc->last;
+    struct kigen_sink_stats deliveries[KIGEN_METRICS_MAX_SINKS];
     struct kigen_proto_ctx ctx = {
         .config = svc->config,
         .inventory = svc->inventory,
@@ -1593,6 +1605,8 @@ static int control_cb(void *data, const char *line, size_t len, bool is_privileg
 
     ctx.probes = probes_of(svc, &ctx.n_probes);
     ctx.cache = &svc->status_cache;
+    ctx.deliveries = deliveries;
+    ctx.n_deliveries = kigen_sinks_stats(svc->sinks, deliveries, KIGEN_METRICS_MAX_SINKS);
     /*
      * Before the first evaluation, status tells what the scan has found so far rather than
      * judging the whole inventory for every question (100 clients would stall the loop).
@@ -1641,6 +1655,10 @@ static int setup(struct service *svc)
     r = uv_loop_init(&svc->loop);
     if (r < 0)
         return r;
+    /* Before the sinks: the mail queue lives in it. */
+    if (mkdir(svc->config->state_dir, 0700) < 0 && errno != EEXIST)
+        kigen_log_errno(KIGEN_LOG_WARNING, -errno, "Cannot create the state directory '%s'",
+                        svc->config->state_dir);
     r = read_webhook_urls(svc, svc->config, err, sizeof(err));
     if (r < 0) {
         kigen_log_err("Configuration '%s': %s", svc->config_path, err);
@@ -1650,7 +1668,7 @@ static int setup(struct service *svc)
     if (r == 0)
         r = kigen_scanner_new(&svc->loop, svc->inventory, &svc->scanner);
     if (r == 0)
-        r = kigen_sinks_new(&svc->loop, &svc->config->alerts, &svc->sinks);
+        r = kigen_sinks_new(&svc->loop, svc->config, &svc->sinks);
     if (r < 0)
         return r;
     kigen_scanner_set_getenv(svc->scanner, secret_getenv, svc);
@@ -1702,9 +1720,6 @@ static int setup(struct service *svc)
     }
     if (asprintf(&svc->state_path, "%s/state.jsonl", svc->config->state_dir) < 0)
         return -ENOMEM;
-    if (mkdir(svc->config->state_dir, 0700) < 0 && errno != EEXIST)
-        kigen_log_errno(KIGEN_LOG_WARNING, -errno, "Cannot create the state directory '%s'",
-                        svc->config->state_dir);
     return 0;
 }
 

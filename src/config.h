@@ -138,7 +138,8 @@ struct kigen_maintenance {
 };
 
 /*
- * holders (SPEC §12): the register (register_records.h) and the admins.
+ * holders (SPEC §12): the register (register_records.h); admins are the Cc of every mail
+ * and the To of mail with no holder (sink_mail.c).
  */
 struct kigen_holders {
     char *register_path;      /* holders.register: the CSV register; NULL (default): none */
@@ -146,7 +147,8 @@ struct kigen_holders {
 };
 
 /*
- * alerts.mail (SPEC §7, §12). Accepted and checked; used from a later version.
+ * alerts.mail (SPEC §7, §12): the mail sink (sink_mail.c), durable in state_dir/deliveries.
+ * digest_at is accepted and checked; the daily digest is composed by mail.c and not sent yet.
  */
 struct kigen_mail {
     struct kigen_strv sendmail; /* argv of the command, without `-oi -t`; n == 0: mail off */

@@ -127,7 +127,7 @@ static void add_record_labels(struct out *o, const struct kigen_record *rec)
             add_label(o, false, rec->keystore->labels.v[i].name, rec->keystore->labels.v[i].value);
 }
 
-static void add_header(struct out *o, const char *name, const char *help)
+static void add_typed_header(struct out *o, const char *name, const char *help, const char *type)
 {
     add(o, "# HELP ", 7);
     add_str(o, name);
@@ -135,7 +135,14 @@ static void add_header(struct out *o, const char *name, const char *help)
     add_str(o, help);
     add(o, "\n# TYPE ", 8);
     add_str(o, name);
-    add(o, " gauge\n", 7);
+    add(o, " ", 1);
+    add_str(o, type);
+    add(o, "\n", 1);
+}
+
+static void add_header(struct out *o, const char *name, const char *help)
+{
+    add_typed_header(o, name, help, "gauge");
 }
 
 /* name{labels[,extra]} value */
@@ -236,6 +243,16 @@ static int64_t date_of(const struct kigen_record *rec, enum date d)
                              : rec->renewal_opens;
 }
 
+void kigen_metrics_extra_add_sink(struct kigen_metrics_extra *extra, const char *sink,
+                                  uint64_t failed)
+{
+    if (extra->n_deliveries >= KIGEN_METRICS_MAX_SINKS)
+        return;
+    snprintf(extra->deliveries[extra->n_deliveries].sink,
+             sizeof(extra->deliveries[extra->n_deliveries].sink), "%s", sink);
+    extra->deliveries[extra->n_deliveries++].failed = failed;
+}
+
 int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metrics_extra *extra,
                          char **ret_text, size_t *ret_len)
 {
@@ -305,6 +322,17 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
     snprintf(buf, sizeof(buf), "kigen_scan_duration_seconds %.9g\n",
              extra ? extra->scan_duration_seconds : 0.0);
     add_str(&o, buf);
+    if (extra && extra->n_deliveries) {
+        add_typed_header(&o, "kigen_alert_deliveries_failed_total",
+                         "Alert deliveries given up after retrying, per durable sink.", "counter");
+        for (size_t i = 0; i < extra->n_deliveries; i++) {
+            add_str(&o, "kigen_alert_deliveries_failed_total{");
+            add_label(&o, true, "sink", extra->deliveries[i].sink);
+            add(&o, "} ", 2);
+            add_int(&o, (int64_t)extra->deliveries[i].failed);
+            add(&o, "\n", 1);
+        }
+    }
     add_header(&o, "kigen_certificates", "Certificates in the inventory, one per file and entry.");
     add_str(&o, "kigen_certificates ");
     add_int(&o, (int64_t)view->n_records);

@@ -3,15 +3,29 @@
 #define KIGEN_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
 #include "report.h"
 
+/* Durable sinks counted in the metrics at most (mail, then one per webhook). */
+#define KIGEN_METRICS_MAX_SINKS 32
+
 /* Facts about the daemon that are not in the view. */
 struct kigen_metrics_extra {
     double scan_duration_seconds; /* the last full scan */
+    /* kigen_alert_deliveries_failed_total{sink=NAME}: given up per durable sink (copied) */
+    struct {
+        char sink[64];
+        uint64_t failed;
+    } deliveries[KIGEN_METRICS_MAX_SINKS];
+    size_t n_deliveries;
 };
+
+/* Adds a durable sink's count of deliveries given up to extra (beyond the maximum: ignored). */
+void kigen_metrics_extra_add_sink(struct kigen_metrics_extra *extra, const char *sink,
+                                  uint64_t failed);
 
 /*
  * Renders the metrics of SPEC §10 into a malloc'd NUL-terminated buffer (*ret_text, *ret_len):

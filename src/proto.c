@@ -107,6 +107,7 @@ struct status_key {
     uint64_t n_records, unique, n_errors, probes_down, n_probes, n_keystores;
     uint64_t scans, files_read, files_unchanged;
     uint64_t is_scanning;
+    uint64_t deliveries; /* a hash of the durable sinks' names and counts */
 };
 
 void kigen_proto_cache_done(struct kigen_proto_cache *cache)
@@ -137,6 +138,35 @@ static void status_key(const struct kigen_proto_ctx *ctx, const struct kigen_vie
     k->files_read = ctx->files_read;
     k->files_unchanged = ctx->files_unchanged;
     k->is_scanning = ctx->is_scanning;
+    /* FNV-1a over what the deliveries member says. */
+    k->deliveries = 14695981039346656037ull;
+    for (size_t i = 0; i < ctx->n_deliveries; i++) {
+        const struct kigen_sink_stats *s = &ctx->deliveries[i];
+        uint64_t n[2] = { s->pending, s->failed };
+
+        for (const char *p = s->name; *p; p++)
+            k->deliveries = (k->deliveries ^ (unsigned char)*p) * 1099511628211ull;
+        for (size_t b = 0; b < sizeof(n); b++)
+            k->deliveries = (k->deliveries ^ ((unsigned char *)n)[b]) * 1099511628211ull;
+    }
+}
+
+/* {"mail":{"pending":N,"failed":N},...}, or NULL on ENOMEM. */
+static json_t *deliveries_json(const struct kigen_proto_ctx *ctx)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; o && i < ctx->n_deliveries; i++) {
+        const struct kigen_sink_stats *s = &ctx->deliveries[i];
+
+        if (!set(o, s->name,
+                 json_pack("{s:I, s:I}", "pending", (json_int_t)s->pending, "failed",
+                           (json_int_t)s->failed))) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
 }
 
 /* A malloc'd copy of the cached answer when k is what it was computed from; else NULL. */
@@ -211,7 +241,8 @@ static int run_status(const struct kigen_proto_ctx *ctx, json_t *req, char **ret
            set(j, "scan_seconds", json_real(ctx->last_scan_seconds)) &&
            set(j, "scans", json_integer((json_int_t)ctx->scans)) &&
            set(j, "files_read", json_integer((json_int_t)ctx->files_read)) &&
-           set(j, "files_unchanged", json_integer((json_int_t)ctx->files_unchanged));
+           set(j, "files_unchanged", json_integer((json_int_t)ctx->files_unchanged)) &&
+           set(j, "deliveries", deliveries_json(ctx));
     kigen_view_done(&built);
     if (!good) {
         json_decref(j);
@@ -297,6 +328,9 @@ static int answer_view(const struct kigen_proto_ctx *ctx, struct kigen_view *vie
 {
     struct kigen_metrics_extra extra = { .scan_duration_seconds = ctx->last_scan_seconds };
     struct render_job *job = NULL;
+
+    for (size_t i = 0; i < ctx->n_deliveries; i++)
+        kigen_metrics_extra_add_sink(&extra, ctx->deliveries[i].name, ctx->deliveries[i].failed);
     int r;
 
     if (!ctx->loop || !ctx->control)

@@ -8,7 +8,8 @@
  *   {"cmd":"status"}
  *       {"ok":true,"generated_at":T,"summary":{SPEC §6 summary},"exit_status":0|1|2,
  *        "evaluated_at":T,"keystores":N,"probe_targets":N,"scanning":B,"last_scan":T|null,
- *        "scan_seconds":S,"scans":N,"files_read":N,"files_unchanged":N}
+ *        "scan_seconds":S,"scans":N,"files_read":N,"files_unchanged":N,
+ *        "deliveries":{"mail":{"pending":N,"failed":N}}}  (durable sinks that are on)
  *   {"cmd":"list","state":"renewal_open","within":"30d","keystore":"naccs"}  (all optional)
  *       the SPEC §6 document itself, on one line. It has no "ok" member: SPEC §6 says the
  *       socket's list answer is the same document as kigend --once prints, and a script
@@ -47,6 +48,7 @@
 #include "inventory.h"
 #include "probe.h"
 #include "report.h"
+#include "sink.h"
 
 /*
  * The last status answer and what it was computed from: while none of that changes (a
@@ -97,6 +99,9 @@ struct kigen_proto_ctx {
     const struct kigen_probe_status *probes;
     size_t n_probes;
     struct kigen_proto_cache *cache; /* NULL: every status answer is built */
+    /* The durable sinks' counts (kigen_sinks_stats), for status and metrics; may be NULL. */
+    const struct kigen_sink_stats *deliveries;
+    size_t n_deliveries;
     /*
      * Both set: list and metrics are rendered on loop's thread pool and answered through
      * control's kigen_control_defer() (a "busy" answer when it refuses). NULL: rendered on the

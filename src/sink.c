@@ -26,11 +26,16 @@
 #define DEFAULT_EXEC_TIMEOUT_MS 30000
 #define DEFAULT_RETRY_MS        30000
 #define DEFAULT_QUEUE_MAX       10000
+#define DEFAULT_RETRY_FIRST_MS  60000    /* SPEC §12: 1 minute, */
+#define DEFAULT_RETRY_MAX_MS    3600000  /* doubling to 1 hour, */
+#define DEFAULT_RETRY_FOR_MS    86400000 /* for 24 hours */
+#define DEFAULT_DURABLE_MAX     10000
 
 enum {
     SINK_JOURNALD,
     SINK_SYSLOG,
     SINK_EXEC,
+    SINK_MAIL,
     SINK_COUNT
 };
 
@@ -38,6 +43,7 @@ static const struct kigen_sink_type *const types[SINK_COUNT] = {
     [SINK_JOURNALD] = &kigen_sink_journald,
     [SINK_SYSLOG] = &kigen_sink_syslog,
     [SINK_EXEC] = &kigen_sink_exec,
+    [SINK_MAIL] = &kigen_sink_mail,
 };
 
 struct entry {
@@ -295,12 +301,13 @@ void kigen_sink_closed(struct kigen_sink *sink)
 }
 
 /*
- * A slot for type i and target (NULL: a webhook), holding its sink: made here by the type's
- * create(), or for webhook w. No handle yet. Returns 0, -EINVAL (a webhook without its URL)
- * or -ENOMEM.
+ * A slot for type i and target (NULL: a webhook, or a sink without one), holding its sink:
+ * made here by the type's create() with config, or for webhook w. No handle yet. Returns 0,
+ * -EINVAL (a webhook without its URL) or -ENOMEM.
  */
 static int slot_new(struct kigen_sinks *sinks, int i, const char *target,
-                    const struct kigen_webhook *w, struct slot **ret_slot)
+                    const struct kigen_config *config, const struct kigen_webhook *w,
+                    struct slot **ret_slot)
 {
     struct slot *slot = calloc(1, sizeof(*slot));
     int r;
@@ -315,7 +322,7 @@ static int slot_new(struct kigen_sinks *sinks, int i, const char *target,
             goto out;
         }
     }
-    r = w ? kigen_sink_webhook_new(w, &slot->sink) : types[i]->create(target, &slot->sink);
+    r = w ? kigen_sink_webhook_new(w, &slot->sink) : types[i]->create(target, config, &slot->sink);
     if (r < 0)
         goto out;
     if (!w)
@@ -329,7 +336,10 @@ out:
     return r;
 }
 
-/* What sink i should deliver to under alerts: "" for journald, the path or command, or NULL. */
+/*
+ * What sink i should deliver to under alerts: "" for journald and mail, the path or command,
+ * or NULL.
+ */
 static const char *wanted(const struct kigen_alerts *alerts, int i)
 {
     const char *s = NULL;
@@ -343,6 +353,8 @@ static const char *wanted(const struct kigen_alerts *alerts, int i)
     case SINK_EXEC:
         s = alerts->exec;
         break;
+    case SINK_MAIL:
+        return alerts->mail.sendmail.n ? "" : NULL;
     }
     return s && *s ? s : NULL;
 }
@@ -351,7 +363,7 @@ static bool is_same(const struct slot *slot, int i, const char *want)
 {
     if (!slot || !want)
         return !slot && !want;
-    return i == SINK_JOURNALD || strcmp(slot->target, want) == 0;
+    return !slot->target || strcmp(slot->target, want) == 0;
 }
 
 /* Starts a new slot and lets it take alerts. */
@@ -376,9 +388,10 @@ static bool is_in(struct slot *const *v, size_t n, const struct slot *slot)
  * (URL included) is unchanged, a new one (not started) for each other. Nothing changes here.
  * Returns 0, -EINVAL or -ENOMEM.
  */
-static int hooks_prepare(struct kigen_sinks *sinks, const struct kigen_alerts *alerts,
+static int hooks_prepare(struct kigen_sinks *sinks, const struct kigen_config *config,
                          struct slot ***ret_hooks)
 {
+    const struct kigen_alerts *alerts = &config->alerts;
     size_t n = alerts->n_webhooks;
     struct slot **v = calloc(n ? n : 1, sizeof(*v));
     int r = 0;
@@ -393,7 +406,7 @@ static int hooks_prepare(struct kigen_sinks *sinks, const struct kigen_alerts *a
                 !is_in(v, i, sinks->hooks[j]))
                 v[i] = sinks->hooks[j];
         if (!v[i]) {
-            r = slot_new(sinks, 0, NULL, w, &v[i]);
+            r = slot_new(sinks, 0, NULL, config, w, &v[i]);
             if (r < 0)
                 break;
         }
@@ -432,7 +445,7 @@ static void hooks_apply(struct kigen_sinks *sinks, struct slot **hooks, size_t n
  * Moves sinks to the settings of alerts: allocates every new slot first (nothing changes when
  * one fails), then starts them and retires the slots they replace.
  */
-static int apply(struct kigen_sinks *sinks, const struct kigen_alerts *alerts)
+static int apply(struct kigen_sinks *sinks, const struct kigen_config *config)
 {
     struct slot *fresh[SINK_COUNT] = { NULL };
     bool change[SINK_COUNT] = { false };
@@ -440,19 +453,30 @@ static int apply(struct kigen_sinks *sinks, const struct kigen_alerts *alerts)
     int r = 0;
 
     for (int i = 0; i < SINK_COUNT; i++) {
-        const char *want = wanted(alerts, i);
+        const char *want = wanted(&config->alerts, i);
 
         change[i] = !is_same(sinks->active[i], i, want);
         if (change[i] && want) {
-            r = slot_new(sinks, i, i == SINK_JOURNALD ? NULL : want, NULL, &fresh[i]);
+            r = slot_new(sinks, i, *want ? want : NULL, config, NULL, &fresh[i]);
             if (r < 0)
                 goto out;
         }
     }
-    r = hooks_prepare(sinks, alerts, &hooks);
+    r = hooks_prepare(sinks, config, &hooks);
     if (r < 0)
         goto out;
-    hooks_apply(sinks, hooks, alerts->n_webhooks);
+    hooks_apply(sinks, hooks, config->alerts.n_webhooks);
+    /* Sinks that take a reload in place; one that cannot keeps its settings. */
+    for (int i = 0; i < SINK_COUNT; i++) {
+        struct slot *same = sinks->active[i];
+
+        if (!change[i] && same && same->sink->type->configure) {
+            int q = same->sink->type->configure(same->sink, config);
+
+            if (q < 0)
+                r = q;
+        }
+    }
     for (int i = 0; i < SINK_COUNT; i++) {
         struct slot *old = sinks->active[i];
 
@@ -473,7 +497,7 @@ out:
     return r;
 }
 
-int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
+int kigen_sinks_new(uv_loop_t *loop, const struct kigen_config *config,
                     struct kigen_sinks **ret_sinks)
 {
     struct kigen_sinks *sinks = calloc(1, sizeof(*sinks));
@@ -485,7 +509,7 @@ int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
     sinks->done_tail = &sinks->done_head;
     kigen_sinks_set_limits(sinks, &(struct kigen_sink_limits){ 0 });
     /* apply() starts sinks only once every allocation succeeded: a failure leaves no handle. */
-    r = apply(sinks, alerts);
+    r = apply(sinks, config);
     if (r < 0) {
         kigen_sinks_free(sinks);
         return r;
@@ -497,19 +521,42 @@ int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
 
 void kigen_sinks_set_limits(struct kigen_sinks *sinks, const struct kigen_sink_limits *limits)
 {
+    const struct kigen_deliveries_limits *in = &limits->durable;
+    struct kigen_deliveries_limits *d = &sinks->limits.durable;
+
     sinks->limits.exec_timeout_ms =
         limits->exec_timeout_ms ? limits->exec_timeout_ms : DEFAULT_EXEC_TIMEOUT_MS;
     sinks->limits.retry_ms = limits->retry_ms ? limits->retry_ms : DEFAULT_RETRY_MS;
     sinks->limits.queue_max = limits->queue_max ? limits->queue_max : DEFAULT_QUEUE_MAX;
     sinks->limits.exec_nofile = limits->exec_nofile;
     sinks->limits.journal_socket = limits->journal_socket; /* borrowed; NULL: the default */
+    d->retry_first_ms = in->retry_first_ms ? in->retry_first_ms : DEFAULT_RETRY_FIRST_MS;
+    d->retry_max_ms = in->retry_max_ms ? in->retry_max_ms : DEFAULT_RETRY_MAX_MS;
+    d->retry_for_ms = in->retry_for_ms ? in->retry_for_ms : DEFAULT_RETRY_FOR_MS;
+    d->max_pending = in->max_pending ? in->max_pending : DEFAULT_DURABLE_MAX;
 }
 
-int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_alerts *alerts)
+int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_config *config)
 {
     if (sinks->is_closing)
         return -ESHUTDOWN;
-    return apply(sinks, alerts);
+    return apply(sinks, config);
+}
+
+size_t kigen_sinks_stats(const struct kigen_sinks *sinks, struct kigen_sink_stats *ret, size_t max)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < SINK_COUNT && n < max; i++) {
+        const struct slot *slot = sinks->active[i];
+
+        if (!slot || !slot->sink->type->stats)
+            continue;
+        ret[n] = (struct kigen_sink_stats){ .name = slot->sink->type->name };
+        slot->sink->type->stats(slot->sink, &ret[n]);
+        n++;
+    }
+    return n;
 }
 
 int kigen_sinks_deliver(struct kigen_sinks *sinks, const struct kigen_alert *alert,

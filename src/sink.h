@@ -1,7 +1,11 @@
 /*
  * Delivery of alerts to the configured consumers (SPEC §7, §12): journald, syslog (RFC 5424),
- * an exec hook and chat webhooks. Each sink has its own queue; a sink that fails or blocks
- * never stalls the loop or the other sinks. Loop thread only.
+ * an exec hook, mail and chat webhooks. Each sink has its own queue; a sink that fails or
+ * blocks never stalls the loop or the other sinks. Loop thread only.
+ *
+ * Mail is durable (deliveries.h): an alert is done for it once it is written to
+ * state_dir/deliveries/, and from there it is sent, retried with backoff and given up on its
+ * own schedule.
  *
  * An alert is copied once and shared by the sinks that deliver it. Each sink keeps at most
  * queue_max alerts waiting (see struct kigen_sink_limits); beyond that it drops its oldest
@@ -19,6 +23,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "deliveries.h"
 
 struct kigen_sinks;
 
@@ -43,13 +48,23 @@ struct kigen_sink_limits {
      * silently); default /run/systemd/journal/socket. Tests point it elsewhere.
      */
     const char *journal_socket;
+    /*
+     * Durable deliveries (mail): the first retry after a failed attempt, doubling up to
+     * retry_max_ms, for retry_for_ms from the first attempt; defaults 1 min, 1 h, 24 h
+     * (SPEC §12). Tests lower them. At most max_pending wait per sink (default 10 000).
+     * The durable queues read these where they live, so a later set_limits reaches them.
+     */
+    struct kigen_deliveries_limits durable;
 };
 
 /* At most this many exec hooks run at once; the others wait in the exec sink's queue. */
 #define KIGEN_SINK_EXEC_MAX_RUNNING 4
 
-/* Sinks configured by alerts (copied). Returns 0 or -errno; *ret_sinks on success. */
-int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
+/*
+ * Sinks configured by config's alerts section (copied; mail also reads holders.admins,
+ * timezone and state_dir). Returns 0 or -errno; *ret_sinks on success.
+ */
+int kigen_sinks_new(uv_loop_t *loop, const struct kigen_config *config,
                     struct kigen_sinks **ret_sinks);
 
 /*
@@ -59,12 +74,26 @@ int kigen_sinks_new(uv_loop_t *loop, const struct kigen_alerts *alerts,
 void kigen_sinks_set_limits(struct kigen_sinks *sinks, const struct kigen_sink_limits *limits);
 
 /*
- * Applies a new alerts section (after a reload); queued alerts still go out. A sink whose
+ * Applies a new configuration (after a reload); queued alerts still go out. A sink whose
  * setting did not change keeps its queue and connection; one that changed or went away
- * finishes what it holds with its old setting, then closes. Returns 0 or -ENOMEM (then
- * nothing changed).
+ * finishes what it holds with its old setting, then closes. The mail sink stays while mail is
+ * on and takes the new settings for its next attempts (its state_dir stays the one it started
+ * with). Returns 0 or -ENOMEM (then nothing changed).
  */
-int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_alerts *alerts);
+int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_config *config);
+
+/* What a durable sink holds, for status and metrics. */
+struct kigen_sink_stats {
+    const char *name; /* "mail"; "webhook:<name>" later */
+    size_t pending;   /* written to state_dir and not yet delivered or given up */
+    uint64_t failed;  /* given up since the daemon started */
+};
+
+/*
+ * The durable sinks that are on, at most max of them, into ret (names point into the sinks
+ * and live until the next kigen_sinks_configure). Returns how many.
+ */
+size_t kigen_sinks_stats(const struct kigen_sinks *sinks, struct kigen_sink_stats *ret, size_t max);
 
 /*
  * Queues alert (copied) for every enabled sink. done_cb (may be NULL) runs on the loop thread
@@ -100,13 +129,22 @@ void kigen_sinks_free(struct kigen_sinks *sinks);
 struct kigen_sink;
 
 struct kigen_sink_type {
-    const char *name; /* "journald", "syslog", "exec", "webhook": for messages */
+    const char *name; /* "journald", "syslog", "exec", "mail", "webhook": for messages */
     unsigned max_in_flight;
     /*
-     * Allocates a sink for target (the socket path or command; NULL for journald). Touches no
-     * loop, so that free() undoes it at once. Returns 0 or -ENOMEM.
+     * Allocates a sink for target (the socket path or command; NULL for journald and mail) and
+     * config (mail's settings). Touches no loop, so that free() undoes it at once. Returns 0
+     * or -ENOMEM.
      */
-    int (*create)(const char *target, struct kigen_sink **ret_sink);
+    int (*create)(const char *target, const struct kigen_config *config,
+                  struct kigen_sink **ret_sink);
+    /*
+     * Optional: takes the settings of a reloaded config in place. A type with it is never
+     * replaced by a reload, only closed when it goes. Returns 0 or -ENOMEM (nothing changed).
+     */
+    int (*configure)(struct kigen_sink *sink, const struct kigen_config *config);
+    /* Optional: what a durable sink holds (name is the type's). */
+    void (*stats)(const struct kigen_sink *sink, struct kigen_sink_stats *ret);
     /* Initialises the sink's handles on loop; cannot fail. */
     void (*start)(struct kigen_sink *sink, uv_loop_t *loop);
     /*
@@ -138,6 +176,7 @@ extern const struct kigen_sink_type kigen_sink_journald;
 extern const struct kigen_sink_type kigen_sink_syslog;
 extern const struct kigen_sink_type kigen_sink_exec;
 extern const struct kigen_sink_type kigen_sink_webhook;
+extern const struct kigen_sink_type kigen_sink_mail;
 
 /*
  * A webhook sink (sink_webhook.c) for w, whose url_secret must be set; its name is

@@ -156,7 +156,8 @@ static const char *journal_socket(const struct kigen_sink *sink)
     return l && l->journal_socket ? l->journal_socket : JOURNAL_SOCKET;
 }
 
-static int journald_create(const char *target, struct kigen_sink **ret_sink)
+static int journald_create(const char *target, const struct kigen_config *config,
+                           struct kigen_sink **ret_sink)
 {
     struct kigen_sock_sink *ss = calloc(1, sizeof(*ss));
 

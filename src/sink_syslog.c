@@ -168,7 +168,8 @@ static const struct kigen_sock_sink_ops syslog_ops = {
     .is_stream_allowed = true,
 };
 
-static int syslog_create(const char *target, struct kigen_sink **ret_sink)
+static int syslog_create(const char *target, const struct kigen_config *config,
+                         struct kigen_sink **ret_sink)
 {
     struct syslog_sink *ss = calloc(1, sizeof(*ss));
 

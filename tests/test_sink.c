@@ -31,7 +31,7 @@ struct harness {
     uv_timer_t guard;
     bool is_guard_fired;
     struct kigen_sinks *sinks;
-    struct kigen_alerts alerts;
+    struct kigen_config config;
     char dir[256];
     struct tag tags[MAX_ALERTS];
     unsigned done;
@@ -162,7 +162,7 @@ static char *path_in(const struct harness *h, const char *name)
 
 static void start(struct harness *h)
 {
-    assert_int_equal(kigen_sinks_new(&h->loop, &h->alerts, &h->sinks), 0);
+    assert_int_equal(kigen_sinks_new(&h->loop, &h->config, &h->sinks), 0);
 }
 
 static void done_cb(void *data, unsigned failures)
@@ -413,7 +413,7 @@ static void test_syslog_datagram_is_rfc5424_with_structured_data(void **state)
     int fd = bind_unix(path, SOCK_DGRAM);
     unsigned n;
 
-    h->alerts.syslog = path;
+    h->config.alerts.syslog = path;
     start(h);
     deliver(h, 7);
     RUN_UNTIL(h, h->done == 1, 5000);
@@ -435,7 +435,7 @@ static void test_syslog_stream_socket_uses_octet_counting(void **state)
     size_t len = 0;
     const char *p;
 
-    h->alerts.syslog = path;
+    h->config.alerts.syslog = path;
     start(h);
     deliver(h, 1);
     deliver(h, 2);
@@ -483,7 +483,7 @@ static void test_syslog_missing_socket_fails_after_retrying_then_recovers(void *
     unsigned n;
     int fd;
 
-    h->alerts.syslog = path;
+    h->config.alerts.syslog = path;
     start(h);
     kigen_sinks_set_limits(h->sinks, &(struct kigen_sink_limits){ .retry_ms = 2500 });
     t0 = now_ms();
@@ -532,7 +532,7 @@ static void test_syslog_busy_reader_delays_but_loses_nothing(void **state)
     char *path = path_in(h, "slow.sock");
     struct drain d = { .fd = bind_unix(path, SOCK_DGRAM) };
 
-    h->alerts.syslog = path;
+    h->config.alerts.syslog = path;
     start(h);
     /* More than the socket queue holds (net.unix.max_dgram_qlen, 10 by default). */
     for (unsigned i = 0; i < 40; i++)
@@ -566,7 +566,7 @@ static void test_full_queue_drops_the_oldest_as_failures(void **state)
     unsigned n;
     int fd;
 
-    h->alerts.syslog = path;
+    h->config.alerts.syslog = path;
     start(h);
     kigen_sinks_set_limits(h->sinks, &(struct kigen_sink_limits){ .queue_max = 5 });
     /* 0 goes in flight and waits for the socket; 1..9 queue behind it, five at most. */
@@ -598,13 +598,13 @@ static void test_reload_drains_the_old_socket_and_uses_the_new(void **state)
     int fa, fb;
     unsigned n;
 
-    h->alerts.syslog = a;
+    h->config.alerts.syslog = a;
     start(h);
     deliver(h, 0); /* a is not there yet: 0 waits in flight, 1 behind it */
     deliver(h, 1);
-    h->alerts.syslog = b;
+    h->config.alerts.syslog = b;
     fb = bind_unix(b, SOCK_DGRAM);
-    assert_int_equal(kigen_sinks_configure(h->sinks, &h->alerts), 0);
+    assert_int_equal(kigen_sinks_configure(h->sinks, &h->config), 0);
     deliver(h, 2);
     fa = bind_unix(a, SOCK_DGRAM);
     RUN_UNTIL(h, h->done == 3, 10000);
@@ -619,7 +619,7 @@ static void test_reload_drains_the_old_socket_and_uses_the_new(void **state)
     assert_int_equal(seq_of(msgs[0]), 2);
     free_all(msgs, n);
     /* The same setting again changes nothing. */
-    assert_int_equal(kigen_sinks_configure(h->sinks, &h->alerts), 0);
+    assert_int_equal(kigen_sinks_configure(h->sinks, &h->config), 0);
     deliver(h, 3);
     RUN_UNTIL(h, h->done == 4, 5000);
     n = recv_all(fb, msgs, 4);
@@ -687,7 +687,7 @@ static void test_exec_hook_gets_the_alert_in_its_environment(void **state)
     setenv("KIGEN_NACCS_PASS", "hunter2", 1); /* a password source must not reach the hook */
     setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
     setenv("SINK_TEST_KEEP", "kept", 1);
-    h->alerts.exec = cmd;
+    h->config.alerts.exec = cmd;
     start(h);
     deliver(h, 3);
     unsetenv("KIGEN_NACCS_PASS");
@@ -747,7 +747,7 @@ static void test_exec_hook_starts_with_the_given_fd_limit(void **state)
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &before), 0);
     assert_true(before.rlim_cur > 64);
     given = before.rlim_cur / 2; /* below the daemon's: a hook that inherited it would differ */
-    h->alerts.exec = cmd;
+    h->config.alerts.exec = cmd;
     start(h);
     kigen_sinks_set_limits(h->sinks, &(struct kigen_sink_limits){ .exec_nofile = given });
     deliver(h, 1);
@@ -791,7 +791,7 @@ static void test_exec_hook_keeps_the_daemon_fd_limit_by_default(void **state)
     struct rlimit rl;
 
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    h->alerts.exec = cmd;
+    h->config.alerts.exec = cmd;
     start(h);
     deliver(h, 1);
     RUN_UNTIL(h, h->done == 1, 10000);
@@ -823,7 +823,7 @@ static void test_exec_runs_at_most_four_hooks_at_once(void **state)
     char *path, *text, *line, *save = NULL;
     unsigned lines = 0, max = 0;
 
-    h->alerts.exec = cmd;
+    h->config.alerts.exec = cmd;
     start(h);
     for (unsigned i = 0; i < 10; i++)
         deliver(h, i);
@@ -881,7 +881,7 @@ static void test_exec_hook_that_hangs_is_killed_with_its_children(void **state)
     uint64_t t0 = now_ms();
     pid_t child;
 
-    h->alerts.exec = cmd;
+    h->config.alerts.exec = cmd;
     start(h);
     kigen_sinks_set_limits(h->sinks, &(struct kigen_sink_limits){ .exec_timeout_ms = 300 });
     deliver(h, 0);
@@ -914,7 +914,7 @@ static void test_exec_failures_are_logged_and_counted(void **state)
                 "*) exit 0;;\n"
                 "esac\n";
 
-    h->alerts.exec = cmd;
+    h->config.alerts.exec = cmd;
     start(h);
     deliver(h, 0);
     deliver(h, 1);
@@ -938,8 +938,8 @@ static void test_failures_add_up_over_sinks(void **state)
     int fd = bind_unix(path, SOCK_DGRAM);
     unsigned n;
 
-    h->alerts.syslog = path;
-    h->alerts.exec = "exit 1";
+    h->config.alerts.syslog = path;
+    h->config.alerts.exec = "exit 1";
     start(h);
     deliver(h, 0);
     RUN_UNTIL(h, h->done == 1, 10000);
@@ -956,7 +956,7 @@ static void test_close_kills_running_hooks_and_drops_the_queue(void **state)
     struct harness *h = *state;
     uint64_t t0;
 
-    h->alerts.exec = "sleep 30";
+    h->config.alerts.exec = "sleep 30";
     start(h);
     for (unsigned i = 0; i < 6; i++)
         deliver(h, i);

@@ -174,14 +174,14 @@ static void closed_cb(void *data)
 
 static void harness_start(struct harness *h)
 {
-    struct kigen_alerts alerts = { .journald = true };
+    struct kigen_config config = { .alerts = { .journald = true } };
 
     memset(h, 0, sizeof(*h));
     assert_int_equal(uv_loop_init(&h->loop), 0);
     uv_timer_init(&h->loop, &h->guard);
     h->guard.data = h;
     kigen_log_setup(log_cb, h, KIGEN_LOG_DEBUG);
-    assert_int_equal(kigen_sinks_new(&h->loop, &alerts, &h->sinks), 0);
+    assert_int_equal(kigen_sinks_new(&h->loop, &config, &h->sinks), 0);
 }
 
 static void harness_stop(struct harness *h)
@@ -308,7 +308,7 @@ static void test_alert_reaches_the_journal_with_every_field(void **state)
 
 static void test_reload_that_turns_journald_off_still_delivers_the_queue(void **state)
 {
-    struct kigen_alerts off = { .journald = false };
+    struct kigen_config off = { .alerts = { .journald = false } };
     struct harness h;
     char sha[3][65];
 

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""End to end: alert mail through the real msmtp to a real SMTP server on loopback.
+
+kigend runs with `alerts.mail.sendmail: [/usr/bin/msmtp, -C RC]`; msmtp speaks SMTP to an
+aiosmtpd server (Debian's python3-aiosmtpd, run by /usr/bin/python3) that writes each message
+it accepts to a directory. Every message is parsed back with Python's email package. Covers:
+one message per alert with the decoded Japanese subject, To and body facts; nothing again after
+a restart or a reload; the server down (msmtp fails, kigen retries) then up: each message
+arrives exactly once; status and metrics count what waits and what was given up.
+"""
+import email
+import email.policy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kigentest import Daemon, check, die_with_parent, finish, need, wait_until  # noqa: E402
+from kigensock import request  # noqa: E402
+
+PY = "/usr/bin/python3"
+MSMTP = "/usr/bin/msmtp"
+cases = 0
+
+SERVER = r'''
+import asyncio, os, sys
+from aiosmtpd.controller import Controller
+out, port = sys.argv[1], int(sys.argv[2])
+class Keep:
+    async def handle_DATA(self, server, session, envelope):
+        name = os.path.join(out, "%d-%d.eml" % (time.time_ns(), os.getpid()))
+        with open(name + ".tmp", "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(name + ".tmp", name)
+        return "250 OK"
+import time
+c = Controller(Keep(), hostname="127.0.0.1", port=port)
+c.start()
+print("ready", flush=True)
+sys.stdin.read()
+c.stop()
+'''
+
+
+class Smtp:
+    """An aiosmtpd server on 127.0.0.1:port that keeps each message as a file in out."""
+
+    def __init__(self, out, port):
+        self.out, self.port, self.proc = out, port, None
+
+    def start(self):
+        self.proc = subprocess.Popen([PY, "-c", SERVER, self.out, str(self.port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     preexec_fn=die_with_parent)
+        check(self.proc.stdout.readline().strip() == b"ready", "the SMTP server starts")
+
+    def stop(self):
+        if self.proc:
+            self.proc.stdin.close()
+            self.proc.wait(10)
+            self.proc.stdout.close()
+            self.proc = None
+
+    def messages(self):
+        msgs = []
+        for n in sorted(f for f in os.listdir(self.out) if f.endswith(".eml")):
+            with open(os.path.join(self.out, n), "rb") as f:
+                msgs.append(email.message_from_binary_file(f, policy=email.policy.default))
+        return msgs
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def make_cert(path, cn, days):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-utf8",
+                    "-subj", "/CN=%s/O=Example" % cn, "-days", str(days), "-out", path + ".tmp"],
+                   check=True, capture_output=True)
+    os.rename(path + ".tmp", path)
+
+
+def by_event(msgs, event):
+    return [m for m in msgs if m["X-Kigen-Event"] == event]
+
+
+def by_subject(msgs, text):
+    return [m for m in msgs if text in str(m["Subject"])]
+
+
+def failures_seen():
+    import kigentest
+    return bool(kigentest.failures)
+
+
+def case_mail():
+    global cases
+    cases += 1
+    work = tempfile.mkdtemp(prefix="kigen-mail-")
+    ks, out = os.path.join(work, "ks"), os.path.join(work, "out")
+    os.makedirs(ks)
+    os.makedirs(out)
+    port = free_port()
+    rc = os.path.join(work, "msmtprc")
+    with open(rc, "w") as f:
+        f.write("defaults\nauth off\ntls off\n\naccount default\nhost 127.0.0.1\nport %d\n"
+                "from kigen@admin.example.test\n" % port)
+    os.chmod(rc, 0o600)
+    sock = os.path.join(work, "kigen.sock")
+    make_cert(os.path.join(ks, "tanaka.pem"), "田中", 3)  # critical: within 7 days
+    smtp = Smtp(out, port)
+    smtp.start()
+    extra = ('  mail:\n    sendmail: ["%s", "-C", "%s"]\n'
+             '    from: "kigen <kigen@admin.example.test>"\n'
+             'holders:\n  admins: ["it@example.test"]\nsocket: %s\n' % (MSMTP, rc, sock))
+    d = Daemon("mail", [("ks", ks)], extra=extra)
+    env = {"KIGEN_TEST_RETRY_FIRST_MS": "300", "KIGEN_TEST_RETRY_MAX_MS": "1200"}
+    try:
+        check(d.start(env), "kigend starts with mail on")
+        # 3 days left: cert.threshold (the 3d step) and cert.critical, one message each.
+        check(wait_until(lambda: len(smtp.messages()) >= 2, 30), "the first alerts are mailed")
+        time.sleep(1)
+        msgs = smtp.messages()
+        events = sorted(str(x["X-Kigen-Event"]) for x in msgs)
+        check(events == ["cert.critical", "cert.threshold"],
+              "one message per alert: %r" % events)
+        crit = [x for x in msgs if x["X-Kigen-Event"] == "cert.critical"]
+        m = crit[0] if crit else {}
+        subj = str(m.get("Subject", ""))
+        check(subj == "[kigen] Certificate expires within days: 田中",
+              "the subject decodes to Japanese: %r" % subj)
+        check(str(m.get("To", "")) == "it@example.test", "no holder: To the admins: %r" % m.get("To"))
+        check(m.get("Cc") is None, "no Cc without a holder")
+        check(len(m.get("X-Kigen-SHA256", "")) == 64, "X-Kigen-SHA256 is the fingerprint")
+        check(m.get("Auto-Submitted") == "auto-generated", "Auto-Submitted")
+        check(m.get("Message-ID", "").startswith("<kigen."), "a Message-ID of kigen's")
+        check("kigen@admin.example.test" in str(m.get("From", "")), "From as configured")
+        body = m.get_content() if crit else ""
+        check(os.path.join(ks, "tanaka.pem") in body, "the body names the location")
+        check("Valid until:" in body and "UTC" in body, "the body gives the deadline in UTC")
+        for n in os.listdir(out):
+            with open(os.path.join(out, n), "rb") as f:
+                check(all(b < 128 for b in f.read()), "the message is 7-bit on the wire")
+
+        # A restart and a reload send nothing again.
+        d.stop()
+        d.notify.messages.clear()  # READY=1 of the new process, not the old one's
+        check(d.start(env), "kigend restarts")
+        d.signal(signal.SIGHUP)
+        check(wait_until(lambda: by_event(smtp.messages(), "config.reloaded"), 10),
+              "the reload is mailed to the admins")
+        time.sleep(2)
+        check(len(by_subject(smtp.messages(), "田中")) == 2,
+              "nothing again after restart and reload: %r"
+              % [str(x["Subject"]) for x in smtp.messages()])
+
+        # The server down: msmtp fails, the delivery waits in state_dir and is retried.
+        smtp.stop()
+        make_cert(os.path.join(ks, "sato.pem"), "佐藤", 2)
+        deliveries = os.path.join(d.state, "deliveries")
+
+        def pending():
+            try:
+                return request(sock, {"cmd": "status"}).get("deliveries", {}).get("mail", {})
+            except OSError:
+                return {}
+        check(wait_until(lambda: pending().get("pending", 0) >= 1, 20),
+              "status shows the waiting delivery: %r" % pending())
+        check(wait_until(lambda: "Cannot deliver mail for cert.critical" in d.stderr(), 10),
+              "the failed attempt is logged")
+        check(any(f.startswith("mail-") and f.endswith(".json") for f in os.listdir(deliveries)),
+              "the pending delivery is a file in state_dir/deliveries")
+        check("佐藤" not in d.stderr() and "Valid until" not in d.stderr(),
+              "the log holds no message text")
+        # A restart while it waits: resumed from the file, not lost and not doubled.
+        d.stop()
+        d.notify.messages.clear()
+        check(d.start(env), "kigend restarts with a delivery waiting")
+        time.sleep(1.5)  # a few failed retries (300 ms doubling to 1.2 s)
+        smtp.start()
+        check(wait_until(lambda: len(by_subject(smtp.messages(), "佐藤")) >= 2, 30),
+              "the waiting messages arrive once the server is back")
+        time.sleep(3)
+        msgs = smtp.messages()
+        check(len(by_subject(msgs, "佐藤")) == 2 and len(by_subject(msgs, "田中")) == 2,
+              "each message arrived exactly once: %r" % [str(x["Subject"]) for x in msgs])
+        ids = [x["Message-ID"] for x in msgs]
+        check(len(set(ids)) == len(ids), "every Message-ID is unique")
+        st = pending()
+        check(st.get("pending") == 0 and st.get("failed") == 0, "status after: %r" % st)
+        p = subprocess.run([os.environ["KIGENCTL"], "--socket", sock, "status"],
+                           capture_output=True, text=True)
+        check("mail delivery" in p.stdout and "0 pending, 0 given up" in p.stdout,
+              "kigenctl status shows the mail queue: %r" % p.stdout)
+        metrics = request(sock, {"cmd": "metrics"}).get("metrics", "")
+        check('kigen_alert_deliveries_failed_total{sink="mail"} 0' in metrics,
+              "the metric is there")
+        check("# TYPE kigen_alert_deliveries_failed_total counter" in metrics, "as a counter")
+    finally:
+        if failures_seen():
+            print(d.stderr()[-8000:])
+        d.close()
+        smtp.stop()
+        subprocess.run(["rm", "-rf", work])
+
+
+def main():
+    need(PY, MSMTP, "openssl")
+    if subprocess.run([PY, "-c", "import aiosmtpd"], capture_output=True).returncode != 0:
+        print("FAIL: test_mail needs python3-aiosmtpd for %s" % PY)
+        sys.exit(1)
+    case_mail()
+    finish("test_mail", cases)
+
+
+if __name__ == "__main__":
+    main()
