@@ -28,6 +28,9 @@ demo: build
 	@echo
 	@echo "== the same as JSON (SPEC §6), first lines"
 	@$(BUILD)/kigend --config $(BUILD)/demo/kigen.yaml --once --format json | head -c 1500; echo " ..."
+	@echo
+	@echo "== the daemon mails each holder (a sample, written to a file, not sent)"
+	@sh conf/demo-mail.sh $(BUILD)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

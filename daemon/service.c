@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -38,6 +39,7 @@
 #include "err.h"
 #include "inventory.h"
 #include "log.h"
+#include "mail.h"
 #include "maint.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -93,9 +95,10 @@ struct service {
     uv_timer_t stop_timer;
     uv_timer_t probe_eval_timer;
     uv_timer_t metrics_timer;
-    uv_timer_t root_timer;  /* looks again at unavailable keystore roots, with backoff */
-    uint64_t root_retry_ms; /* the next delay of root_timer; 0 while every root is there */
-    uv_poll_t mounts_poll;  /* /proc/self/mountinfo: a mount or unmount anywhere */
+    uv_timer_t digest_timer; /* the next alerts.mail.digest_at */
+    uv_timer_t root_timer;   /* looks again at unavailable keystore roots, with backoff */
+    uint64_t root_retry_ms;  /* the next delay of root_timer; 0 while every root is there */
+    uv_poll_t mounts_poll;   /* /proc/self/mountinfo: a mount or unmount anywhere */
     int mounts_fd;
     uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
     uint64_t metrics_cost_ms;      /* how long the last render took, snapshot included */
@@ -146,6 +149,8 @@ struct delivery {
 
 static void start_scan(struct service *svc);
 static void start_register_read(struct service *svc);
+static void schedule_digest(struct service *svc);
+static void digest_timer_cb(uv_timer_t *timer);
 static void request_full_scan(struct service *svc);
 static void watch_roots(struct service *svc);
 static void start_prober(struct service *svc);
@@ -619,6 +624,146 @@ static void clock_cb(uv_poll_t *poll, int status, int events)
     timerfd_settime(svc->clock_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &far, NULL);
     kigen_log_info("The system clock changed, evaluating again");
     evaluate(svc);
+    schedule_digest(svc);
+}
+
+/* ---- the daily digest ---- */
+
+/* The next instant after now at which the wall clock of tz shows minute_of_day, or 0. */
+static int64_t next_wall_time(const struct kigen_tz *tz, int64_t now, int minute_of_day)
+{
+    struct kigen_tz_tm tm;
+    int64_t day, y, at;
+    unsigned m, d;
+
+    if (kigen_tz_local(tz, now, &tm) < 0)
+        return 0;
+    day = kigen_days_from_civil(tm.year, (unsigned)tm.month, (unsigned)tm.day);
+    for (int k = 0; k < 3; k++) { /* today, else tomorrow (or the day after, over a DST gap) */
+        kigen_civil_from_days(day + k, &y, &m, &d);
+        if (kigen_tz_to_utc(tz, (int)y, (int)m, (int)d, minute_of_day, &at) == 0 && at > now)
+            return at;
+    }
+    return 0;
+}
+
+/* Arms digest_timer for the next alerts.mail.digest_at in timezone, or stops it. */
+static void schedule_digest(struct service *svc)
+{
+    const struct kigen_mail *m = &svc->config->alerts.mail;
+    int64_t now = now_of(svc), at;
+
+    uv_timer_stop(&svc->digest_timer);
+    if (svc->stopping || m->digest_at < 0 || !m->sendmail.n || !svc->display_tz)
+        return;
+    at = next_wall_time(svc->display_tz, now, m->digest_at);
+    if (at)
+        uv_timer_start(&svc->digest_timer, digest_timer_cb, (uint64_t)(at - now) * 1000 + 5, 0);
+}
+
+/* One item of the digest, as the mail sink's carrier holds it (KIGEN_SINK_MAIL_DIGEST). */
+static int add_digest_item(json_t *items, enum kigen_digest_kind kind, const char *what,
+                           const char *where, const char *holder, int64_t not_after,
+                           int64_t days_left)
+{
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:I, s:I}", "kind", (json_int_t)kind, "what", what, "where",
+                  where, "not_after", (json_int_t)not_after, "days_left", (json_int_t)days_left);
+
+    if (o && holder && json_object_set_new(o, "holder", json_string(holder)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o && json_array_append_new(items, o) == 0 ? 0 : -ENOMEM;
+}
+
+/*
+ * Everything open, for the admins (SPEC §12): certificates in their renewal window, critical
+ * or expired, files that cannot be read, probes down. Nothing is sent when nothing is open.
+ */
+static void send_digest(struct service *svc)
+{
+    static const struct kigen_view_filter all = { .state = -1, .within = -1 };
+    const struct kigen_probe_status *probes;
+    int64_t now = now_of(svc);
+    json_t *items = json_array();
+    struct kigen_alert *a = NULL;
+    struct kigen_tz_tm tm;
+    struct kigen_view view;
+    size_t n_probes;
+    char key[64], *text = NULL;
+    int r;
+
+    if (!svc->config->holders.admins.n || !items || kigen_tz_local(svc->display_tz, now, &tm) < 0) {
+        json_decref(items);
+        return; /* nobody to send it to */
+    }
+    r = kigen_view_build(svc->config, svc->inventory, now, &all, &view);
+    if (r < 0) {
+        json_decref(items);
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot make the daily digest");
+        return;
+    }
+    probes = probes_of(svc, &n_probes);
+    kigen_view_set_probes(&view, probes, n_probes);
+    for (size_t i = 0; i < view.n_records && r == 0; i++) {
+        const struct kigen_record *rec = &view.records[i];
+        enum kigen_digest_kind kind;
+
+        if (rec->state == KIGEN_STATE_EXPIRED)
+            kind = KIGEN_DIGEST_EXPIRED;
+        else if (rec->state == KIGEN_STATE_CRITICAL)
+            kind = KIGEN_DIGEST_CRITICAL;
+        else if (rec->state == KIGEN_STATE_RENEWAL_OPEN)
+            kind = KIGEN_DIGEST_RENEWAL_OPEN;
+        else
+            continue;
+        r = add_digest_item(items, kind, rec->cert->subject, rec->file->path, rec->holder,
+                            rec->cert->not_after, kigen_days_left(rec->cert->not_after, now));
+    }
+    for (size_t i = 0; i < view.n_errors && r == 0; i++) {
+        const struct kigen_file *f = view.errors[i];
+        char why[1024];
+
+        snprintf(why, sizeof(why), "%s: %s", kigen_err_name(f->error),
+                 f->message ? f->message : "");
+        r = add_digest_item(items, KIGEN_DIGEST_UNREADABLE, f->path, why, NULL, 0, 0);
+    }
+    for (size_t i = 0; i < view.n_probes && r == 0; i++) {
+        const struct kigen_probe_status *p = &view.probes[i];
+        char where[300];
+
+        if (p->state != KIGEN_PROBE_DOWN)
+            continue;
+        snprintf(where, sizeof(where), "%s:%u", p->host, (unsigned)p->port);
+        r = add_digest_item(items, KIGEN_DIGEST_PROBE_DOWN, p->name, where, NULL, 0, 0);
+    }
+    kigen_view_done(&view);
+    snprintf(key, sizeof(key), "digest-%04d-%02d-%02d", tm.year, tm.month, tm.day);
+    if (r == 0 && json_array_size(items)) {
+        text = json_dumps(items, JSON_COMPACT);
+        a = text ? kigen_alert_new(KIGEN_EVENT_CERT_RENEWAL_OPEN, text) : NULL;
+        r = a && kigen_alert_add(a, KIGEN_SINK_MAIL_DIGEST, key) == 0 &&
+                    kigen_alert_add(a, "KIGEN_SHA256", key) == 0
+                ? kigen_sinks_mail_digest(svc->sinks, key, a)
+                : -ENOMEM;
+        if (r == 0)
+            kigen_log_info("Daily digest %s: %zu open items, to %zu admins", key,
+                           json_array_size(items), svc->config->holders.admins.n);
+    }
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot send the daily digest %s", key);
+    kigen_alert_free(a);
+    free(text);
+    json_decref(items);
+}
+
+static void digest_timer_cb(uv_timer_t *timer)
+{
+    struct service *svc = container_of(timer, struct service, digest_timer);
+
+    send_digest(svc);
+    schedule_digest(svc);
 }
 
 /* ---- scanning ---- */
@@ -854,6 +999,7 @@ static void apply_config(struct service *svc, struct kigen_config *config,
     load_zones(svc);
     start_prober(svc);
     swap_metrics_http(svc, metrics_http);
+    schedule_digest(svc);
 }
 
 static void scan_timer_cb(uv_timer_t *timer)
@@ -1529,6 +1675,7 @@ static void stop(struct service *svc)
         (uv_handle_t *)&svc->watchdog_timer, (uv_handle_t *)&svc->save_timer,
         (uv_handle_t *)&svc->stop_timer,     (uv_handle_t *)&svc->probe_eval_timer,
         (uv_handle_t *)&svc->metrics_timer,  (uv_handle_t *)&svc->root_timer,
+        (uv_handle_t *)&svc->digest_timer,
     };
 
     if (kigen_scanner_is_busy(svc->scanner))
@@ -1697,6 +1844,7 @@ static int setup(struct service *svc)
     uv_timer_init(&svc->loop, &svc->stop_timer);
     uv_timer_init(&svc->loop, &svc->probe_eval_timer);
     uv_timer_init(&svc->loop, &svc->metrics_timer);
+    uv_timer_init(&svc->loop, &svc->digest_timer);
     uv_timer_init(&svc->loop, &svc->root_timer);
     /* The kernel marks the mount table POLLPRI when a mount comes or goes (proc(5)). */
     svc->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
@@ -1750,6 +1898,7 @@ int kigend_service_run(const char *config_path, struct kigen_config *config, int
     if (svc->engine.n_outbox)
         save_state(svc);
     start_prober(svc); /* after the state: it knows which probe.down went out */
+    schedule_digest(svc);
     start_scan(svc);
     uv_run(&svc->loop, UV_RUN_DEFAULT);
 out:

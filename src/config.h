@@ -148,7 +148,7 @@ struct kigen_holders {
 
 /*
  * alerts.mail (SPEC §7, §12): the mail sink (sink_mail.c), durable in state_dir/deliveries.
- * digest_at is accepted and checked; the daily digest is composed by mail.c and not sent yet.
+ * digest_at: the daily digest (daemon/service.c send_digest, composed by mail.c).
  */
 struct kigen_mail {
     struct kigen_strv sendmail; /* argv of the command, without `-oi -t`; n == 0: mail off */

@@ -44,7 +44,7 @@ static const char *const event_titles[KIGEN_EVENT_COUNT] = {
 #define T_TODO           "What to do"
 #define T_RENEW_AT       "Renew here: "
 #define T_REISSUE        "The certificate has expired and must be re-issued: "
-#define T_MAINTENANCE    "Note the maintenance of the issuance service: "
+#define T_MAINTENANCE    "" /* KIGEN_MAINTENANCE is a sentence of its own: "Mind that ..." */
 #define T_LOCATIONS      "Where it is kept"
 #define T_FOOTER         "Sent by kigen on %s (event %s%s%s)."
 #define T_DIGEST_SUBJECT "[kigen] Daily summary: %zu open items"
@@ -312,7 +312,7 @@ static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx,
         if (reissue && is_expired)
             addf(t, "%s%s\n", T_REISSUE, reissue);
         if (maint)
-            addf(t, "%s%s\n", T_MAINTENANCE, maint);
+            addf(t, "%s%s.\n", T_MAINTENANCE, maint);
     }
     if (paths && *paths) {
         addf(t, "\n%s\n\n", T_LOCATIONS);

@@ -536,6 +536,16 @@ void kigen_sinks_set_limits(struct kigen_sinks *sinks, const struct kigen_sink_l
     d->max_pending = in->max_pending ? in->max_pending : DEFAULT_DURABLE_MAX;
 }
 
+int kigen_sinks_mail_digest(struct kigen_sinks *sinks, const char *key,
+                            const struct kigen_alert *carrier)
+{
+    struct slot *slot = sinks->active[SINK_MAIL];
+
+    if (sinks->is_closing)
+        return -ESHUTDOWN;
+    return slot ? kigen_sink_mail_digest(slot->sink, key, carrier) : -ENOENT;
+}
+
 int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_config *config)
 {
     if (sinks->is_closing)

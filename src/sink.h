@@ -96,6 +96,13 @@ struct kigen_sink_stats {
 size_t kigen_sinks_stats(const struct kigen_sinks *sinks, struct kigen_sink_stats *ret, size_t max);
 
 /*
+ * The daily digest to the mail sink (kigen_sink_mail_digest). Returns as it does, or
+ * -ENOENT when mail is off.
+ */
+int kigen_sinks_mail_digest(struct kigen_sinks *sinks, const char *key,
+                            const struct kigen_alert *carrier);
+
+/*
  * Queues alert (copied) for every enabled sink. done_cb (may be NULL) runs on the loop thread
  * after the last sink finished with it, also when no sink is enabled. It always runs from
  * the loop in a later callback, never from within kigen_sinks_deliver(). Returns 0, -ENOMEM,
@@ -177,6 +184,21 @@ extern const struct kigen_sink_type kigen_sink_syslog;
 extern const struct kigen_sink_type kigen_sink_exec;
 extern const struct kigen_sink_type kigen_sink_webhook;
 extern const struct kigen_sink_type kigen_sink_mail;
+
+/*
+ * The field that makes an alert the carrier of a daily digest (SPEC §12): its message is the
+ * JSON array of the digest's items, [{"kind": enum kigen_digest_kind, "what", "where",
+ * "holder" (optional), "not_after", "days_left"}], composed by mail.c at each attempt.
+ */
+#define KIGEN_SINK_MAIL_DIGEST "KIGEN_DIGEST"
+
+/*
+ * Queues a digest carrier (copied) on the mail sink under key ("digest-2026-12-07"): durable
+ * like an alert, and not queued twice for one key within a day and a half. Returns 0 (also
+ * when the key went already), -ESHUTDOWN or -ENOMEM.
+ */
+int kigen_sink_mail_digest(struct kigen_sink *sink, const char *key,
+                           const struct kigen_alert *carrier);
 
 /*
  * A webhook sink (sink_webhook.c) for w, whose url_secret must be set; its name is

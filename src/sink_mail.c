@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "command.h"
 #include "deliveries.h"
 #include "log.h"
@@ -32,7 +34,8 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define KIGEN_SINK_MAIL_MAX_RUNNING 2
-#define KEEP_MS                     (3600 * 1000) /* a delivered alert's key is kept an hour */
+#define KEEP_MS                     (3600 * 1000)      /* a delivered alert's key is kept an hour */
+#define DIGEST_KEEP_MS              (36 * 3600 * 1000) /* a day's digest key, over the day */
 
 struct mail_settings {
     char **argv; /* sendmail's, then "-oi", "-t", NULL */
@@ -178,6 +181,43 @@ static void spawn_done_cb(const struct kigen_command_result *res, void *data)
     maybe_closed(ms);
 }
 
+/* The daily digest a carrier alert holds (kigen_sink_mail_digest), composed. */
+static int compose_digest(const struct kigen_mail_ctx *ctx, const struct kigen_alert *carrier,
+                          const char *key, char **ret_text, size_t *ret_len)
+{
+    json_t *items = json_loads(carrier->message, 0, NULL), *it;
+    struct kigen_digest_item *v = NULL;
+    size_t n = json_array_size(items), i;
+    int r = -EINVAL;
+
+    if (!json_is_array(items) || !n)
+        goto out;
+    v = calloc(n, sizeof(*v));
+    if (!v) {
+        r = -ENOMEM;
+        goto out;
+    }
+    json_array_foreach(items, i, it)
+    {
+        json_int_t kind, not_after, days_left;
+        const char *what, *where, *holder = NULL;
+
+        if (json_unpack(it, "{s:I, s:s, s:s, s?s, s:I, s:I}", "kind", &kind, "what", &what, "where",
+                        &where, "holder", &holder, "not_after", &not_after, "days_left",
+                        &days_left) < 0 ||
+            kind < KIGEN_DIGEST_EXPIRED || kind > KIGEN_DIGEST_PROBE_DOWN)
+            goto out;
+        v[i] = (struct kigen_digest_item){
+            (enum kigen_digest_kind)kind, what, where, holder, not_after, days_left
+        };
+    }
+    r = kigen_mail_digest(ctx, v, n, key, ret_text, ret_len);
+out:
+    free(v);
+    json_decref(items);
+    return r;
+}
+
 static int attempt(void *data, struct kigen_delivery *d, const struct kigen_alert *alert,
                    const char *key, int64_t created_ms)
 {
@@ -201,7 +241,9 @@ static int attempt(void *data, struct kigen_delivery *d, const struct kigen_aler
     size_t len = 0;
     int r;
 
-    r = kigen_mail_compose(&ctx, alert, key, &text, &len);
+    r = kigen_alert_get(alert, KIGEN_SINK_MAIL_DIGEST)
+            ? compose_digest(&ctx, alert, key, &text, &len)
+            : kigen_mail_compose(&ctx, alert, key, &text, &len);
     if (r < 0)
         goto out;
     job = calloc(1, sizeof(*job));
@@ -291,6 +333,31 @@ static int mail_send(struct kigen_sink *sink, const struct kigen_alert *alert, v
     }
     ms->adds++;
     return 0;
+}
+
+static void digest_added_cb(void *data, int status)
+{
+    struct mail_sink *ms = data;
+
+    (void)status; /* a file that could not be written: the digest goes on from memory */
+    ms->adds--;
+    maybe_closed(ms);
+}
+
+int kigen_sink_mail_digest(struct kigen_sink *sink, const char *key,
+                           const struct kigen_alert *carrier)
+{
+    struct mail_sink *ms = container_of(sink, struct mail_sink, base);
+    int r;
+
+    if (!ms->q || sink->is_closing)
+        return -ESHUTDOWN;
+    r = kigen_deliveries_add(ms->q, key, carrier, DIGEST_KEEP_MS, digest_added_cb, ms);
+    if (r == -EEXIST)
+        return 0; /* this day's went already */
+    if (r == 0)
+        ms->adds++;
+    return r;
 }
 
 static int mail_create(const char *target, const struct kigen_config *config,

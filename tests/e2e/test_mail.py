@@ -103,9 +103,9 @@ def failures_seen():
     return bool(kigentest.failures)
 
 
-def case_mail():
-    global cases
-    cases += 1
+def scratch_mail():
+    """A work directory: ks/ (a keystore), out/ (what the SMTP server keeps), an msmtp rc for
+    a server on a free loopback port, and where the socket goes."""
     work = tempfile.mkdtemp(prefix="kigen-mail-")
     ks, out = os.path.join(work, "ks"), os.path.join(work, "out")
     os.makedirs(ks)
@@ -116,7 +116,21 @@ def case_mail():
         f.write("defaults\nauth off\ntls off\n\naccount default\nhost 127.0.0.1\nport %d\n"
                 "from kigen@admin.example.test\n" % port)
     os.chmod(rc, 0o600)
-    sock = os.path.join(work, "kigen.sock")
+    return work, ks, out, port, rc, os.path.join(work, "kigen.sock")
+
+
+def teardown(d, smtp, work):
+    if failures_seen():
+        print(d.stderr()[-8000:])
+    d.close()
+    smtp.stop()
+    subprocess.run(["rm", "-rf", work])
+
+
+def case_mail():
+    global cases
+    cases += 1
+    work, ks, out, port, rc, sock = scratch_mail()
     make_cert(os.path.join(ks, "tanaka.pem"), "田中", 3)  # critical: within 7 days
     smtp = Smtp(out, port)
     smtp.start()
@@ -207,11 +221,74 @@ def case_mail():
               "the metric is there")
         check("# TYPE kigen_alert_deliveries_failed_total counter" in metrics, "as a counter")
     finally:
-        if failures_seen():
-            print(d.stderr()[-8000:])
-        d.close()
-        smtp.stop()
-        subprocess.run(["rm", "-rf", work])
+        teardown(d, smtp, work)
+
+
+def case_holders_and_digest():
+    """To the holder (from the register), Cc the admins; the daily digest once a day."""
+    global cases
+    cases += 1
+    work, ks, out, port, rc, sock = scratch_mail()
+    make_cert(os.path.join(ks, "tanaka.pem"), "田中", 3)  # critical
+    ends = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 20 * 86400))  # renewal_open
+    register = os.path.join(work, "holders.csv")
+    with open(register, "w", encoding="utf-8") as f:
+        f.write("holder,email,subject,terminal,not_after\n"
+                "田中 太郎,tanaka@example.test,*CN=田中*,,\n"
+                "佐藤 花子,sato@example.test,,NAC0002,%s\n" % ends)
+    # The daemon's clock 3 s before the next minute: the digest is due then.
+    t = time.time()
+    if t % 60 > 50:
+        time.sleep(61 - t % 60)
+        t = time.time()
+    start = int(t // 60 * 60 + 57)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))
+    digest_at = time.strftime("%H:%M", time.gmtime(start + 3))
+    smtp = Smtp(out, port)
+    smtp.start()
+    extra = ('  mail:\n    sendmail: ["%s", "-C", "%s"]\n    digest_at: "%s"\n'
+             'holders:\n  register: %s\n  admins: ["it@example.test", "boss@example.test"]\n'
+             'rules:\n  - match: { subject: "*" }\n    renew_url: "https://renew.example.test/"\n'
+             '    instructions: "Open the renewal page in Safari on the iPhone."\n'
+             'socket: %s\n' % (MSMTP, rc, digest_at, register, sock))
+    d = Daemon("mail-holders", [("ks", ks)], extra=extra, now=now)
+    try:
+        check(d.start(), "kigend starts with a register and a digest time")
+        check(wait_until(lambda: by_event(smtp.messages(), "digest"), 20),
+              "the digest arrives at digest_at: %r" % [str(x["Subject"]) for x in smtp.messages()])
+        time.sleep(1)
+        msgs = smtp.messages()
+        crit = [x for x in by_event(msgs, "cert.critical") if "田中" in str(x["Subject"])]
+        if check(len(crit) == 1, "one cert.critical for 田中: %r" % [str(x["Subject"]) for x in msgs]):
+            m = crit[0]
+            to = m["To"].addresses
+            check(len(to) == 1 and to[0].addr_spec == "tanaka@example.test" and
+                  to[0].display_name == "田中 太郎", "To the holder, named: %r" % str(m["To"]))
+            cc = sorted(a.addr_spec for a in m["Cc"].addresses) if m["Cc"] else []
+            check(cc == ["boss@example.test", "it@example.test"], "Cc the admins: %r" % cc)
+            body = m.get_content()
+            check("https://renew.example.test/" in body and "Safari" in body,
+                  "the body has the renew URL and the instructions")
+        declared = [x for x in msgs if x["X-Kigen-Event"] in ("cert.renewal_open", "cert.threshold")
+                    and x["To"] and x["To"].addresses[0].addr_spec == "sato@example.test"]
+        check(declared, "the declared certificate's holder is mailed: %r"
+              % [(str(x["Subject"]), str(x["To"])) for x in msgs])
+        digests = by_event(msgs, "digest")
+        if check(len(digests) == 1, "one digest: %d" % len(digests)):
+            m = digests[0]
+            check(sorted(a.addr_spec for a in m["To"].addresses) ==
+                  ["boss@example.test", "it@example.test"], "the digest goes to the admins")
+            body = m.get_content()
+            check("田中 太郎" in body and "佐藤 花子" in body and "Expiring within days" in body
+                  and "Renewal window open" in body, "the digest lists what is open: %s" % body)
+        # A restart at the same instant: the day's digest is not sent again.
+        d.stop()
+        d.notify.messages.clear()
+        check(d.start(), "kigend restarts")
+        time.sleep(5)
+        check(len(by_event(smtp.messages(), "digest")) == 1, "the digest once a day")
+    finally:
+        teardown(d, smtp, work)
 
 
 def main():
@@ -220,6 +297,7 @@ def main():
         print("FAIL: test_mail needs python3-aiosmtpd for %s" % PY)
         sys.exit(1)
     case_mail()
+    case_holders_and_digest()
     finish("test_mail", cases)
 
 
