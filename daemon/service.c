@@ -564,6 +564,7 @@ static void evaluate(struct service *svc)
     r = kigen_engine_evaluate(&svc->engine, svc->config, svc->inventory, &view, now);
     if (r < 0)
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot decide the alerts, retrying in a minute");
+    view.unique = svc->engine.n_unique; /* built unsorted: the engine counted them */
     next = r < 0 ? now + 60 : kigen_engine_next_wakeup(&svc->engine, svc->config, &view, now);
     /*
      * Between the slices of a large evaluation the metrics wait for the last one, and they

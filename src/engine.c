@@ -26,6 +26,7 @@ void kigen_engine_init(struct kigen_engine *engine)
 {
     memset(engine, 0, sizeof(*engine));
     engine->next_id = 1;
+    engine->next_reminder = INT64_MAX;
 }
 
 static void tracked_free(struct kigen_tracked *t)
@@ -743,6 +744,10 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
         t->threshold_step = step;
         fired++;
     }
+    /* When the reminder of its state falls due: kigen_engine_next_wakeup needs no lookup. */
+    if (ev >= 0 && t->sent[ev] &&
+        t->sent[ev] + config->alerts.reminder_every < engine->next_reminder)
+        engine->next_reminder = t->sent[ev] + config->alerts.reminder_every;
     if (fired) {
         touch(t);
         engine->dirty = true;
@@ -976,6 +981,8 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
     engine->more_due = false;
     engine->more_now = false;
     engine->n_new = 0;
+    engine->n_unique = 0;
+    engine->next_reminder = INT64_MAX;
     if (view->n_records) {
         v = malloc(view->n_records * sizeof(*v));
         if (!v)
@@ -993,6 +1000,7 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
             if (rank(v[j]->state) > rank(g.worst->state))
                 g.worst = v[j];
         g.n = j - i;
+        engine->n_unique++;
         r = evaluate_group(engine, config, inventory, &g, now);
         fired += r > 0 ? r : 0;
     }
@@ -1013,25 +1021,16 @@ int64_t kigen_engine_next_wakeup(const struct kigen_engine *engine,
                                  const struct kigen_config *config, const struct kigen_view *view,
                                  int64_t now)
 {
-    int64_t best = INT64_MAX;
+    int64_t best = engine->next_reminder; /* the reminders, found by the evaluation */
 
+    (void)config;
     for (size_t i = 0; i < view->n_records; i++) {
         const struct kigen_record *rec = &view->records[i];
         int64_t t = kigen_policy_next_change(&rec->policy, rec->cert->not_before,
                                              rec->cert->not_after, now);
-        int ev = state_event(rec->state);
 
         if (t < best)
             best = t;
-        if (ev >= 0) {
-            char hex[65];
-            const struct kigen_tracked *tr;
-
-            kigen_cert_sha256_hex(rec->cert, hex);
-            tr = kigen_strmap_get(&engine->certs, hex);
-            if (tr && tr->sent[ev] && tr->sent[ev] + config->alerts.reminder_every < best)
-                best = tr->sent[ev] + config->alerts.reminder_every;
-        }
     }
     if (engine->more_due)
         best = now + 1;

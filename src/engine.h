@@ -53,10 +53,12 @@ struct kigen_engine {
     size_t n_outbox;
     size_t cap_outbox;
     uint64_t next_id;
-    bool dirty;    /* state changed since the last save */
-    bool more_due; /* the last evaluation stopped at KIGEN_ENGINE_MAX_OUTBOX: evaluate again */
-    bool more_now; /* it stopped at KIGEN_ENGINE_MAX_NEW: evaluate again as soon as possible */
-    size_t n_new;  /* alerts decided by the evaluation in progress */
+    bool dirty;      /* state changed since the last save */
+    bool more_due;   /* the last evaluation stopped at KIGEN_ENGINE_MAX_OUTBOX: evaluate again */
+    bool more_now;   /* it stopped at KIGEN_ENGINE_MAX_NEW: evaluate again as soon as possible */
+    size_t n_new;    /* alerts decided by the evaluation in progress */
+    size_t n_unique; /* distinct fingerprints the last evaluation saw (its view's unique) */
+    int64_t next_reminder; /* the earliest reminder the last evaluation left due; INT64_MAX */
     kigen_engine_maint_fn maint_fn;
     void *maint_data;
 };
@@ -119,7 +121,8 @@ void kigen_engine_delivered(struct kigen_engine *engine, uint64_t id);
 
 /*
  * The earliest instant after now at which an evaluation could have something new to say
- * (a state change, a notify_before step, a reminder), or INT64_MAX.
+ * (a state change, a notify_before step, a reminder), or INT64_MAX. view is the one the last
+ * kigen_engine_evaluate() saw: the reminders come from that evaluation.
  */
 int64_t kigen_engine_next_wakeup(const struct kigen_engine *engine,
                                  const struct kigen_config *config, const struct kigen_view *view,

@@ -180,7 +180,8 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
         qsort(v.records, n, sizeof(*v.records), cmp_record);
     if (v.n_errors)
         qsort(v.errors, v.n_errors, sizeof(*v.errors), cmp_error);
-    v.unique = count_unique(v.records, n);
+    /* Unsorted: the loop's view; kigen_view_sort (on the pool) or the engine counts them. */
+    v.unique = n && !(filter && filter->is_unsorted) ? count_unique(v.records, n) : 0;
     *ret_view = v;
     return 0;
 }
@@ -189,6 +190,7 @@ void kigen_view_sort(struct kigen_view *view)
 {
     if (view->n_records)
         qsort(view->records, view->n_records, sizeof(*view->records), cmp_record);
+    view->unique = count_unique(view->records, view->n_records);
 }
 
 void kigen_view_done(struct kigen_view *view)

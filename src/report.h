@@ -38,7 +38,11 @@ struct kigen_view_filter {
     int64_t within;       /* keep not_after <= now + within; -1 for any */
     const char *keystore; /* exact name, or NULL */
     const char *holder;   /* the holder's name or e-mail address, exactly; or NULL */
-    bool is_unsorted;     /* skip the report order (the alert engine groups by itself) */
+    /*
+     * Skip the report order and the count of unique fingerprints (the alert engine groups by
+     * itself; kigen_view_sort gives both later, on the thread pool).
+     */
+    bool is_unsorted;
 };
 
 struct kigen_view {
@@ -66,7 +70,8 @@ void kigen_view_done(struct kigen_view *view);
 
 /*
  * Sorts the records of a view built with is_unsorted into the report order (errors are
- * always sorted): the same order kigen_view_build() gives, since the order is total. Touches
+ * always sorted) and counts its unique fingerprints: the same order and count
+ * kigen_view_build() gives, since the order is total. Touches
  * only the view, so a snapshot's view (snapshot.h) may be sorted on the thread pool.
  */
 void kigen_view_sort(struct kigen_view *view);
