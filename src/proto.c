@@ -491,11 +491,14 @@ static json_t *labels_json(const struct kigen_keystore *ks)
 static json_t *location_json(const struct kigen_proto_ctx *ctx, const struct location *loc)
 {
     json_t *o = json_object();
+    const char *holder, *email;
 
+    kigen_record_holder(ctx->inventory, loc->file, loc->cert, &holder, &email);
     if (o && set(o, "keystore", kigen_report_text_json(loc->file->keystore)) &&
         set(o, "path", kigen_report_text_json(loc->file->path)) &&
         set(o, "format", json_string(kigen_format_name(loc->file->format))) &&
         set(o, "entry", kigen_report_text_json(loc->cert->entry)) &&
+        set(o, "holder", kigen_report_holder_json(holder, email)) &&
         set(o, "labels", labels_json(kigen_config_find_keystore(ctx->config, loc->file->keystore))))
         return o;
     json_decref(o);

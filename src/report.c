@@ -109,9 +109,8 @@ static size_t count_unique(const struct kigen_record *records, size_t n)
     return unique;
 }
 
-/* SPEC §12: the register's row for the certificate, else the certificate's own address. */
-static void find_holder(const struct kigen_inventory *inventory, const struct kigen_file *f,
-                        const struct kigen_cert *c, struct kigen_record *rec)
+void kigen_record_holder(const struct kigen_inventory *inventory, const struct kigen_file *f,
+                         const struct kigen_cert *c, const char **ret_name, const char **ret_email)
 {
     const struct kigen_register_row *row = NULL;
 
@@ -120,14 +119,14 @@ static void find_holder(const struct kigen_inventory *inventory, const struct ki
     else if (inventory->holders)
         row = kigen_holders_index_find(inventory->holders, c->subject, f->path);
     if (row) {
-        rec->holder = row->holder;
-        rec->holder_email = row->email;
+        *ret_name = row->holder;
+        *ret_email = row->email;
     } else if (c->email && c->email[0]) {
-        rec->holder = c->email;
-        rec->holder_email = c->email;
+        *ret_name = c->email;
+        *ret_email = c->email;
     } else {
-        rec->holder = NULL;
-        rec->holder_email = NULL;
+        *ret_name = NULL;
+        *ret_email = NULL;
     }
 }
 
@@ -168,7 +167,7 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
             kigen_config_policy_for(config, f->keystore, c->subject, c->issuer, &rec->policy);
             rec->state = kigen_policy_state(&rec->policy, c->not_before, c->not_after, now);
             rec->renewal_opens = kigen_policy_renewal_opens(&rec->policy, c->not_after);
-            find_holder(inventory, f, c, rec);
+            kigen_record_holder(inventory, f, c, &rec->holder, &rec->holder_email);
             if (!keep(filter, rec, now))
                 continue;
             v.counts[rec->state]++;
@@ -268,18 +267,16 @@ int64_t kigen_record_last_seen(const struct kigen_record *rec, int64_t now)
     return rec->file->is_stale && rec->file->last_seen ? rec->file->last_seen : now;
 }
 
-/* SPEC §6 holder: null, or {"name": …, "email": … or null}. */
-static json_t *holder_json(const struct kigen_record *rec)
+json_t *kigen_report_holder_json(const char *name, const char *email)
 {
     json_t *o;
 
-    if (!rec->holder)
+    if (!name)
         return json_null();
     o = json_object();
     if (o) {
-        json_object_set_new(o, "name", text_json(rec->holder));
-        json_object_set_new(o, "email",
-                            rec->holder_email ? text_json(rec->holder_email) : json_null());
+        json_object_set_new(o, "name", text_json(name));
+        json_object_set_new(o, "email", email ? text_json(email) : json_null());
     }
     return o;
 }
@@ -308,7 +305,7 @@ static json_t *record_json(const struct kigen_record *rec, int64_t now)
     json_object_set_new(o, "state", json_string(kigen_state_name(rec->state)));
     json_object_set_new(o, "labels", labels_json(rec->keystore));
     json_object_set_new(o, "last_seen", time_json(kigen_record_last_seen(rec, now)));
-    json_object_set_new(o, "holder", holder_json(rec));
+    json_object_set_new(o, "holder", kigen_report_holder_json(rec->holder, rec->holder_email));
     return o;
 }
 

@@ -84,6 +84,14 @@ void kigen_view_set_probes(struct kigen_view *view, const struct kigen_probe_sta
                            size_t n);
 
 /*
+ * SPEC §12: the holder of certificate c at location f, from the inventory's register (its
+ * row's holder and e-mail, which may be NULL), else the certificate's own address as both;
+ * both NULL when none is known. Borrowed from the inventory.
+ */
+void kigen_record_holder(const struct kigen_inventory *inventory, const struct kigen_file *f,
+                         const struct kigen_cert *c, const char **ret_name, const char **ret_email);
+
+/*
  * SPEC §6 last_seen of a record: now for a live location, or when the location was last read
  * and held the certificate, for one kept as last seen (its keystore root is unavailable).
  */
@@ -108,6 +116,8 @@ int kigen_report_json_text(const struct kigen_view *view, char **ret_text, size_
  * that are not valid UTF-8 (file names need not be) read '?'.
  */
 struct json_t *kigen_report_summary_json(const struct kigen_view *view);
+/* SPEC §6 "holder": null when name is NULL, else {"name": …, "email": … or null}. */
+struct json_t *kigen_report_holder_json(const char *name, const char *email);
 struct json_t *kigen_report_text_json(const char *s);
 
 /*

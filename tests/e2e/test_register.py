@@ -120,6 +120,9 @@ def case_declared_holders_and_bad_rows():
             check(t["holder"] == {"name": "田中 太郎", "email": "tanaka@example.co.jp"},
                   "holder: %s" % t["holder"])
             check(t["state"] == "critical", "5 days left is critical: %s" % t["state"])
+            shown = request(e.sock, {"cmd": "show", "sha256": t["sha256"]})
+            check(shown.get("locations") and shown["locations"][0].get("holder") == t["holder"],
+                  "show names the holder of each location: %s" % shown)
         sato = by_holder(certs, "Sato, Hanako")
         if check(len(sato) == 1, "the quoted holder with a comma: %s" % certs):
             check(sato[0]["entry"] == "3" and sato[0]["not_before"] is None and
