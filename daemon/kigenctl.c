@@ -228,7 +228,7 @@ static int show_status(const struct options *o, const struct term *t, json_t *a)
     json_object_foreach(json_object_get(a, "deliveries"), name, d)
     {
         long long failed = jint(d, "failed");
-        char label[64];
+        char label[300];
 
         snprintf(label, sizeof(label), "%s delivery", name);
         printf("  %-16s %lld pending, %s%lld given up%s\n", label, jint(d, "pending"),

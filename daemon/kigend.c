@@ -418,9 +418,10 @@ int main(int argc, char **argv)
 
         sink_limits.exec_nofile = raise_fd_limit();
         /*
-         * Tests only: a failed mail is retried after KIGEN_TEST_RETRY_FIRST_MS milliseconds,
-         * doubling up to KIGEN_TEST_RETRY_MAX_MS, instead of SPEC §12's minute and hour. Not
-         * documented for people.
+         * Tests only: a failed mail or webhook POST is retried after KIGEN_TEST_RETRY_FIRST_MS
+         * milliseconds, doubling up to KIGEN_TEST_RETRY_MAX_MS, and given up
+         * KIGEN_TEST_RETRY_FOR_MS after the first attempt, instead of SPEC §12's minute, hour
+         * and day. Not documented for people.
          */
         if (getenv("KIGEN_TEST_RETRY_FIRST_MS"))
             sink_limits.durable.retry_first_ms =
@@ -428,6 +429,9 @@ int main(int argc, char **argv)
         if (getenv("KIGEN_TEST_RETRY_MAX_MS"))
             sink_limits.durable.retry_max_ms =
                 strtoull(getenv("KIGEN_TEST_RETRY_MAX_MS"), NULL, 10);
+        if (getenv("KIGEN_TEST_RETRY_FOR_MS"))
+            sink_limits.durable.retry_for_ms =
+                strtoull(getenv("KIGEN_TEST_RETRY_FOR_MS"), NULL, 10);
         /*
          * Buffers of a megabyte or more (the state file's text, list answers, the metrics of
          * a large inventory) come from mmap and go back to the system when freed. glibc

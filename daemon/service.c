@@ -452,7 +452,7 @@ static void metrics_after_cb(uv_work_t *work, int status)
                         textfile);
 }
 
-/* kigen_alert_deliveries_failed_total of the durable sinks (mail). */
+/* kigen_alert_deliveries_failed_total of the durable sinks (mail, webhooks). */
 static void add_delivery_metrics(const struct service *svc, struct kigen_metrics_extra *extra)
 {
     struct kigen_sink_stats st[KIGEN_METRICS_MAX_SINKS];

@@ -58,7 +58,7 @@ struct kigen_deliveries {
     uv_loop_t *loop;
     char *dir;
     char *name;  /* the sink's, for messages */
-    char *fname; /* the sink's name made safe for a file name */
+    char *fname; /* the sink's name made safe for a file name (file_prefix) */
     const struct kigen_deliveries_ops *ops;
     void *data;
     const struct kigen_deliveries_limits *limits;
@@ -120,15 +120,63 @@ void kigen_deliveries_key(const struct kigen_alert *alert, char ret[33])
         snprintf(ret + 2 * i, 3, "%02x", md[i]);
 }
 
-/* s with every byte outside [A-Za-z0-9_.:-] made '_'; malloc'd or NULL. */
+static bool is_plain(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':';
+}
+
+/* A key for a file name: every byte outside [A-Za-z0-9_.:-] made '_'; malloc'd or NULL. */
 static char *safe_name(const char *s)
 {
     char *t = strdup(s);
 
     for (char *p = t; p && *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '.' || *p == ':' || *p == '-'))
+        if (!is_plain(*p) && *p != '-')
             *p = '_';
+    return t;
+}
+
+/*
+ * The sink's part of its file names, one to one with the name: bytes outside [A-Za-z0-9_.:]
+ * as %XX ('-' included, so that the first '-' of a file name ends it: "webhook:team" does not
+ * take the files of "webhook:team-chat"). A name whose part would pass FNAME_MAX keeps its
+ * start and ends in '~' and 16 hex digits of its SHA-256 ('~' is never plain), so that a file
+ * name stays under NAME_MAX. "mail" stays "mail". malloc'd or NULL.
+ */
+#define FNAME_MAX 120
+static char *file_prefix(const char *name)
+{
+    size_t len = strlen(name), n = 0;
+    char *t = malloc(3 * len + 1);
+
+    if (!t)
+        return NULL;
+    for (const char *p = name; *p; p++) {
+        if (is_plain(*p))
+            t[n++] = *p;
+        else
+            n += (size_t)snprintf(t + n, 4, "%%%02x", (unsigned char)*p);
+    }
+    t[n] = '\0';
+    if (n > FNAME_MAX) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+        size_t cut = FNAME_MAX - 17;
+
+        if (!EVP_Digest(name, len, md, &mdlen, EVP_sha256(), NULL)) {
+            free(t);
+            return NULL;
+        }
+        /* Not inside a %XX. */
+        if (cut >= 1 && t[cut - 1] == '%')
+            cut -= 1;
+        else if (cut >= 2 && t[cut - 2] == '%')
+            cut -= 2;
+        n = cut + (size_t)snprintf(t + cut, 2, "~");
+        for (int i = 0; i < 8; i++)
+            n += (size_t)snprintf(t + n, 3, "%02x", md[i]);
+    }
     return t;
 }
 
@@ -627,21 +675,29 @@ static struct kigen_alert *alert_from_json(json_t *j)
     return a;
 }
 
-/* An item from a file's text, or NULL when it is damaged (errno EINVAL) or ENOMEM. */
+/*
+ * An item from a file's text, or NULL when it is damaged (errno EINVAL), another sink's
+ * (ESRCH: left alone) or ENOMEM.
+ */
 static struct kigen_delivery *item_parse(struct kigen_deliveries *q, const char *text, size_t len)
 {
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL), *alert = NULL;
     struct kigen_delivery *d = NULL;
-    const char *key, *done = NULL;
+    const char *key, *done = NULL, *sink = NULL;
     json_int_t created = 0, first = 0, next = 0, keep = 0, until = 0;
     int version = 0, attempts = 0;
 
     errno = EINVAL;
-    if (!j || json_unpack(j, "{s:i, s:s, s?:s, s?:I, s?:I, s?:i, s?:I, s?:I, s?:I, s?:o}",
-                          "version", &version, "key", &key, "done", &done, "created_ms", &created,
-                          "first_ms", &first, "attempts", &attempts, "next_ms", &next, "keep_ms",
-                          &keep, "until_ms", &until, "alert", &alert) < 0)
+    if (!j ||
+        json_unpack(j, "{s:i, s:s, s?:s, s?:s, s?:I, s?:I, s?:i, s?:I, s?:I, s?:I, s?:o}",
+                    "version", &version, "key", &key, "sink", &sink, "done", &done, "created_ms",
+                    &created, "first_ms", &first, "attempts", &attempts, "next_ms", &next,
+                    "keep_ms", &keep, "until_ms", &until, "alert", &alert) < 0)
         goto out;
+    if (sink && strcmp(sink, q->name) != 0) {
+        errno = ESRCH; /* another sink's whose name makes the same file prefix: not ours */
+        goto out;
+    }
     if (version != 1 || !*key || strlen(key) > KIGEN_DELIVERIES_KEY_MAX || attempts < 0 ||
         keep < 0 || (!done && !alert))
         goto out;
@@ -730,6 +786,8 @@ static void load(struct kigen_deliveries *q)
         if (!d) {
             if (errno == ENOMEM)
                 break;
+            if (errno == ESRCH)
+                continue;
             set_aside(q, dirfd(dir), e->d_name, r < 0 ? strerror(-r) : "not a delivery record");
             continue;
         }
@@ -768,7 +826,7 @@ int kigen_deliveries_new(uv_loop_t *loop, const char *dir, const char *name,
         return -ENOMEM;
     q->dir = strdup(dir);
     q->name = strdup(name);
-    q->fname = safe_name(name);
+    q->fname = file_prefix(name);
     if (!q->dir || !q->name || !q->fname) {
         kigen_deliveries_free(q);
         return -ENOMEM;

@@ -12,6 +12,12 @@
  * sink already holds must not go twice. What was delivered or given up stays as a small
  * "done" file until then.
  *
+ * In file names the sink's name keeps [A-Za-z0-9_.:] and has every other byte as %XX ('-'
+ * too: the first '-' ends it), so "webhook:team" and "webhook:team-chat" never share a file;
+ * a name longer than 120 such bytes is cut and ends in '~' and a hash of it. Each file also
+ * names its sink, and a queue leaves other sinks' files alone. The file holds the alert and
+ * its schedule only, nothing of the sink's setting (a webhook's URL is a secret).
+ *
  * Files are written atomically on the thread pool (kigen_textfile_write) and removed with
  * uv_fs_unlink; a file that cannot be read back is renamed to .bad and logged, never fatal.
  * At most max_pending wait; beyond that the oldest not under way is given up. The scheduler
@@ -52,7 +58,10 @@ struct kigen_deliveries_ops {
      */
     int (*attempt)(void *data, struct kigen_delivery *d, const struct kigen_alert *alert,
                    const char *key, int64_t created_ms);
-    /* Stops an attempt under way (a stop); it still reports, failed. */
+    /*
+     * Stops an attempt under way (a stop); it still reports, failed, from within abort() or
+     * later.
+     */
     void (*abort)(void *data, struct kigen_delivery *d);
 };
 
@@ -97,7 +106,8 @@ uint64_t kigen_deliveries_failed(const struct kigen_deliveries *q);
 /*
  * Stops: no new attempt, attempts under way are aborted (ops->abort), and closed_cb runs from
  * a later callback once nothing is under way and every file write has landed. The files stay
- * for the next start. done_cb of adds whose file is not written yet is not called.
+ * for the next start. done_cb of adds whose file is not written yet gets -ECANCELED when the
+ * write lands.
  */
 void kigen_deliveries_close(struct kigen_deliveries *q, void (*closed_cb)(void *data), void *data);
 

@@ -17,7 +17,7 @@ struct kigen_metrics_extra {
     double scan_duration_seconds; /* the last full scan */
     /* kigen_alert_deliveries_failed_total{sink=NAME}: given up per durable sink (copied) */
     struct {
-        char sink[64];
+        char sink[256]; /* "webhook:" and a name; longer ones are cut */
         uint64_t failed;
     } deliveries[KIGEN_METRICS_MAX_SINKS];
     size_t n_deliveries;

@@ -11,7 +11,10 @@
  * no new alerts, drains its queue with its old setting, then closes and is freed.
  *
  * journald, syslog and exec are one sink each at most (active[]); webhooks are as many as
- * alerts.webhooks lists (hooks[]), each kept across a reload that leaves it as it was.
+ * alerts.webhooks lists (hooks[]). A webhook's sink is kept across a reload that keeps its
+ * name, taking a changed setting in place: its durable queue (files named after it) has one
+ * owner. One that went away retires; a webhook of its name that comes back before it began to
+ * close takes it back, so that two queues never hold the same files.
  */
 #include "sink.h"
 
@@ -62,6 +65,7 @@ struct slot {
     struct entry **ring; /* waiting entries: ring[(head + i) % cap], i < n */
     size_t head, n, cap;
     unsigned in_flight;
+    bool is_started;  /* slot_start() ran: its sink has handles */
     bool is_retiring; /* replaced by a reload: drains its queue, then closes */
     bool is_dropping; /* the queue overflowed and that was logged; until it empties */
     size_t dropped;
@@ -322,7 +326,8 @@ static int slot_new(struct kigen_sinks *sinks, int i, const char *target,
             goto out;
         }
     }
-    r = w ? kigen_sink_webhook_new(w, &slot->sink) : types[i]->create(target, config, &slot->sink);
+    r = w ? kigen_sink_webhook_new(w, config->state_dir, &slot->sink)
+          : types[i]->create(target, config, &slot->sink);
     if (r < 0)
         goto out;
     if (!w)
@@ -370,6 +375,7 @@ static bool is_same(const struct slot *slot, int i, const char *want)
 static void slot_start(struct kigen_sinks *sinks, struct slot *slot)
 {
     slot->sink->type->start(slot->sink, sinks->loop);
+    slot->is_started = true;
     slot->next = sinks->slots;
     sinks->slots = slot;
 }
@@ -384,8 +390,24 @@ static bool is_in(struct slot *const *v, size_t n, const struct slot *slot)
 }
 
 /*
- * The webhook slots for alerts, in *ret_hooks: the running one of each webhook whose setting
- * (URL included) is unchanged, a new one (not started) for each other. Nothing changes here.
+ * The slot of the webhook called name that hooks_prepare() can take: a current one, or one
+ * retiring that has not begun to close. NULL when there is none.
+ */
+static struct slot *hook_slot(const struct kigen_sinks *sinks, const char *name)
+{
+    for (size_t j = 0; j < sinks->n_hooks; j++)
+        if (kigen_sink_webhook_is_named(sinks->hooks[j]->sink, name))
+            return sinks->hooks[j];
+    for (struct slot *slot = sinks->slots; slot; slot = slot->next)
+        if (slot->is_retiring && !slot->sink->is_closing &&
+            kigen_sink_webhook_is_named(slot->sink, name))
+            return slot;
+    return NULL;
+}
+
+/*
+ * The webhook slots for alerts, in *ret_hooks: the running one of each webhook whose name
+ * stays (hook_slot()), a new one (not started) for each other. Nothing changes here.
  * Returns 0, -EINVAL or -ENOMEM.
  */
 static int hooks_prepare(struct kigen_sinks *sinks, const struct kigen_config *config,
@@ -401,10 +423,7 @@ static int hooks_prepare(struct kigen_sinks *sinks, const struct kigen_config *c
     for (size_t i = 0; i < n; i++) {
         const struct kigen_webhook *w = &alerts->webhooks[i];
 
-        for (size_t j = 0; j < sinks->n_hooks && !v[i]; j++)
-            if (kigen_sink_webhook_is_same(sinks->hooks[j]->sink, w) &&
-                !is_in(v, i, sinks->hooks[j]))
-                v[i] = sinks->hooks[j];
+        v[i] = hook_slot(sinks, w->name); /* names are unique in a configuration */
         if (!v[i]) {
             r = slot_new(sinks, 0, NULL, config, w, &v[i]);
             if (r < 0)
@@ -413,7 +432,7 @@ static int hooks_prepare(struct kigen_sinks *sinks, const struct kigen_config *c
     }
     if (r < 0) {
         for (size_t i = 0; i < n; i++)
-            if (!is_in(sinks->hooks, sinks->n_hooks, v[i]))
+            if (v[i] && !v[i]->is_started)
                 slot_free(v[i]);
         free(v);
         return r;
@@ -422,12 +441,34 @@ static int hooks_prepare(struct kigen_sinks *sinks, const struct kigen_config *c
     return 0;
 }
 
-/* Makes hooks (from hooks_prepare()) the webhook slots: starts the new, retires the others. */
-static void hooks_apply(struct kigen_sinks *sinks, struct slot **hooks, size_t n)
+/*
+ * Makes hooks (from hooks_prepare(), for webhooks) the webhook slots: starts the new ones,
+ * takes back the retiring ones, gives a kept one a changed setting, and retires the others.
+ * Returns 0, or -ENOMEM when a kept one could not take its setting (it keeps its old one).
+ */
+static int hooks_apply(struct kigen_sinks *sinks, struct slot **hooks, size_t n,
+                       const struct kigen_webhook *webhooks)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!is_in(sinks->hooks, sinks->n_hooks, hooks[i]))
-            slot_start(sinks, hooks[i]);
+    int r = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct slot *slot = hooks[i];
+
+        if (!slot->is_started) {
+            slot_start(sinks, slot);
+            continue;
+        }
+        slot->is_retiring = false;
+        if (!kigen_sink_webhook_is_same(slot->sink, &webhooks[i])) {
+            int q = kigen_sink_webhook_configure(slot->sink, &webhooks[i]);
+
+            if (q < 0) {
+                kigen_log_errno(KIGEN_LOG_WARNING, q, "The %s sink keeps its old setting",
+                                sink_name(slot->sink));
+                r = q;
+            }
+        }
+    }
     for (size_t j = 0; j < sinks->n_hooks; j++) {
         struct slot *old = sinks->hooks[j];
 
@@ -439,6 +480,7 @@ static void hooks_apply(struct kigen_sinks *sinks, struct slot **hooks, size_t n
     free(sinks->hooks);
     sinks->hooks = hooks;
     sinks->n_hooks = n;
+    return r;
 }
 
 /*
@@ -465,7 +507,7 @@ static int apply(struct kigen_sinks *sinks, const struct kigen_config *config)
     r = hooks_prepare(sinks, config, &hooks);
     if (r < 0)
         goto out;
-    hooks_apply(sinks, hooks, config->alerts.n_webhooks);
+    r = hooks_apply(sinks, hooks, config->alerts.n_webhooks, config->alerts.webhooks);
     /* Sinks that take a reload in place; one that cannot keeps its settings. */
     for (int i = 0; i < SINK_COUNT; i++) {
         struct slot *same = sinks->active[i];
@@ -557,12 +599,13 @@ size_t kigen_sinks_stats(const struct kigen_sinks *sinks, struct kigen_sink_stat
 {
     size_t n = 0;
 
-    for (int i = 0; i < SINK_COUNT && n < max; i++) {
-        const struct slot *slot = sinks->active[i];
+    /* Mail first, then the webhooks in the configuration's order. */
+    for (size_t k = 0; k < n_taking(sinks) && n < max; k++) {
+        const struct slot *slot = taking(sinks, k);
 
         if (!slot || !slot->sink->type->stats)
             continue;
-        ret[n] = (struct kigen_sink_stats){ .name = slot->sink->type->name };
+        ret[n] = (struct kigen_sink_stats){ .name = sink_name(slot->sink) };
         slot->sink->type->stats(slot->sink, &ret[n]);
         n++;
     }

@@ -3,9 +3,13 @@
  * an exec hook, mail and chat webhooks. Each sink has its own queue; a sink that fails or
  * blocks never stalls the loop or the other sinks. Loop thread only.
  *
- * Mail is durable (deliveries.h): an alert is done for it once it is written to
- * state_dir/deliveries/, and from there it is sent, retried with backoff and given up on its
- * own schedule.
+ * Mail and the webhooks are durable (deliveries.h): an alert is done for them once it is
+ * written to state_dir/deliveries/ (mail-<key>.json, webhook:<name>-<key>.json with bytes of
+ * <name> outside [A-Za-z0-9_.:] as %XX), and from
+ * there it is sent, retried with backoff (1 minute doubling to 1 hour, for 24 hours) and
+ * delivered or given up on its own schedule; a restart resumes it. What is given up is
+ * logged and counted per sink (kigen_sinks_stats()). A webhook's file holds the alert, never
+ * its URL.
  *
  * An alert is copied once and shared by the sinks that deliver it. Each sink keeps at most
  * queue_max alerts waiting (see struct kigen_sink_limits); beyond that it drops its oldest
@@ -49,7 +53,7 @@ struct kigen_sink_limits {
      */
     const char *journal_socket;
     /*
-     * Durable deliveries (mail): the first retry after a failed attempt, doubling up to
+     * Durable deliveries (mail, webhooks): the first retry after a failed attempt, doubling up to
      * retry_max_ms, for retry_for_ms from the first attempt; defaults 1 min, 1 h, 24 h
      * (SPEC §12). Tests lower them. At most max_pending wait per sink (default 10 000).
      * The durable queues read these where they live, so a later set_limits reaches them.
@@ -77,14 +81,16 @@ void kigen_sinks_set_limits(struct kigen_sinks *sinks, const struct kigen_sink_l
  * Applies a new configuration (after a reload); queued alerts still go out. A sink whose
  * setting did not change keeps its queue and connection; one that changed or went away
  * finishes what it holds with its old setting, then closes. The mail sink stays while mail is
- * on and takes the new settings for its next attempts (its state_dir stays the one it started
- * with). Returns 0 or -ENOMEM (then nothing changed).
+ * on, and a webhook's sink while a webhook of its name is configured: each takes the new
+ * settings for its next attempts and keeps its queue (its state_dir stays the one it started
+ * with). A webhook that goes away closes its queue; its pending files stay in state_dir and are
+ * resumed when a webhook of the same name comes back. Returns 0 or -ENOMEM (then nothing changed).
  */
 int kigen_sinks_configure(struct kigen_sinks *sinks, const struct kigen_config *config);
 
 /* What a durable sink holds, for status and metrics. */
 struct kigen_sink_stats {
-    const char *name; /* "mail"; "webhook:<name>" later */
+    const char *name; /* "mail", "webhook:<name>" */
     size_t pending;   /* written to state_dir and not yet delivered or given up */
     uint64_t failed;  /* given up since the daemon started */
 };
@@ -150,7 +156,7 @@ struct kigen_sink_type {
      * replaced by a reload, only closed when it goes. Returns 0 or -ENOMEM (nothing changed).
      */
     int (*configure)(struct kigen_sink *sink, const struct kigen_config *config);
-    /* Optional: what a durable sink holds (name is the type's). */
+    /* Optional: what a durable sink holds (name is the sink's, set by the dispatcher). */
     void (*stats)(const struct kigen_sink *sink, struct kigen_sink_stats *ret);
     /* Initialises the sink's handles on loop; cannot fail. */
     void (*start)(struct kigen_sink *sink, uv_loop_t *loop);
@@ -202,13 +208,25 @@ int kigen_sink_mail_digest(struct kigen_sink *sink, const char *key,
 
 /*
  * A webhook sink (sink_webhook.c) for w, whose url_secret must be set; its name is
- * "webhook:<name>". Its type has no create(): a webhook's setting is more than one string.
- * Returns 0, -EINVAL without url_secret, or -ENOMEM.
+ * "webhook:<name>" and its queue is in state_dir/deliveries. Its type has no create(): a
+ * webhook's setting is more than one string. Returns 0, -EINVAL without url_secret, or
+ * -ENOMEM.
  */
-int kigen_sink_webhook_new(const struct kigen_webhook *w, struct kigen_sink **ret_sink);
+int kigen_sink_webhook_new(const struct kigen_webhook *w, const char *state_dir,
+                           struct kigen_sink **ret_sink);
+
+/* Whether sink is a webhook sink for the webhook called name. */
+bool kigen_sink_webhook_is_named(const struct kigen_sink *sink, const char *name);
 
 /* Whether sink, a webhook sink, was made for a webhook set as w is (URL included). */
 bool kigen_sink_webhook_is_same(const struct kigen_sink *sink, const struct kigen_webhook *w);
+
+/*
+ * Takes w's settings (URL, format, proxy, ca_file, events; the name stays) in place, for the
+ * attempts that start after the call: the sink keeps its queue. Returns 0, -EINVAL without
+ * url_secret, or -ENOMEM (nothing changed).
+ */
+int kigen_sink_webhook_configure(struct kigen_sink *sink, const struct kigen_webhook *w);
 
 /* Reports the end of the delivery send() returned 0 for; failed when it did not get through. */
 void kigen_sink_finish(struct kigen_sink *sink, void *token, bool failed);

@@ -1,9 +1,18 @@
 /*
  * The webhook sinks (SPEC §12): one per alerts.webhooks entry, named "webhook:<name>", each
  * an HTTPS POST per alert of the entry's format (webhook.c). A 2xx answer is delivered;
- * any other answer, a transport error or the 10 s timeout is a failure, logged with the sink's
- * name and the status or libcurl's reason. Alerts whose event is not in the entry's `events`
- * are delivered at once without a request.
+ * any other answer, a transport error or the 10 s timeout is a failed attempt, logged by the
+ * queue with the sink's name and the status or libcurl's reason. Alerts whose event is not in
+ * the entry's `events` are delivered at once without a request, and are not queued.
+ *
+ * Durable, as mail is (deliveries.h): send() writes the alert to
+ * state_dir/deliveries/webhook:<name>-<key>.json and the dispatcher hears it is done once
+ * that file is written. The queue then POSTs it, one at a time per webhook, and retries with
+ * backoff until retry_for_ms. The file holds the alert and its schedule, never the URL: a
+ * retry takes the URL the sink has then. A reload keeps the sink (and its queue) of every
+ * webhook whose name stays, and a changed URL, format, proxy, ca_file or events applies from
+ * the next attempt. A webhook that goes away closes its queue; its files stay in state_dir and
+ * are resumed when a webhook of that name comes back (or never, if it does not).
  *
  * The URL is a secret: it carries the token. It is held in one kigen_secret_dup() copy, given
  * to libcurl and nothing else: no message names it, and libcurl's own error text is logged
@@ -29,6 +38,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "deliveries.h"
 #include "log.h"
 #include "secret.h"
 #include "sink.h"
@@ -37,15 +47,16 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define TIMEOUT_MS  10000
-#define ANSWER_KEEP (64 * 1024) /* bytes of an answer read (and dropped) before it is cut */
-#define CLUE_LEN    8           /* a run of this many URL bytes in an error text hides it */
+#define ANSWER_KEEP (64 * 1024)   /* bytes of an answer read (and dropped) before it is cut */
+#define CLUE_LEN    8             /* a run of this many URL bytes in an error text hides it */
+#define KEEP_MS     (3600 * 1000) /* a delivered alert's key is kept an hour, as mail's */
 
 struct webhook_job {
     struct webhook_sink *sink;
-    void *token;
-    enum kigen_event event;
+    struct kigen_delivery *delivery;
     CURL *easy;
     struct curl_slist *headers;
+    char *url; /* a secret: the URL of this POST, which a reload may change meanwhile */
     char *body;
     size_t answered; /* bytes of the answer's body */
     char errbuf[CURL_ERROR_SIZE];
@@ -60,10 +71,8 @@ struct webhook_socket {
     struct webhook_socket *next;
 };
 
-struct webhook_sink {
-    struct kigen_sink base;
-    char *label; /* "webhook:<name>" */
-    char *name;
+/* What a reload may change in place. */
+struct webhook_settings {
     char *url; /* a secret */
     enum kigen_webhook_format format;
     char *proxy_setting; /* as configured, to compare with a reload's */
@@ -72,6 +81,23 @@ struct webhook_sink {
     char *proxy;    /* for CURLOPT_PROXY: "" is none */
     char *no_proxy; /* for CURLOPT_NOPROXY */
     char proxy_error[160];
+};
+
+/* An alert whose file is being written. */
+struct webhook_add {
+    struct webhook_sink *sink;
+    void *token;
+};
+
+struct webhook_sink {
+    struct kigen_sink base;
+    char *label; /* "webhook:<name>" */
+    char *name;
+    char *dir; /* state_dir/deliveries */
+    struct webhook_settings set;
+    struct kigen_deliveries *q;
+    unsigned adds;
+    bool is_q_open;
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
@@ -84,7 +110,7 @@ static void check_done(struct webhook_sink *ws);
 
 static void maybe_closed(struct webhook_sink *ws)
 {
-    if (ws->base.is_closing && ws->open == 0 && !ws->jobs)
+    if (ws->base.is_closing && ws->open == 0 && !ws->jobs && !ws->is_q_open && ws->adds == 0)
         kigen_sink_closed(&ws->base);
 }
 
@@ -204,12 +230,12 @@ static bool mentions(const char *text, const char *secret, size_t len)
 }
 
 /*
- * Whether libcurl's error text may be logged: not when it repeats any part of the URL that
- * may be secret (the credentials before the host, the path, the query).
+ * Whether libcurl's error text may be logged: not when it repeats any part of url that may be
+ * secret (the credentials before the host, the path, the query).
  */
-static bool is_safe_to_log(const struct webhook_sink *ws, const char *text)
+static bool is_safe_to_log(const char *url, const char *text)
 {
-    const char *url = ws->url, *auth = strstr(url, "://"), *at, *rest;
+    const char *auth = strstr(url, "://"), *at, *rest;
 
     auth = auth ? auth + 3 : url;
     rest = auth + strcspn(auth, "/?#");
@@ -234,58 +260,58 @@ static void job_free(struct webhook_job *job)
         curl_easy_cleanup(job->easy);
     }
     curl_slist_free_all(job->headers);
+    kigen_secret_free(job->url);
     free(job->body);
     free(job);
 }
 
-/* Logs why the alert did not get through, once. Returns whether it failed. */
-static bool report(struct webhook_job *job, CURLcode result, long status)
+/*
+ * Whether the POST got through; when not, why into why (the status, or libcurl's reason when
+ * it names no secret part of the URL).
+ */
+static bool is_delivered(struct webhook_job *job, CURLcode result, long status, char *why,
+                         size_t len)
 {
-    const char *event = kigen_event_name(job->event);
-    const char *label = job->sink->label;
-
     /* An answer cut after ANSWER_KEEP bytes still carried its status. */
     if (result == CURLE_WRITE_ERROR && job->answered > ANSWER_KEEP)
         result = CURLE_OK;
     if (result == CURLE_OK && status >= 200 && status < 300)
-        return false;
-    if (result == CURLE_OK) {
-        kigen_log_warn("The %s sink could not deliver %s: the server answered HTTP %ld, "
-                       "carrying on",
-                       label, event, status);
         return true;
-    }
-    kigen_log_warn("The %s sink could not deliver %s: %s, carrying on", label, event,
-                   job->errbuf[0] && is_safe_to_log(job->sink, job->errbuf)
-                       ? job->errbuf
-                       : curl_easy_strerror(result));
-    return true;
+    if (result == CURLE_OK)
+        snprintf(why, len, "the server answered HTTP %ld", status);
+    else
+        snprintf(why, len, "%s",
+                 job->errbuf[0] && is_safe_to_log(job->url, job->errbuf)
+                     ? job->errbuf
+                     : curl_easy_strerror(result));
+    return false;
 }
 
-/* Reports every finished transfer. */
+/* Reports every finished transfer to the queue. */
 static void check_done(struct webhook_sink *ws)
 {
     CURLMsg *msg;
     int left;
 
-    /* kigen_sink_finish() may retire and close the sink: then multi is gone, and so are we. */
+    /* multi is gone once the sink closed. */
     while (ws->multi && (msg = curl_multi_info_read(ws->multi, &left))) {
         struct webhook_job *job;
+        struct kigen_delivery *d;
         CURLcode result = msg->data.result;
-        char *private = NULL;
+        char *private = NULL, why[CURL_ERROR_SIZE + 64] = "";
         long status = 0;
-        void *token;
-        bool failed;
+        bool ok;
 
         if (msg->msg != CURLMSG_DONE)
             continue;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &private);
         job = (struct webhook_job *)(void *)private;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-        token = job->token;
-        failed = report(job, result, status);
+        ok = is_delivered(job, result, status, why, sizeof(why));
+        d = job->delivery;
         job_free(job); /* msg is gone too */
-        kigen_sink_finish(&ws->base, token, failed);
+        /* May start the next attempt: curl_multi_add_handle() is fine between info reads. */
+        kigen_deliveries_attempted(d, ok, why);
     }
 }
 
@@ -312,7 +338,7 @@ static int job_setup(struct webhook_job *job, size_t len)
     SET(CURLOPT_PRIVATE, job);
     SET(CURLOPT_ERRORBUFFER, job->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_URL, ws->url);
+    SET(CURLOPT_URL, job->url);
     SET(CURLOPT_PROTOCOLS_STR, "https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "https");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
@@ -323,13 +349,13 @@ static int job_setup(struct webhook_job *job, size_t len)
     SET(CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (ws->ca_file) {
-        SET(CURLOPT_CAINFO, ws->ca_file);
+    if (ws->set.ca_file) {
+        SET(CURLOPT_CAINFO, ws->set.ca_file);
         SET(CURLOPT_CAPATH, NULL); /* Debian's libcurl also looks in /etc/ssl/certs */
     }
     /* "" is no proxy at all: without it, libcurl would take https_proxy from the environment. */
-    SET(CURLOPT_PROXY, ws->proxy);
-    SET(CURLOPT_NOPROXY, ws->no_proxy);
+    SET(CURLOPT_PROXY, ws->set.proxy);
+    SET(CURLOPT_NOPROXY, ws->set.no_proxy);
     SET(CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
     SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
     SET(CURLOPT_WRITEFUNCTION, write_cb);
@@ -338,29 +364,31 @@ static int job_setup(struct webhook_job *job, size_t len)
     return c == CURLE_OK ? 0 : c == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
 }
 
-static int webhook_send(struct kigen_sink *sink, const struct kigen_alert *alert, void *token)
+/* The queue's attempt: one POST of alert with the settings of now. */
+static int attempt(void *data, struct kigen_delivery *d, const struct kigen_alert *alert,
+                   const char *key, int64_t created_ms)
 {
-    struct webhook_sink *ws = container_of(sink, struct webhook_sink, base);
+    struct webhook_sink *ws = data;
     struct webhook_job *job = NULL;
     size_t len = 0;
     int r;
 
-    if (!(ws->events & (UINT32_C(1) << alert->event)))
-        return 1; /* not wanted here: done */
-    if (ws->proxy_error[0]) {
-        kigen_log_warn("The %s sink could not deliver %s: %s, carrying on", ws->label,
-                       kigen_event_name(alert->event), ws->proxy_error);
+    if (ws->set.proxy_error[0]) {
+        kigen_log_warn("The %s sink cannot POST %s: %s", ws->label, kigen_event_name(alert->event),
+                       ws->set.proxy_error);
         return -EINVAL;
     }
     job = calloc(1, sizeof(*job));
-    if (!job) {
+    if (!job)
+        return -ENOMEM;
+    job->sink = ws;
+    job->delivery = d;
+    job->url = kigen_secret_dup(ws->set.url);
+    if (!job->url) {
         r = -ENOMEM;
         goto fail;
     }
-    job->sink = ws;
-    job->token = token;
-    job->event = alert->event;
-    r = kigen_webhook_payload(ws->format, alert, &job->body, &len);
+    r = kigen_webhook_payload(ws->set.format, alert, &job->body, &len);
     if (r < 0)
         goto fail;
     job->easy = curl_easy_init();
@@ -380,17 +408,76 @@ static int webhook_send(struct kigen_sink *sink, const struct kigen_alert *alert
     ws->jobs = job;
     return 0;
 fail:
-    if (job && job->easy) {
+    if (job->easy) {
         curl_easy_cleanup(job->easy);
         job->easy = NULL;
     }
     job_free(job);
-    return kigen_log_errno(KIGEN_LOG_WARNING, r, "The %s sink could not deliver %s, carrying on",
-                           ws->label, kigen_event_name(alert->event));
+    return r;
+}
+
+/* A stop: the transfer is cancelled and reported failed at once (it stays pending on disk). */
+static void abort_attempt(void *data, struct kigen_delivery *d)
+{
+    struct webhook_sink *ws = data;
+
+    for (struct webhook_job *job = ws->jobs; job; job = job->next)
+        if (job->delivery == d) {
+            job_free(job);
+            kigen_deliveries_attempted(d, false, "stopped");
+            return;
+        }
+}
+
+static const struct kigen_deliveries_ops webhook_ops = {
+    .max_running = 1, /* one POST at a time per webhook, in order */
+    .attempt = attempt,
+    .abort = abort_attempt,
+};
+
+static void added_cb(void *data, int status)
+{
+    struct webhook_add *add = data;
+    struct webhook_sink *ws = add->sink;
+
+    ws->adds--;
+    kigen_sink_finish(&ws->base, add->token, status < 0);
+    free(add);
+    maybe_closed(ws);
+}
+
+static int webhook_send(struct kigen_sink *sink, const struct kigen_alert *alert, void *token)
+{
+    struct webhook_sink *ws = container_of(sink, struct webhook_sink, base);
+    struct webhook_add *add;
+    int r;
+
+    if (!(ws->set.events & (UINT32_C(1) << alert->event)))
+        return 1; /* not wanted here: done, and not queued */
+    add = ws->q ? malloc(sizeof(*add)) : NULL;
+    if (!add)
+        return kigen_log_errno(KIGEN_LOG_WARNING, -ENOMEM,
+                               "The %s sink cannot queue %s, carrying on", ws->label,
+                               kigen_event_name(alert->event));
+    add->sink = ws;
+    add->token = token;
+    r = kigen_deliveries_add(ws->q, NULL, alert, KEEP_MS, added_cb, add);
+    if (r == -EEXIST) {
+        /* Held already (the engine's outbox, sent again after a crash): not twice. */
+        free(add);
+        return 1;
+    }
+    if (r < 0) {
+        free(add);
+        return kigen_log_errno(KIGEN_LOG_WARNING, r, "The %s sink cannot queue %s, carrying on",
+                               ws->label, kigen_event_name(alert->event));
+    }
+    ws->adds++;
+    return 0;
 }
 
 /* The proxy of SPEC §8 for CURLOPT_PROXY and CURLOPT_NOPROXY. Returns 0 or -ENOMEM. */
-static int proxy_setup(struct webhook_sink *ws, const char *setting)
+static int proxy_setup(struct webhook_settings *set, const char *setting)
 {
     const char *url = setting, *origin = "proxy", *no_proxy = "", *host, *end;
 
@@ -412,22 +499,47 @@ static int proxy_setup(struct webhook_sink *ws, const char *setting)
     /* As probes take it: http:// or no scheme, and no credentials (never repeated here). */
     host = strstr(url, "://");
     if (host && strncasecmp(url, "http://", 7) != 0)
-        snprintf(ws->proxy_error, sizeof(ws->proxy_error), "%s: only http:// proxies are supported",
-                 origin);
+        snprintf(set->proxy_error, sizeof(set->proxy_error),
+                 "%s: only http:// proxies are supported", origin);
     host = host ? host + 3 : url;
     end = host + strcspn(host, "/?#");
     if (memchr(host, '@', (size_t)(end - host)))
-        snprintf(ws->proxy_error, sizeof(ws->proxy_error),
+        snprintf(set->proxy_error, sizeof(set->proxy_error),
                  "%s holds credentials, which kigen does not send to a proxy", origin);
-    ws->proxy = strdup(url);
-    ws->no_proxy = strdup(no_proxy);
-    return ws->proxy && ws->no_proxy ? 0 : -ENOMEM;
+    set->proxy = strdup(url);
+    set->no_proxy = strdup(no_proxy);
+    return set->proxy && set->no_proxy ? 0 : -ENOMEM;
 }
 
 static int dup_or_null(const char *s, char **ret)
 {
     *ret = s ? strdup(s) : NULL;
     return !s || *ret ? 0 : -ENOMEM;
+}
+
+static void settings_done(struct webhook_settings *set)
+{
+    kigen_secret_free(set->url);
+    free(set->proxy_setting);
+    free(set->ca_file);
+    free(set->proxy);
+    free(set->no_proxy);
+    memset(set, 0, sizeof(*set));
+}
+
+/* The settings of w, whose url_secret is set. Returns 0 or -ENOMEM. */
+static int settings_init(struct webhook_settings *set, const struct kigen_webhook *w)
+{
+    memset(set, 0, sizeof(*set));
+    set->url = kigen_secret_dup(w->url_secret);
+    if (!set->url || dup_or_null(w->proxy, &set->proxy_setting) < 0 ||
+        dup_or_null(w->ca_file, &set->ca_file) < 0 || proxy_setup(set, w->proxy) < 0) {
+        settings_done(set);
+        return -ENOMEM;
+    }
+    set->format = w->format;
+    set->events = w->events;
+    return 0;
 }
 
 static void webhook_free(struct kigen_sink *sink)
@@ -437,19 +549,18 @@ static void webhook_free(struct kigen_sink *sink)
     if (!sink)
         return;
     ws = container_of(sink, struct webhook_sink, base);
+    kigen_deliveries_free(ws->q);
     if (ws->multi)
         curl_multi_cleanup(ws->multi);
-    kigen_secret_free(ws->url);
+    settings_done(&ws->set);
     free(ws->label);
     free(ws->name);
-    free(ws->proxy_setting);
-    free(ws->ca_file);
-    free(ws->proxy);
-    free(ws->no_proxy);
+    free(ws->dir);
     free(ws);
 }
 
-int kigen_sink_webhook_new(const struct kigen_webhook *w, struct kigen_sink **ret_sink)
+int kigen_sink_webhook_new(const struct kigen_webhook *w, const char *state_dir,
+                           struct kigen_sink **ret_sink)
 {
     struct webhook_sink *ws = NULL;
     int r = -ENOMEM;
@@ -463,20 +574,15 @@ int kigen_sink_webhook_new(const struct kigen_webhook *w, struct kigen_sink **re
         ws->label = NULL;
         goto out;
     }
-    ws->url = kigen_secret_dup(w->url_secret);
-    if (!ws->url || dup_or_null(w->name, &ws->name) < 0 ||
-        dup_or_null(w->proxy, &ws->proxy_setting) < 0 || dup_or_null(w->ca_file, &ws->ca_file) < 0)
-        goto out;
-    r = proxy_setup(ws, w->proxy);
-    if (r < 0)
-        goto out;
-    ws->multi = curl_multi_init();
-    if (!ws->multi) {
-        r = -ENOMEM;
+    if (asprintf(&ws->dir, "%s/deliveries", state_dir) < 0) {
+        ws->dir = NULL;
         goto out;
     }
-    ws->format = w->format;
-    ws->events = w->events;
+    if (dup_or_null(w->name, &ws->name) < 0 || settings_init(&ws->set, w) < 0)
+        goto out;
+    ws->multi = curl_multi_init();
+    if (!ws->multi)
+        goto out;
     ws->base.type = &kigen_sink_webhook;
     ws->base.name = ws->label;
     *ret_sink = &ws->base;
@@ -492,18 +598,42 @@ static bool is_same_string(const char *a, const char *b)
     return a && b ? strcmp(a, b) == 0 : a == b;
 }
 
-bool kigen_sink_webhook_is_same(const struct kigen_sink *sink, const struct kigen_webhook *w)
+bool kigen_sink_webhook_is_named(const struct kigen_sink *sink, const char *name)
 {
     const struct webhook_sink *ws = container_of(sink, const struct webhook_sink, base);
 
-    return is_same_string(ws->name, w->name) && is_same_string(ws->url, w->url_secret) &&
-           ws->format == w->format && is_same_string(ws->proxy_setting, w->proxy) &&
-           is_same_string(ws->ca_file, w->ca_file) && ws->events == w->events;
+    return sink->type == &kigen_sink_webhook && is_same_string(ws->name, name);
+}
+
+bool kigen_sink_webhook_is_same(const struct kigen_sink *sink, const struct kigen_webhook *w)
+{
+    const struct webhook_sink *ws = container_of(sink, const struct webhook_sink, base);
+    const struct webhook_settings *set = &ws->set;
+
+    return is_same_string(ws->name, w->name) && is_same_string(set->url, w->url_secret) &&
+           set->format == w->format && is_same_string(set->proxy_setting, w->proxy) &&
+           is_same_string(set->ca_file, w->ca_file) && set->events == w->events;
+}
+
+int kigen_sink_webhook_configure(struct kigen_sink *sink, const struct kigen_webhook *w)
+{
+    struct webhook_sink *ws = container_of(sink, struct webhook_sink, base);
+    struct webhook_settings set;
+
+    if (!w->url_secret)
+        return -EINVAL;
+    if (settings_init(&set, w) < 0)
+        return -ENOMEM;
+    /* A POST under way keeps what libcurl copied (URL, proxy, CA) and its own URL copy. */
+    settings_done(&ws->set);
+    ws->set = set;
+    return 0;
 }
 
 static void webhook_start(struct kigen_sink *sink, uv_loop_t *loop)
 {
     struct webhook_sink *ws = container_of(sink, struct webhook_sink, base);
+    int r;
 
     ws->loop = loop;
     uv_timer_init(loop, &ws->timer);
@@ -513,20 +643,34 @@ static void webhook_start(struct kigen_sink *sink, uv_loop_t *loop)
     curl_multi_setopt(ws->multi, CURLMOPT_SOCKETDATA, ws);
     curl_multi_setopt(ws->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
     curl_multi_setopt(ws->multi, CURLMOPT_TIMERDATA, ws);
+    /*
+     * Last: loading may start an attempt at once. The dispatcher's limits outlive the sink;
+     * the queue reads them where they are.
+     */
+    r = kigen_deliveries_new(loop, ws->dir, ws->label, &webhook_ops, ws, &sink->limits->durable,
+                             &ws->q);
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot start the %s queue", ws->label);
+    ws->is_q_open = ws->q != NULL;
+}
+
+static void q_closed_cb(void *data)
+{
+    struct webhook_sink *ws = data;
+
+    ws->is_q_open = false;
+    maybe_closed(ws);
 }
 
 static void webhook_close(struct kigen_sink *sink)
 {
     struct webhook_sink *ws = container_of(sink, struct webhook_sink, base);
 
-    /* Quietly: each alert under way is reported failed; the dispatcher drops it. */
-    while (ws->jobs) {
-        struct webhook_job *job = ws->jobs;
-        void *token = job->token;
-
-        job_free(job);
-        kigen_sink_finish(sink, token, true);
-    }
+    /* Aborts the POST under way (abort_attempt()); what is pending stays on disk. */
+    if (ws->q)
+        kigen_deliveries_close(ws->q, q_closed_cb, ws);
+    while (ws->jobs)
+        job_free(ws->jobs); /* none: every job is the queue's attempt */
     /*
      * The connections libcurl keeps for the next alert: stop watching them, then let libcurl
      * close them without calling back.
@@ -540,12 +684,21 @@ static void webhook_close(struct kigen_sink *sink)
     uv_close((uv_handle_t *)&ws->timer, handle_closed_cb);
 }
 
+static void webhook_stats(const struct kigen_sink *sink, struct kigen_sink_stats *ret)
+{
+    const struct webhook_sink *ws = container_of(sink, const struct webhook_sink, base);
+
+    ret->pending = ws->q ? kigen_deliveries_pending(ws->q) : 0;
+    ret->failed = ws->q ? kigen_deliveries_failed(ws->q) : 0;
+}
+
 const struct kigen_sink_type kigen_sink_webhook = {
     .name = "webhook",
-    .max_in_flight = 1,
-    .create = NULL, /* kigen_sink_webhook_new(): its setting is more than a string */
+    .max_in_flight = 64, /* file writes on the thread pool; POSTs have their own bound */
+    .create = NULL,      /* kigen_sink_webhook_new(): its setting is more than a string */
     .start = webhook_start,
     .send = webhook_send,
     .close = webhook_close,
     .free = webhook_free,
+    .stats = webhook_stats,
 };

@@ -24,6 +24,7 @@ struct harness {
     bool is_failing; /* attempts fail */
     unsigned attempts;
     unsigned added;
+    unsigned closes;
     bool is_closed;
     struct kigen_delivery *running;
     uv_timer_t report; /* reports the running attempt from a later callback */
@@ -328,6 +329,109 @@ static void test_full_queue_gives_up_the_oldest(void **state)
         kigen_alert_free(a[i]);
 }
 
+/* Attempts that stay under way until the queue closes; abort() reports from within. */
+static int hold_attempt(void *data, struct kigen_delivery *d, const struct kigen_alert *alert,
+                        const char *key, int64_t created_ms)
+{
+    struct harness *h = data;
+
+    h->attempts++;
+    return 0;
+}
+
+static void hold_abort(void *data, struct kigen_delivery *d)
+{
+    kigen_deliveries_attempted(d, false, "stopped");
+}
+
+static const struct kigen_deliveries_ops hold_ops = { .max_running = 1,
+                                                      .attempt = hold_attempt,
+                                                      .abort = hold_abort };
+
+static void count_closed_cb(void *data)
+{
+    struct harness *h = data;
+
+    h->closes++;
+}
+
+static bool four_added(struct harness *h)
+{
+    return h->added >= 4;
+}
+
+static bool four_closed(struct harness *h)
+{
+    return h->closes >= 4;
+}
+
+/* The longest file name in the directory. */
+static size_t longest_name(const struct harness *h)
+{
+    DIR *d = opendir(h->dir);
+    struct dirent *e;
+    size_t max = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)))
+        if (strlen(e->d_name) > max)
+            max = strlen(e->d_name);
+    closedir(d);
+    return max;
+}
+
+static void test_sinks_sharing_a_directory_keep_their_own_files(void **state)
+{
+    struct harness *h = *state;
+    char long_name[400] = "webhook:";
+    const char *names[4] = { "webhook:team", "webhook:team-chat", "webhook:a/b c%", long_name };
+    struct kigen_deliveries *q[4];
+    struct kigen_alert *a[4] = { alert_of("zero"), alert_of("one"), alert_of("two"),
+                                 alert_of("three") };
+    char path[512];
+    FILE *f;
+
+    memset(long_name + 8, 'x', 300);
+    assert_int_equal(mkdir(h->dir, 0700), 0);
+    /* A file with team's prefix that names another sink: left alone, neither loaded nor bad. */
+    snprintf(path, sizeof(path), "%s/webhook:team-other.json", h->dir);
+    f = fopen(path, "w");
+    fputs("{\"version\":1,\"sink\":\"webhook:elsewhere\",\"key\":\"other\",\"created_ms\":1,"
+          "\"first_ms\":0,\"attempts\":0,\"next_ms\":1,\"keep_ms\":1,\"alert\":{\"event\":"
+          "\"cert.expired\",\"priority\":3,\"message\":\"x\",\"fields\":[]}}",
+          f);
+    fclose(f);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(
+            kigen_deliveries_new(&h->loop, h->dir, names[i], &hold_ops, h, &h->limits, &q[i]), 0);
+        assert_int_equal(kigen_deliveries_pending(q[i]), 0);
+        assert_int_equal(kigen_deliveries_add(q[i], NULL, a[i], 60000, added_cb, h), 0);
+    }
+    run_until(h, four_added, 5000);
+    assert_int_equal(files(h, ".json"), 5);
+    assert_true(longest_name(h) < 200);
+    for (int i = 0; i < 4; i++)
+        kigen_deliveries_close(q[i], count_closed_cb, h);
+    run_until(h, four_closed, 5000);
+    /* The restart: each queue takes back its own file and no other. */
+    for (int i = 0; i < 4; i++) {
+        kigen_deliveries_free(q[i]);
+        assert_int_equal(
+            kigen_deliveries_new(&h->loop, h->dir, names[i], &hold_ops, h, &h->limits, &q[i]), 0);
+        assert_int_equal(kigen_deliveries_pending(q[i]), 1);
+    }
+    assert_int_equal(files(h, ".bad"), 0);
+    assert_int_equal(files(h, ".json"), 5);
+    h->closes = 0;
+    for (int i = 0; i < 4; i++)
+        kigen_deliveries_close(q[i], count_closed_cb, h);
+    run_until(h, four_closed, 5000);
+    for (int i = 0; i < 4; i++) {
+        kigen_deliveries_free(q[i]);
+        kigen_alert_free(a[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +442,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delivery_is_given_up_after_retry_for, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_files_are_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_gives_up_the_oldest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sinks_sharing_a_directory_keep_their_own_files, setup,
+                                        teardown),
     };
 
     kigen_log_setup(NULL, NULL, KIGEN_LOG_DEBUG);

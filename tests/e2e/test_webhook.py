@@ -6,6 +6,12 @@ a real tinyproxy tunnels them with CONNECT. Checks the three formats as received
 filter, the proxy settings ("" ignores https_proxy, "env" follows it, http://host:port), TLS
 verification, a 500 answer logged as a failure, a URL that cannot be read refused at start and
 on reload, and that the URL's token reaches no log, socket answer, alert or state file.
+
+Durable deliveries (SPEC §12): a server answering 500 for a while gets each alert once with 200
+(backoff shortened by the test-only KIGEN_TEST_RETRY_* variables); a restart resumes what is
+pending; a reload that changes the URL sends the pending alerts to the new one; a webhook removed
+and brought back resumes its files; one never answered is given up, counted in the metric and in
+kigenctl status; the delivery files hold no token.
 """
 import http.server
 import json
@@ -18,11 +24,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kigentest import (KIGEND, Daemon, cert, check, finish, free_port, need,  # noqa: E402
                        wait_until)
-from kigensock import raw_answer  # noqa: E402
+from kigensock import raw_answer, request  # noqa: E402
 
 KIGENCTL = os.environ["KIGENCTL"]
 NOW = "2026-11-24T12:00:00Z"
@@ -242,7 +249,7 @@ def case_formats(tmp, hooks, ca):
                   and facts.get("Paths", "").endswith("山田.pem"),
                   "teams Adaptive Card: %s" % body)
         fail = wait_until(lambda: "webhook:untrusted" in d.stderr(), 15)
-        check(fail and "could not deliver cert.expired" in d.stderr() and
+        check(fail and "Cannot deliver webhook:untrusted for cert.expired" in d.stderr() and
               "certificate" in d.stderr() and not hooks.received("untrusted"),
               "a server the system store does not trust gets nothing, logged: %s" % d.stderr())
         time.sleep(1)
@@ -300,8 +307,8 @@ def case_proxy(tmp, hooks, ca):
 
 
 def case_failures(tmp, hooks, ca):
-    """500 is a failure, logged without the token; 200 then delivers. No retry on this branch:
-    the durable retry of SPEC §12 is the mail branch's, generic to slow sinks."""
+    """500 is a failure, logged without the token; the next alert is delivered with 200 while the
+    failed one waits for its retry (a minute: the default backoff)."""
     global cases
     cases += 1
     ks = keystore(tmp, "fail")
@@ -313,8 +320,9 @@ def case_failures(tmp, hooks, ca):
         check(d.start(), "READY=1: %s" % d.stderr())
         check(hooks.wait("flaky"), "the first POST arrives")
         logged = wait_until(lambda: "HTTP 500" in d.stderr(), 10)
-        check(logged and "webhook:flaky" in d.stderr() and "could not deliver cert.expired"
-              in d.stderr(), "the 500 is logged with the sink's name: %s" % d.stderr())
+        check(logged and "Cannot deliver webhook:flaky for cert.expired" in d.stderr() and
+              "retrying in 60 s" in d.stderr(),
+              "the 500 is logged with the sink's name: %s" % d.stderr())
         d.signal(signal.SIGHUP)
         got = hooks.wait("flaky", lambda p: p["status"] == 200 and b"config.reloaded" in p["body"])
         check(got, "the next alert is delivered with 200")
@@ -358,6 +366,185 @@ def case_failures(tmp, hooks, ca):
         d.close()
 
 
+def ok_posts(hooks, name, event):
+    return hooks.received(name, lambda p: p["status"] == 200 and event.encode() in p["body"])
+
+
+def delivery_files(d):
+    """The pending and done files of the webhook queues in state_dir/deliveries."""
+    dd = os.path.join(d.state, "deliveries")
+    if not os.path.isdir(dd):
+        return []
+    return sorted(f for f in os.listdir(dd) if f.startswith("webhook:") and f.endswith(".json"))
+
+
+def case_durable(tmp, hooks, ca):
+    """SPEC §12: retried until 200, each alert once; a restart resumes; a changed URL takes the
+    pending alerts; a removed webhook's files resume when it comes back."""
+    global cases
+    cases += 1
+    ks = keystore(tmp, "durable")
+    urlfile = os.path.join(tmp, "durable.url")
+    write(urlfile, hooks.url("durable"))
+    first, moved = "/hooks/durable/%s" % TOKEN, "/hooks/moved/%s" % TOKEN
+    hooks.scripts[first] = [500] * 3
+    env = {"KIGEN_TEST_RETRY_FIRST_MS": "200", "KIGEN_TEST_RETRY_MAX_MS": "800"}
+    line = webhook("durable", "{ file: %s }" % urlfile, "slack", ", ca_file: %s" % ca)
+    d = daemon("webhook-durable", ks, line)
+    sock = os.path.join(d.dir, "kigen.sock")
+    good = None
+
+    def waitd(pred, timeout):
+        """wait_until, reading the notify and syslog sockets meanwhile: unread, their queues
+        (10 datagrams) fill and sd_notify() blocks the daemon."""
+        def drained():
+            d.notify.read(0)
+            d.syslog.read(0)
+            return pred()
+        return wait_until(drained, timeout)
+
+    def queue():
+        try:
+            return request(sock, {"cmd": "status"}).get("deliveries", {}).get(
+                "webhook:durable", {})
+        except OSError:
+            return {}
+
+    def files_text():
+        out = b""
+        for f in delivery_files(d):
+            with open(os.path.join(d.state, "deliveries", f), "rb") as fh:
+                out += fh.read()
+        return out
+
+    def settled():
+        """Nothing pending: kigend heard every answer (the server records a POST before it
+        answers, and a webhook removed before its answer is read sends it again later)."""
+        return waitd(lambda: queue().get("pending") == 0, 15)
+
+    def reload_with(text):
+        with open(d.config, "w") as f:
+            f.write(text)
+        d.signal(signal.SIGHUP)
+
+    try:
+        check(d.start(env=env), "READY=1: %s" % d.stderr())
+        good = open(d.config).read()
+        # 500, 500, 500, then 200: retried with backoff, delivered once.
+        check(waitd(lambda: ok_posts(hooks, "durable", "cert.expired"), 20) and settled(),
+              "cert.expired arrives after three 500s: %s" % d.stderr()[-3000:])
+        tries = hooks.received("durable", lambda p: b"cert.expired" in p["body"])
+        check([p["status"] for p in tries] == [500, 500, 500, 200],
+              "three failed POSTs, then one delivered: %s" % [p["status"] for p in tries])
+        check("Cannot deliver webhook:durable for cert.expired" in d.stderr() and
+              "HTTP 500" in d.stderr() and "Delivered webhook:durable for cert.expired"
+              in d.stderr(), "the attempts are logged: %s" % d.stderr()[-3000:])
+
+        # A restart while a delivery waits: resumed from its file, delivered once.
+        hooks.scripts[first] = [500] * 100000
+        d.signal(signal.SIGHUP)  # config.reloaded, a new alert
+        check(waitd(lambda: queue().get("pending", 0) >= 1, 15) and
+              waitd(lambda: b"config.reloaded" in files_text(), 5),
+              "the waiting POST shows in status and as a file: %s %s" % (queue(),
+                                                                        delivery_files(d)))
+        text = files_text()
+        check(TOKEN.encode() not in text and b"/hooks/" not in text and b"127.0.0.1" not in text,
+              "the delivery file holds the alert, not the URL: %r" % text[:400])
+        check(all(f.startswith("webhook:durable-") for f in delivery_files(d)),
+              "files named after the sink: %s" % delivery_files(d))
+        d.stop()
+        d.notify.messages.clear()
+        check(d.start(env=env), "kigend restarts with a POST waiting: %s" % d.stderr())
+        check(waitd(lambda: "Resuming 1 pending webhook:durable deliveries" in d.stderr(),
+                         10), "the pending POST is resumed: %s" % d.stderr()[-2000:])
+        waitd(lambda: False, 1)  # a few more 500s
+        hooks.scripts[first] = []
+        check(waitd(lambda: ok_posts(hooks, "durable", "config.reloaded"), 20) and settled(),
+              "config.reloaded arrives once the server is back")
+
+        # A changed URL on reload: the pending alert goes to the new one.
+        hooks.scripts[first] = [500] * 100000
+        reload_with(good.replace(urlfile, urlfile + ".missing"))  # config.rejected, pending
+        check(waitd(lambda: queue().get("pending", 0) >= 1, 15), "config.rejected waits")
+        write(urlfile, hooks.url("moved"))
+        reload_with(good)
+        check(waitd(lambda: ok_posts(hooks, "moved", "config.rejected"), 20) and settled(),
+              "the pending alert goes to the new URL: %s" % d.stderr()[-2000:])
+
+        # Removed by a reload while a delivery waits, then back: its file resumes.
+        hooks.scripts[moved] = [500] * 100000
+        write(os.path.join(tmp, "plain.url"), hooks.url("x").replace("https:", "http:"))
+        reload_with(good.replace(urlfile, os.path.join(tmp, "plain.url")))  # another rejection
+        check(waitd(lambda: b"not an https" in files_text() and hooks.received(
+            "moved", lambda p: b"not an https" in p["body"]), 15), "the rejection waits")
+        reload_with(good.replace(line, ""))
+        check(waitd(lambda: "webhook:durable" not in request(sock, {"cmd": "status"}).get(
+            "deliveries", {}), 10), "a removed webhook leaves status")
+        check(b"not an https" in files_text() and not ok_posts(hooks, "moved", "not an https"),
+              "its pending file stays: %s" % delivery_files(d))
+        n = len(hooks.received("moved"))
+        waitd(lambda: False, 1)
+        check(len(hooks.received("moved")) == n, "nothing POSTed while it is gone")
+        hooks.scripts[moved] = []
+        reload_with(good)
+        check(waitd(lambda: ok_posts(hooks, "moved", "not an https"), 20) and settled(),
+              "the webhook back resumes its file: %s" % d.stderr()[-2000:])
+
+        waitd(lambda: False, 2)
+        bodies = Counter(p["body"] for p in hooks.posts
+                         if p["status"] == 200 and p["path"] in (first, moved))
+        check(bodies and max(bodies.values()) == 1,
+              "each alert arrived exactly once: %s" % [(k[:60], v) for k, v in bodies.items()])
+        st = queue()
+        check(st.get("pending") == 0 and st.get("failed") == 0, "status after: %s" % st)
+        where = leaks(d)
+        check(not where, "the token shows nowhere: %s" % where)
+        stopped(d)
+    finally:
+        d.close()
+
+
+def case_given_up(tmp, hooks, ca):
+    """A server that never says 2xx: given up after retry_for, logged, counted in the metric, the
+    socket status and kigenctl status."""
+    global cases
+    cases += 1
+    ks = keystore(tmp, "never")
+    write(os.path.join(tmp, "never.url"), hooks.url("never"))
+    hooks.scripts["/hooks/never/%s" % TOKEN] = [503] * 100000
+    env = {"KIGEN_TEST_RETRY_FIRST_MS": "100", "KIGEN_TEST_RETRY_MAX_MS": "200",
+           "KIGEN_TEST_RETRY_FOR_MS": "1000"}
+    d = daemon("webhook-never", ks, webhook("never", "{ file: %s/never.url }" % tmp, "json",
+                                            ", ca_file: %s" % ca))
+    sock = os.path.join(d.dir, "kigen.sock")
+    try:
+        check(d.start(env=env), "READY=1: %s" % d.stderr())
+
+        def failed():
+            try:
+                return request(sock, {"cmd": "status"})["deliveries"]["webhook:never"]
+            except (OSError, KeyError):
+                return {}
+        check(wait_until(lambda: failed().get("failed", 0) >= 1, 20),
+              "the delivery is given up: %s / %s" % (failed(), d.stderr()[-2000:]))
+        check("Giving up the webhook:never delivery for cert.expired" in d.stderr() and
+              "HTTP 503" in d.stderr(), "giving up is logged: %s" % d.stderr()[-2000:])
+        n = len(hooks.received("never"))
+        check(n >= 3, "it was tried several times: %d" % n)
+        metrics = request(sock, {"cmd": "metrics"}).get("metrics", "")
+        check('kigen_alert_deliveries_failed_total{sink="webhook:never"} 1' in metrics,
+              "the metric counts it: %s" % [x for x in metrics.splitlines() if "deliver" in x])
+        p = subprocess.run([KIGENCTL, "--socket", sock, "status"], capture_output=True,
+                           text=True, timeout=30)
+        check("webhook:never delivery" in p.stdout and "0 pending" in p.stdout and
+              "1 given up" in p.stdout, "kigenctl status shows it: %s" % p.stdout)
+        where = leaks(d)
+        check(not where, "the token shows nowhere: %s" % where)
+        stopped(d)
+    finally:
+        d.close()
+
+
 def main():
     need("openssl", "tinyproxy")
     tmp = "/tmp/kigen-webhook-%d" % os.getpid()
@@ -370,6 +557,8 @@ def main():
         case_formats(tmp, hooks, ca)
         case_proxy(tmp, hooks, ca)
         case_failures(tmp, hooks, ca)
+        case_durable(tmp, hooks, ca)
+        case_given_up(tmp, hooks, ca)
     finally:
         hooks.close()
         shutil.rmtree(tmp, ignore_errors=True)
