@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/rand.h>
 
 #include "err.h"
 #include "policy.h"
@@ -151,8 +152,37 @@ int64_t kigen_engine_probe_down_since(const struct kigen_engine *engine, const c
     return v ? *v : 0;
 }
 
+/*
+ * KIGEN_ALERT_ID: 128 random bits naming this alert wherever it goes, kept with it in the
+ * outbox, so that two alerts that say the same thing (two reloads) stay two, and an alert
+ * sent again after a crash is known as the same by the durable sinks (deliveries.h).
+ */
+static int add_alert_id(struct kigen_alert *alert)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t id[16];
+    char text[33];
+
+    if (kigen_alert_get(alert, "KIGEN_ALERT_ID"))
+        return 0;
+    if (RAND_bytes(id, sizeof(id)) != 1)
+        return -EIO;
+    for (size_t i = 0; i < sizeof(id); i++) {
+        text[2 * i] = hex[id[i] >> 4];
+        text[2 * i + 1] = hex[id[i] & 15];
+    }
+    text[32] = '\0';
+    return kigen_alert_add(alert, "KIGEN_ALERT_ID", text);
+}
+
 int kigen_engine_queue(struct kigen_engine *engine, struct kigen_alert *alert)
 {
+    int r = add_alert_id(alert);
+
+    if (r < 0) {
+        kigen_alert_free(alert);
+        return r;
+    }
     if (engine->n_outbox == engine->cap_outbox) {
         size_t cap = engine->cap_outbox ? engine->cap_outbox * 2 : 16;
         struct kigen_outbox_item *v = realloc(engine->outbox, cap * sizeof(*v));
