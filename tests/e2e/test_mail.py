@@ -13,14 +13,14 @@ import email.policy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kigentest import Daemon, check, die_with_parent, finish, need, wait_until  # noqa: E402
+from kigentest import (Daemon, check, die_with_parent, finish, free_port, need,  # noqa: E402
+                       wait_until)
 from kigensock import request  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -72,14 +72,6 @@ class Smtp:
             with open(os.path.join(self.out, n), "rb") as f:
                 msgs.append(email.message_from_binary_file(f, policy=email.policy.default))
         return msgs
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def make_cert(path, cn, days):
