@@ -470,8 +470,12 @@ static void test_journald_that_stops_reading_stalls_nothing(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(kigen_sinks_deliver(h.sinks, a, done_cb, &h), 0);
     RUN_UNTIL(&h, h.done == N, 30000);
-    /* The loop ran its timers meanwhile (at least the 300 ms of waiting, in 5 ms ticks). */
-    assert_true(ticks >= 20);
+    /*
+     * The loop ran its timers meanwhile: the 300 ms of waiting would be 60 ticks of 5 ms on
+     * an idle machine, but a repeating timer does not catch up the ticks a loaded machine
+     * (make check beside other work) makes it miss; a sink that blocked would give one.
+     */
+    assert_true(ticks >= 3);
     assert_true(h.failures > 0 && h.failures < N);
     assert_non_null(strstr(h.log, "dropping it and carrying on"));
 
