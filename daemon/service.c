@@ -67,6 +67,7 @@
 #define EVAL_SLICE_MS     5      /* between the slices of an evaluation with many alerts due */
 #define METRICS_MIN_MS    10000  /* metrics are rendered at most this often, */
 #define METRICS_COST      10     /* or this many times as long as the last render took if less */
+#define REGISTER_FIRST_MS 5000   /* the first scan waits this long for the register, at most */
 #define ROOT_RETRY_MS     2000   /* an unavailable keystore root is looked at again after this, */
 #define ROOT_RETRY_MAX_MS 300000 /* doubling up to this */
 
@@ -137,9 +138,10 @@ struct service {
     int status;
     /* The holders' register (SPEC §12), read on the thread pool. */
     bool register_reading;
-    bool register_wanted;  /* read it again once the read in flight is done */
-    bool register_started; /* the first read is done: scans may start */
-    bool register_fresh;   /* just read: the scan it starts need not read it again */
+    bool register_wanted;      /* read it again once the read in flight is done */
+    bool register_started;     /* the first read is done: scans may start */
+    bool register_fresh;       /* just read: the scan it starts need not read it again */
+    uv_timer_t register_timer; /* the first read taking too long: scan without it meanwhile */
 };
 
 struct delivery {
@@ -1137,6 +1139,7 @@ static void register_after_cb(uv_work_t *work, int status)
 
     svc->register_reading = false;
     svc->register_started = true;
+    uv_timer_stop(&svc->register_timer);
     if (svc->stopping) {
         kigen_register_read_done(&job->read);
     } else if (status < 0 || job->result < 0) {
@@ -1168,6 +1171,23 @@ static void register_after_cb(uv_work_t *work, int status)
         start_register_read(svc);
     if (svc->ready && !kigen_scanner_is_busy(svc->scanner))
         evaluate(svc);
+}
+
+/*
+ * The first read of the register hangs (a share that does not answer): the first scan goes
+ * ahead without it; the read applies its rows when it ends.
+ */
+static void register_timer_cb(uv_timer_t *timer)
+{
+    struct service *svc = container_of(timer, struct service, register_timer);
+
+    if (svc->register_started || svc->stopping)
+        return;
+    kigen_log_warn("The holders' register '%s' takes more than %d s to read, scanning without it "
+                   "meanwhile",
+                   svc->config->holders.register_path, REGISTER_FIRST_MS / 1000);
+    svc->register_started = true;
+    start_scan(svc);
 }
 
 /*
@@ -1215,6 +1235,8 @@ static void start_register_read(struct service *svc)
         return;
     }
     svc->register_reading = true;
+    if (!svc->register_started)
+        uv_timer_start(&svc->register_timer, register_timer_cb, REGISTER_FIRST_MS, 0);
 }
 
 static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
@@ -1676,7 +1698,7 @@ static void stop(struct service *svc)
         (uv_handle_t *)&svc->watchdog_timer, (uv_handle_t *)&svc->save_timer,
         (uv_handle_t *)&svc->stop_timer,     (uv_handle_t *)&svc->probe_eval_timer,
         (uv_handle_t *)&svc->metrics_timer,  (uv_handle_t *)&svc->root_timer,
-        (uv_handle_t *)&svc->digest_timer,
+        (uv_handle_t *)&svc->digest_timer,   (uv_handle_t *)&svc->register_timer,
     };
 
     if (kigen_scanner_is_busy(svc->scanner))
@@ -1846,6 +1868,7 @@ static int setup(struct service *svc)
     uv_timer_init(&svc->loop, &svc->probe_eval_timer);
     uv_timer_init(&svc->loop, &svc->metrics_timer);
     uv_timer_init(&svc->loop, &svc->digest_timer);
+    uv_timer_init(&svc->loop, &svc->register_timer);
     uv_timer_init(&svc->loop, &svc->root_timer);
     /* The kernel marks the mount table POLLPRI when a mount comes or goes (proc(5)). */
     svc->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
