@@ -791,6 +791,12 @@ static void load(struct kigen_deliveries *q)
             set_aside(q, dirfd(dir), e->d_name, r < 0 ? strerror(-r) : "not a delivery record");
             continue;
         }
+        /* Its name must be its key's: else it would be written again under another one. */
+        if (strcmp(strrchr(d->path, '/') + 1, e->d_name) != 0) {
+            item_free(d);
+            set_aside(q, dirfd(dir), e->d_name, "its name is not its key's");
+            continue;
+        }
         if (n == cap) {
             struct kigen_delivery **w = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
 

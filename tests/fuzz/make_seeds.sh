@@ -24,7 +24,7 @@ tmp=$out.tmp
 rm -rf "$tmp"
 mkdir -p "$tmp"
 for t in read_any read_pem read_der read_pkcs7 read_pkcs12 read_jks config maint duration tz \
-    proto engine_load register; do
+    proto engine_load register deliveries; do
     mkdir "$tmp/$t"
 done
 
