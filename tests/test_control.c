@@ -452,7 +452,7 @@ static void test_a_client_that_never_reads_blocks_no_one(void **state)
     t0 = now_ms();
     peer_say(fx, p, "status\n");
     assert_line(fx, p, "{\"echo\":\"status\",\"privileged\":true}");
-    assert_true(now_ms() - t0 < 1000);
+    assert_true(now_ms() - t0 < 5000); /* answered while the hog still holds its answers */
     pump_for(fx, 100);
     assert_int_equal(fx->big_calls, 1);
     /* Once the hog reads, the rest is answered, whole and in order. */
