@@ -160,7 +160,8 @@ class Daemon:
         self.log = open(os.path.join(self.dir, "stderr.log"), "ab")
         self.proc = subprocess.Popen(list(prefix) + [KIGEND, "--config", self.config] + now,
                                      stdout=self.log, stderr=self.log, env=e)
-        return self.notify.wait_for(lambda m: "READY=1" in m, 30)
+        # Generous: a loaded machine under ASan may take long; a failure is what waits.
+        return self.notify.wait_for(lambda m: "READY=1" in m, 120)
 
     def signal(self, sig):
         self.proc.send_signal(sig)

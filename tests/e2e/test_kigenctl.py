@@ -338,7 +338,7 @@ def case_raw_clients():
         took = time.time() - t0
         check(p.returncode == 0,
               "status while a client does not read: %d %r" % (p.returncode, p.stderr))
-        check(took < 2, "status is not held up by the hog: %.2f s" % took)
+        check(took < 10, "status is not held up by the hog (who never reads): %.2f s" % took)
         # The hog reads at last: three whole answers, in order.
         hog.settimeout(30)
         got = [read_line(hog) for _ in range(3)]
