@@ -14,6 +14,8 @@ Shown at the receiver:
   - replacing both files with a renewed certificate (openssl, here) resolves it;
   - a probe target of A on a closed loopback port raises KigenProbeDown;
   - stopping B raises KigenDown for B's instance.
+Then every query of the Grafana dashboard conf/grafana/kigen.json runs against this
+Prometheus (variables as All and as each instance): an error, or an empty main panel, fails.
 
 Certificates are made by openssl at test time. A missing tool fails the test.
 """
@@ -178,6 +180,53 @@ scrape_configs:
     return am, am_port, prom, prom_port
 
 
+# Panels of conf/grafana/kigen.json that may be empty here: no TLS target answers in this test.
+MAY_BE_EMPTY = {"TLS expiry of the NACCS hosts"}
+
+
+def dashboard_queries():
+    """(panel title, expr) of every target of the dashboard, and its variables' queries."""
+    with open(os.path.join(SRC, "conf", "grafana", "kigen.json")) as f:
+        dash = json.load(f)
+    panels = [(p["title"], t["expr"]) for p in dash["panels"] for t in p.get("targets", [])]
+    variables = [v["query"]["query"] for v in dash["templating"]["list"] if v["type"] == "query"]
+    return dash, panels, variables
+
+
+def check_dashboard(prom_port, instances):
+    """Every query of the dashboard runs against this Prometheus, with the variables as All
+    (.*) and as each instance; an error fails, and so does an empty main panel."""
+    dash, panels, variables = dashboard_queries()
+    ds = [v for v in dash["templating"]["list"] if v["type"] == "datasource"]
+    check([v["name"] for v in ds] == ["DS_PROMETHEUS"] and
+          all(p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in dash["panels"]),
+          "the datasource is the variable DS_PROMETHEUS")
+    check({v["name"] for v in dash["templating"]["list"]} >= {"instance", "keystore"},
+          "instance and keystore variables")
+    for q in variables:
+        m = re.fullmatch(r"label_values\((.*), *(\w+)\)", q)
+        if not check(m, "a label_values() variable query: %s" % q):
+            continue
+        got = api(prom_port, "/api/v1/series", **{"match[]": m.group(1).replace("$instance", ".*")})
+        values = {x.get(m.group(2)) for x in got.get("data", [])} - {None}
+        check(got.get("status") == "success" and values, "variable %s: %s" % (q, got))
+    sums = {}
+    for value in [".*"] + instances:
+        for title, expr in panels:
+            q = expr.replace("$instance", value).replace("$keystore", ".*")
+            got = api(prom_port, "/api/v1/query", query=q)
+            result = got.get("data", {}).get("result", [])
+            check(got.get("status") == "success", "%s: %s: %s" % (title, q, got))
+            if value == ".*":
+                sums[title] = sums.get(title, 0) + sum(float(r["value"][1]) for r in result
+                                                       if r["value"][1] != "NaN")
+                check(result or title in MAY_BE_EMPTY, "%s is empty: %s" % (title, q))
+    # ito's window opens in about 24 weeks: the workload chart shows it.
+    check(sums.get("Renewal windows opening per week, next 26 weeks", 0) >= 1,
+          "the renewal workload chart counts ito: %s" % sums)
+    return len(panels)
+
+
 def main():
     global cases
     need(PROMETHEUS, ALERTMANAGER, "openssl", "promtool")
@@ -281,6 +330,11 @@ maintenance: []
         gone = wait_until(lambda: receiver.find("firing", "KigenDown", instance=inst_b), 60, 0.2)
         check(gone, "KigenDown for the stopped instance: %s" % receiver.notifications)
         check(not receiver.find("firing", "KigenDown", instance=inst_a), "A is not reported down")
+
+        # The Grafana dashboard's queries, against what this Prometheus holds now.
+        cases += 1
+        n = check_dashboard(prom_port, [inst_a, inst_b])
+        print("ok: the dashboard's %d queries run and its main panels have data" % n)
     finally:
         for p in (prom, am):
             if p:
