@@ -5,7 +5,13 @@
  * snapshot, the sort, the list document and the metrics text (the thread pool's part).
  * Best of five, in milliseconds.
  *
- * Usage: snapshot_bench [N]   (default 100000)
+ * Then the size of the metrics (SPEC §10) at the defaults and with every metrics: option:
+ * bytes and series per certificate (the text of N records less that of none, over N) and
+ * the render time, best of five. With OUT_DIR, both texts are written there as
+ * metrics-default.prom and metrics-full.prom (bench/metrics_size.sh runs promtool on them).
+ * Every record has a holder and the keystore one label, as a NACCS estate with a register.
+ *
+ * Usage: snapshot_bench [N [OUT_DIR]]   (default 100000)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +22,43 @@
 #include "metrics.h"
 #include "report.h"
 #include "snapshot.h"
+
+static double now_ms(void);
+
+/* Text bytes and sample lines (not # lines) of a render of view with options; best time. */
+static int measure(const struct kigen_view *view, const struct kigen_metrics *options,
+                   const char *save, size_t *ret_bytes, size_t *ret_series, double *ret_ms)
+{
+    struct kigen_metrics_extra extra = { .options = *options };
+    double best = 1e9;
+    size_t series = 0;
+    char *text = NULL;
+    size_t len = 0;
+
+    for (int run = 0; run < 5; run++) {
+        double t0 = now_ms();
+
+        free(text);
+        if (kigen_metrics_render(view, &extra, &text, &len) < 0)
+            return -1;
+        if (now_ms() - t0 < best)
+            best = now_ms() - t0;
+    }
+    for (const char *p = text; *p; p = strchr(p, '\n') + 1)
+        if (*p != '#')
+            series++;
+    if (save) {
+        FILE *f = fopen(save, "w");
+
+        if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0)
+            return -1;
+    }
+    free(text);
+    *ret_bytes = len;
+    *ret_series = series;
+    *ret_ms = best;
+    return 0;
+}
 
 static double now_ms(void)
 {
@@ -28,6 +71,7 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+    const char *out_dir = argc > 2 ? argv[2] : NULL;
     struct kigen_label label = { "team", "bench" };
     struct kigen_keystore ks = { .name = "bench", .labels = { &label, 1 } };
     struct kigen_file **files = calloc(n, sizeof(*files));
@@ -69,6 +113,7 @@ int main(int argc, char **argv)
                                                  .cert = &certs[i],
                                                  .keystore = &ks,
                                                  .state = (enum kigen_state)(i % 5),
+                                                 .holder = "田中 太郎",
                                                  .renewal_opens = certs[i].not_after - 28 * 86400 };
     }
     view.n_records = n;
@@ -118,5 +163,33 @@ int main(int argc, char **argv)
     printf("%zu records: view %.1f ms, snapshot %.1f ms (loop); sort %.1f, list %.1f, "
            "metrics %.1f ms (thread pool)\n",
            n, best[4], best[0], best[1], best[2], best[3]);
+
+    {
+        static const struct kigen_metrics lean = { 0 };
+        static const struct kigen_metrics full = { .labels = KIGEN_METRICS_SUBJECT |
+                                                             KIGEN_METRICS_ISSUER |
+                                                             KIGEN_METRICS_SERIAL |
+                                                             KIGEN_METRICS_SHA256,
+                                                   .not_before = true,
+                                                   .state_series = true };
+        const struct kigen_metrics *options[2] = { &lean, &full };
+        static const char *const names[2] = { "default", "full" };
+        struct kigen_view empty = { .now = view.now };
+        char save[4096];
+
+        for (int k = 0; k < 2; k++) {
+            size_t bytes, series, bytes0, series0;
+            double ms, ms0;
+
+            snprintf(save, sizeof(save), "%s/metrics-%s.prom", out_dir ? out_dir : ".", names[k]);
+            if (measure(&view, options[k], out_dir ? save : NULL, &bytes, &series, &ms) < 0 ||
+                measure(&empty, options[k], NULL, &bytes0, &series0, &ms0) < 0)
+                return 1;
+            printf("metrics %-7s: %zu bytes, %zu series for %zu certificates; per certificate "
+                   "%.0f bytes, %.2f series; render %.1f ms\n",
+                   names[k], bytes, series, n, (double)(bytes - bytes0) / (double)n,
+                   (double)(series - series0) / (double)n, ms);
+        }
+    }
     return 0;
 }

@@ -483,6 +483,7 @@ static void publish_metrics(struct service *svc, const struct kigen_view *view)
     }
     job->work.data = job;
     job->svc = svc;
+    job->extra.options = svc->config->metrics;
     job->extra.scan_duration_seconds = svc->scan_seconds;
     add_delivery_metrics(svc, &job->extra);
     job->is_copied = svc->config->alerts.textfile && svc->metrics_http;

@@ -410,3 +410,52 @@ void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65])
     }
     out[64] = '\0';
 }
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+size_t kigen_dn_first_cn(const char *dn, char *out)
+{
+    const char *p = dn;
+
+    while (*p) {
+        const char *type = p;
+        bool is_cn;
+        size_t n = 0;
+
+        /* An attribute type has no escapes: up to '=' (or a malformed part to skip). */
+        while (*p && *p != '=' && *p != ',' && *p != '+')
+            p++;
+        if (*p != '=') {
+            if (*p)
+                p++;
+            continue;
+        }
+        is_cn = (p - type == 2 && (type[0] == 'C' || type[0] == 'c') &&
+                 (type[1] == 'N' || type[1] == 'n')) ||
+                (p - type == 7 && strncmp(type, "2.5.4.3", 7) == 0);
+        p++;
+        while (*p && *p != ',' && *p != '+') {
+            size_t len = 1, skip = 0;
+
+            if (*p == '\\' && is_hex(p[1]) && is_hex(p[2]))
+                len = 3; /* RFC 2253 2.4 hexpair: kept */
+            else if (*p == '\\' && p[1])
+                skip = 1; /* an escaped special character: the character */
+            if (is_cn)
+                memcpy(out + n, p + skip, len);
+            n += is_cn ? len : 0;
+            p += skip + len;
+        }
+        if (is_cn) {
+            out[n] = '\0';
+            return n;
+        }
+        if (*p)
+            p++;
+    }
+    out[0] = '\0';
+    return 0;
+}

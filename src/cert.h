@@ -94,4 +94,15 @@ void kigen_cert_done(struct kigen_cert *cert);
 /* Lowercase hex of the fingerprint into out (65 bytes). */
 void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65]);
 
+/*
+ * The value of the first CN attribute (or 2.5.4.3) of a name as kigen writes it (RFC 2253,
+ * "CN=a\,b+UID=x,O=Org"): RDNs split at unescaped ',', the attributes of a multi-valued RDN
+ * at unescaped '+', the escapes of single characters ("\,", "\+", "\\", ...) undone.
+ * \XX hex pairs stay as written: kigen keeps them only for bytes that are not UTF-8, and a
+ * Prometheus label value must be. Written NUL-terminated into out, which holds at least
+ * strlen(dn) + 1 bytes (the value is never longer); "" when the name has no CN. Returns the
+ * length written.
+ */
+size_t kigen_dn_first_cn(const char *dn, char *out);
+
 #endif

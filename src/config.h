@@ -214,7 +214,7 @@ enum {
     KIGEN_METRICS_SHA256 = 1 << 3,
 };
 
-/* metrics (SPEC §10). Accepted and checked; used from a later version. */
+/* metrics (SPEC §10): what the metrics add to their lean defaults. */
 struct kigen_metrics {
     uint32_t labels;   /* KIGEN_METRICS_* bits; default 0 */
     bool not_before;   /* default false */

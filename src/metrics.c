@@ -2,10 +2,10 @@
  * Metrics of SPEC §10 in the Prometheus text exposition format (version 0.0.4), and the
  * atomic file write that node_exporter's textfile collector needs.
  *
- * Every certificate gives eight samples (three dates and five states) that share one label
- * set, so each label set is escaped once into an arena and copied for each sample, and all
- * goes into one growing buffer sized from the arena up front. 100,000 certificates give
- * about 250 MB of text; the cost is that copying, not formatting.
+ * Every certificate gives two samples by default and up to eight with every option (three
+ * dates and five states), all sharing one label set, so each label set is escaped once into
+ * an arena and copied for each sample, and all goes into one growing buffer sized from the
+ * arena up front. The cost is that copying, not formatting.
  */
 #include "metrics.h"
 
@@ -105,21 +105,39 @@ static void add_label(struct out *o, bool first, const char *name, const char *v
 }
 
 /*
- * keystore path entry subject issuer serial sha256, holder when known (SPEC §10), then the
- * keystore's configured labels.
+ * keystore path entry subject_cn issuer_cn, then what options add of subject issuer serial
+ * sha256, holder when known (SPEC §10), then the keystore's configured labels. scratch holds
+ * the common names while they are unescaped.
  */
-static void add_record_labels(struct out *o, const struct kigen_record *rec)
+static void add_record_labels(struct out *o, struct out *scratch, const struct kigen_record *rec,
+                              const struct kigen_metrics *options)
 {
+    const char *dn[2] = { rec->cert->subject, rec->cert->issuer };
+    static const char *const cn_names[2] = { "subject_cn", "issuer_cn" };
     char hex[65];
 
-    kigen_cert_sha256_hex(rec->cert, hex);
     add_label(o, true, "keystore", rec->file->keystore);
     add_label(o, false, "path", rec->file->path);
     add_label(o, false, "entry", rec->cert->entry);
-    add_label(o, false, "subject", rec->cert->subject);
-    add_label(o, false, "issuer", rec->cert->issuer);
-    add_label(o, false, "serial", rec->cert->serial);
-    add_label(o, false, "sha256", hex);
+    for (int i = 0; i < 2; i++) {
+        reserve(scratch, strlen(dn[i]));
+        if (scratch->failed) {
+            o->failed = true;
+            return;
+        }
+        kigen_dn_first_cn(dn[i], scratch->s);
+        add_label(o, false, cn_names[i], scratch->s);
+    }
+    if (options->labels & KIGEN_METRICS_SUBJECT)
+        add_label(o, false, "subject", rec->cert->subject);
+    if (options->labels & KIGEN_METRICS_ISSUER)
+        add_label(o, false, "issuer", rec->cert->issuer);
+    if (options->labels & KIGEN_METRICS_SERIAL)
+        add_label(o, false, "serial", rec->cert->serial);
+    if (options->labels & KIGEN_METRICS_SHA256) {
+        kigen_cert_sha256_hex(rec->cert, hex);
+        add_label(o, false, "sha256", hex);
+    }
     if (rec->holder)
         add_label(o, false, "holder", rec->holder);
     if (rec->keystore)
@@ -267,8 +285,11 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
                             "When the renewal window opens (not_after - renew_before), in Unix "
                             "time." },
     };
-    struct out labels = { 0 }, o = { 0 };
+    static const struct kigen_metrics lean = { 0 };
+    const struct kigen_metrics *options = extra ? &extra->options : &lean;
+    struct out labels = { 0 }, scratch = { 0 }, o = { 0 };
     size_t *offs = NULL, errors[KIGEN_E_LAST - KIGEN_E_UNREADABLE + 1] = { 0 };
+    size_t states[KIGEN_STATE_COUNT] = { 0 }, per_record;
     char buf[64];
     int r = -ENOMEM;
 
@@ -278,29 +299,37 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
         goto out;
     offs[0] = 0;
     for (size_t i = 0; i < view->n_records; i++) {
-        add_record_labels(&labels, &view->records[i]);
+        add_record_labels(&labels, &scratch, &view->records[i], options);
         offs[i + 1] = labels.len;
+        if ((unsigned)view->records[i].state < KIGEN_STATE_COUNT)
+            states[view->records[i].state]++;
     }
     if (labels.failed)
         goto out;
-    /* Eight samples per record: the labels and about 60 bytes of name and value each. */
-    reserve(&o, 8 * (labels.len + 64 * view->n_records) + 4096);
+    /* Samples per record: the labels and about 60 bytes of name and value each. */
+    per_record =
+        2 + (options->not_before ? 1 : 0) + (options->state_series ? KIGEN_STATE_COUNT : 0);
+    reserve(&o, per_record * (labels.len + 64 * view->n_records) + 4096);
 
     for (size_t d = 0; d < sizeof(dates) / sizeof(dates[0]); d++) {
+        if (d == NOT_BEFORE && !options->not_before)
+            continue;
         add_header(&o, dates[d].name, dates[d].help);
         for (size_t i = 0; i < view->n_records; i++)
             if (date_of(&view->records[i], (enum date)d) != KIGEN_NO_TIME)
                 add_sample(&o, dates[d].name, labels.s + offs[i], offs[i + 1] - offs[i], NULL,
                            date_of(&view->records[i], (enum date)d));
     }
-    add_header(&o, "kigen_cert_state",
-               "1 for the certificate's current state (ok, renewal_open, critical, expired, "
-               "not_yet_valid), 0 for the others.");
-    for (size_t i = 0; i < view->n_records; i++) {
-        for (int s = 0; s < KIGEN_STATE_COUNT; s++) {
-            snprintf(buf, sizeof(buf), "state=\"%s\"", kigen_state_name((enum kigen_state)s));
-            add_sample(&o, "kigen_cert_state", labels.s + offs[i], offs[i + 1] - offs[i], buf,
-                       (int)view->records[i].state == s);
+    if (options->state_series) {
+        add_header(&o, "kigen_cert_state",
+                   "1 for the certificate's current state (ok, renewal_open, critical, expired, "
+                   "not_yet_valid), 0 for the others.");
+        for (size_t i = 0; i < view->n_records; i++) {
+            for (int s = 0; s < KIGEN_STATE_COUNT; s++) {
+                snprintf(buf, sizeof(buf), "state=\"%s\"", kigen_state_name((enum kigen_state)s));
+                add_sample(&o, "kigen_cert_state", labels.s + offs[i], offs[i + 1] - offs[i], buf,
+                           (int)view->records[i].state == s);
+            }
         }
     }
 
@@ -333,10 +362,12 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
             add(&o, "\n", 1);
         }
     }
-    add_header(&o, "kigen_certificates", "Certificates in the inventory, one per file and entry.");
-    add_str(&o, "kigen_certificates ");
-    add_int(&o, (int64_t)view->n_records);
-    add(&o, "\n", 1);
+    add_header(&o, "kigen_certificates",
+               "Certificates in the inventory (one per file and entry), by state.");
+    for (int s = 0; s < KIGEN_STATE_COUNT; s++) {
+        snprintf(buf, sizeof(buf), "state=\"%s\"", kigen_state_name((enum kigen_state)s));
+        add_sample(&o, "kigen_certificates", "", 0, buf, (int64_t)states[s]);
+    }
     if (o.failed)
         goto out;
     *ret_text = o.s;
@@ -345,6 +376,7 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
     r = 0;
 out:
     free(o.s);
+    free(scratch.s);
     free(labels.s);
     free(offs);
     return r;

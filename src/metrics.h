@@ -7,13 +7,15 @@
 
 #include <uv.h>
 
+#include "config.h"
 #include "report.h"
 
 /* Durable sinks counted in the metrics at most (mail, then one per webhook). */
 #define KIGEN_METRICS_MAX_SINKS 32
 
-/* Facts about the daemon that are not in the view. */
+/* Facts about the daemon that are not in the view, and what to render. */
 struct kigen_metrics_extra {
+    struct kigen_metrics options; /* metrics: of the configuration (copied); zeroed: lean */
     double scan_duration_seconds; /* the last full scan */
     /* kigen_alert_deliveries_failed_total{sink=NAME}: given up per durable sink (copied) */
     struct {
@@ -28,13 +30,18 @@ void kigen_metrics_extra_add_sink(struct kigen_metrics_extra *extra, const char 
                                   uint64_t failed);
 
 /*
- * Renders the metrics of SPEC §10 into a malloc'd NUL-terminated buffer (*ret_text, *ret_len):
- * per record of the view the three dates and five kigen_cert_state series, labelled keystore
- * path entry subject issuer serial sha256 and the keystore's configured labels; the six
- * kigen_scan_errors kinds, always all present; kigen_scan_duration_seconds and
- * kigen_certificates; and for the view's probes (kigen_view_set_probes) kigen_probe_up,
- * kigen_probe_duration_seconds, kigen_probe_tls_not_after_seconds and kigen_probe_state. Label
- * values are escaped as the format requires. About 2.5 KB per certificate. Returns 0 or -ENOMEM.
+ * Renders the metrics of SPEC §10 into a malloc'd NUL-terminated buffer (*ret_text, *ret_len).
+ * Per record of the view, by default, two series: kigen_cert_not_after_seconds and
+ * kigen_cert_renewal_opens_seconds, labelled keystore path entry subject_cn issuer_cn, holder
+ * when known and the keystore's configured labels: labels a renewal leaves as they are.
+ * extra->options adds the labels subject issuer serial sha256 (after issuer_cn),
+ * kigen_cert_not_before_seconds and the five kigen_cert_state series. Then
+ * kigen_certificates{state} for every state; the kigen_scan_errors kinds, always all present;
+ * kigen_scan_duration_seconds; the durable sinks' kigen_alert_deliveries_failed_total; and for
+ * the view's probes (kigen_view_set_probes) kigen_probe_up, kigen_probe_duration_seconds,
+ * kigen_probe_tls_not_after_seconds and kigen_probe_state. Label values are escaped as the
+ * format requires. extra may be NULL (the defaults). About 400 bytes per certificate by
+ * default, 3.1 KB with every option (bench/metrics_size.sh). Returns 0 or -ENOMEM.
  */
 int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metrics_extra *extra,
                          char **ret_text, size_t *ret_len);

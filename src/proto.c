@@ -326,7 +326,8 @@ static void render_after_cb(uv_work_t *work, int status)
 static int answer_view(const struct kigen_proto_ctx *ctx, struct kigen_view *view,
                        enum render_kind kind, char **ret_answer, size_t *ret_len)
 {
-    struct kigen_metrics_extra extra = { .scan_duration_seconds = ctx->last_scan_seconds };
+    struct kigen_metrics_extra extra = { .options = ctx->config->metrics,
+                                         .scan_duration_seconds = ctx->last_scan_seconds };
     struct render_job *job = NULL;
 
     for (size_t i = 0; i < ctx->n_deliveries; i++)

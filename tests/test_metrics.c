@@ -194,9 +194,17 @@ static void assert_exposition_format(const char *text)
     }
 }
 
-static char *render(const struct kigen_view *view, double scan_seconds, size_t *ret_len)
+/* Every option of metrics: (SPEC §10): what the metrics were before they were made lean. */
+static const struct kigen_metrics full = { .labels = KIGEN_METRICS_SUBJECT | KIGEN_METRICS_ISSUER |
+                                                     KIGEN_METRICS_SERIAL | KIGEN_METRICS_SHA256,
+                                           .not_before = true,
+                                           .state_series = true };
+
+static char *render_with(const struct kigen_view *view, const struct kigen_metrics *options,
+                         double scan_seconds, size_t *ret_len)
 {
-    struct kigen_metrics_extra extra = { .scan_duration_seconds = scan_seconds };
+    struct kigen_metrics_extra extra = { .options = *options,
+                                         .scan_duration_seconds = scan_seconds };
     char *text = NULL;
     size_t len = 0;
 
@@ -208,7 +216,60 @@ static char *render(const struct kigen_view *view, double scan_seconds, size_t *
     return text;
 }
 
-static void test_metrics_give_each_certificate_its_dates_and_states(void **state)
+static char *render(const struct kigen_view *view, double scan_seconds, size_t *ret_len)
+{
+    return render_with(view, &full, scan_seconds, ret_len);
+}
+
+/* How many lines of text start with prefix and contain s. */
+static size_t count_lines_with(const char *text, const char *prefix, const char *s)
+{
+    size_t n = 0;
+
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        const char *hit = strstr(line, s);
+
+        assert_non_null(end);
+        if (strncmp(line, prefix, strlen(prefix)) == 0 && hit && hit < end)
+            n++;
+        line = end + 1;
+    }
+    return n;
+}
+
+/* The sum of the kigen_certificates{state} samples. */
+static long certificates_counted(const char *text)
+{
+    const char *p = text;
+    long n = 0;
+
+    while ((p = strstr(p, "\nkigen_certificates{state=\""))) {
+        p = strchr(p, '}');
+        assert_non_null(p);
+        n += strtol(p + 1, NULL, 10);
+    }
+    return n;
+}
+
+/* The bytes of the lines of text that contain s, newlines included. */
+static size_t bytes_of_lines_with(const char *text, const char *s)
+{
+    size_t n = 0;
+
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        const char *hit = strstr(line, s);
+
+        assert_non_null(end);
+        if (hit && hit < end)
+            n += (size_t)(end - line) + 1;
+        line = end + 1;
+    }
+    return n;
+}
+
+static void test_every_option_gives_each_certificate_its_dates_and_states(void **state)
 {
     struct fixture *fx = *state;
     static const char *const states[] = { "ok", "renewal_open", "critical", "expired",
@@ -227,8 +288,9 @@ static void test_metrics_give_each_certificate_its_dates_and_states(void **state
     assert_exposition_format(text);
 
     snprintf(labels, sizeof(labels),
-             "keystore=\"naccs\",path=\"/srv/naccs/bundle.pem\",entry=\"0\",subject=\"%s\","
-             "issuer=\"%s\",serial=\"%s\",sha256=\"%s\",team=\"customs\",site=\"tokyo\"",
+             "keystore=\"naccs\",path=\"/srv/naccs/bundle.pem\",entry=\"0\",subject_cn=\"tanaka\","
+             "issuer_cn=\"NACCS Client CA\",subject=\"%s\",issuer=\"%s\",serial=\"%s\","
+             "sha256=\"%s\",team=\"customs\",site=\"tokyo\"",
              subject, issuer, serial, sha);
     snprintf(line, sizeof(line), "kigen_cert_not_after_seconds{%s} %s", labels, not_after);
     assert_line(text, line);
@@ -253,9 +315,10 @@ static void test_metrics_give_each_certificate_its_dates_and_states(void **state
     assert_int_equal(count(text, line), 1);
 
     assert_int_equal(count(text, "kigen_cert_state{"), 3 * KIGEN_STATE_COUNT);
-    /* One current state per certificate; the other states and the seven error kinds are 0. */
-    assert_int_equal(count(text, "\"} 1\n"), 3);
-    assert_int_equal(count(text, "\"} 0\n"), 3 * (KIGEN_STATE_COUNT - 1) + 7);
+    /* One current state per certificate, 0 for the other states. */
+    assert_int_equal(count_lines_with(text, "kigen_cert_state{", "\"} 1"), 3);
+    assert_int_equal(count_lines_with(text, "kigen_cert_state{", "\"} 0"),
+                     3 * (KIGEN_STATE_COUNT - 1));
     assert_line(text, "# TYPE kigen_cert_not_after_seconds gauge");
     assert_line(text, "# TYPE kigen_cert_not_before_seconds gauge");
     assert_line(text, "# TYPE kigen_cert_renewal_opens_seconds gauge");
@@ -266,7 +329,7 @@ static void test_metrics_give_each_certificate_its_dates_and_states(void **state
     assert_int_equal(count(text, "# HELP "), 7);
     assert_int_equal(count(text, "# TYPE "), 7);
     assert_line(text, "kigen_scan_duration_seconds 1.5");
-    assert_line(text, "kigen_certificates 3");
+    assert_int_equal(certificates_counted(text), 3);
 
     free(text);
     kigen_view_done(&view);
@@ -356,7 +419,8 @@ static void test_label_values_are_escaped(void **state)
     assert_exposition_format(text);
     snprintf(line, sizeof(line),
              "kigen_cert_not_after_seconds{keystore=\"odd\",path=\"/srv/odd/a\\\"b.pem\","
-             "entry=\"0\",subject=\"CN=quote\\\\\\\"back\\\\\\\\slash\","
+             "entry=\"0\",subject_cn=\"quote\\\"back\\\\slash\","
+             "issuer_cn=\"quote\\\"back\\\\slash\",subject=\"CN=quote\\\\\\\"back\\\\\\\\slash\","
              "issuer=\"CN=quote\\\\\\\"back\\\\\\\\slash\",serial=\"1234\",sha256=\"%s\","
              "note=\"two\\nlines\"} %lld",
              hex, (long long)at("2027-01-01T00:00:00Z"));
@@ -405,7 +469,7 @@ static void test_scan_errors_are_counted_by_kind_and_all_kinds_shown(void **stat
     assert_line(text, "kigen_scan_errors{error=\"keystore_unavailable\"} 0");
     assert_int_equal(count(text, "kigen_scan_errors{"), 7);
     assert_line(text, "kigen_scan_duration_seconds 0.25");
-    assert_line(text, "kigen_certificates 0");
+    assert_int_equal(certificates_counted(text), 0);
     assert_int_equal(count(text, "kigen_cert_"), 8); /* HELP and TYPE of four families only */
     free(text);
     kigen_view_done(&view);
@@ -448,10 +512,19 @@ static void test_hundred_thousand_certificates_render_completely(void **state)
     text = render(&view, 2.0, &len);
     for (const char *p = text; (p = strchr(p, '\n')); p++)
         lines++;
-    assert_int_equal(lines, 2 * 7 + 8 * (size_t)N + 7 + 1 + 1);
-    assert_line(text, "kigen_certificates 100000");
+    assert_int_equal(lines, 2 * 7 + 8 * (size_t)N + 7 + 1 + KIGEN_STATE_COUNT);
+    assert_int_equal(certificates_counted(text), N);
+    assert_line(text, "kigen_certificates{state=\"ok\"} 20000");
     snprintf(last, sizeof(last), "path=\"/srv/naccs/user%06d.p12\"", N - 1);
     assert_int_equal(count(text, last), 8);
+    free(text);
+    /* The defaults: two lines per certificate. */
+    text = render_with(&view, &(struct kigen_metrics){ 0 }, 2.0, &len);
+    lines = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++)
+        lines++;
+    assert_int_equal(lines, 2 * 5 + 2 * (size_t)N + 7 + 1 + KIGEN_STATE_COUNT);
+    assert_int_equal(count(text, last), 2);
 
     free(text);
     for (size_t i = 0; i < N; i++)
@@ -460,6 +533,132 @@ static void test_hundred_thousand_certificates_render_completely(void **state)
     free(view.records);
     kigen_certs_clear(&certs);
     free(certs.v);
+}
+
+static void test_defaults_give_two_series_labelled_to_survive_a_renewal(void **state)
+{
+    struct fixture *fx = *state;
+    static const struct kigen_metrics lean = { 0 };
+    char *not_after = fact("ok", "not_after"), line[1024];
+    const char *labels = "keystore=\"naccs\",path=\"/srv/naccs/bundle.pem\",entry=\"0\","
+                         "subject_cn=\"tanaka\",issuer_cn=\"NACCS Client CA\","
+                         "holder=\"Tanaka Taro\",team=\"customs\",site=\"tokyo\"";
+    struct kigen_view view;
+    char *text, *text_null;
+    size_t len, len_null;
+
+    place(fx, "certs/bundle.pem", "naccs", "/srv/naccs/bundle.pem"); /* ok, expired, CA */
+    assert_int_equal(kigen_view_build(&fx->config, fx->inventory, at(NOW), NULL, &view), 0);
+    for (size_t i = 0; i < view.n_records; i++)
+        if (strcmp(view.records[i].cert->entry, "0") == 0)
+            view.records[i].holder = "Tanaka Taro";
+    text = render_with(&view, &lean, 1.5, &len);
+    assert_exposition_format(text);
+
+    snprintf(line, sizeof(line), "kigen_cert_not_after_seconds{%s} %s", labels, not_after);
+    assert_line(text, line);
+    snprintf(line, sizeof(line), "kigen_cert_renewal_opens_seconds{%s} %lld", labels,
+             (long long)(atoll(not_after) - 28 * 86400));
+    assert_line(text, line);
+    /* Two series per certificate, nothing that a renewal changes in their labels. */
+    assert_int_equal(count(text, "kigen_cert_"), 2 * 3 + 2 * 2); /* samples, HELP and TYPE */
+    assert_int_equal(count(text, "kigen_cert_not_before_seconds"), 0);
+    assert_int_equal(count(text, "kigen_cert_state"), 0);
+    assert_int_equal(count(text, "sha256="), 0);
+    assert_int_equal(count(text, "serial="), 0);
+    assert_int_equal(count(text, "subject="), 0);
+    assert_int_equal(count(text, "issuer="), 0);
+    assert_int_equal(count(text, "holder="), 2);
+    /* At most 400 bytes of text per certificate location (SPEC §10). */
+    assert_true(bytes_of_lines_with(text, "entry=\"0\"") <= 400);
+    /*
+     * Counts per state whatever the options: tanaka ok, takahashi expired, and the CA made
+     * today (ok or, after NOW, not yet valid).
+     */
+    assert_line(text, "# TYPE kigen_certificates gauge");
+    assert_int_equal(certificates_counted(text), 3);
+    assert_line(text, "kigen_certificates{state=\"expired\"} 1");
+    assert_line(text, "kigen_certificates{state=\"renewal_open\"} 0");
+    assert_line(text, "kigen_certificates{state=\"critical\"} 0");
+    assert_int_equal(count(text, "kigen_certificates{state="), KIGEN_STATE_COUNT);
+    assert_int_equal(count(text, "# HELP "), 5);
+    assert_int_equal(count(text, "# TYPE "), 5);
+
+    /* No extra at all renders the defaults too. */
+    assert_int_equal(kigen_metrics_render(&view, NULL, &text_null, &len_null), 0);
+    assert_line(text_null, line);
+    assert_int_equal(count(text_null, "kigen_cert_"), 2 * 3 + 2 * 2);
+    free(text_null);
+    free(text);
+    kigen_view_done(&view);
+    free(not_after);
+}
+
+static void test_each_option_adds_its_labels_or_series(void **state)
+{
+    struct fixture *fx = *state;
+    struct kigen_metrics options = { .labels = KIGEN_METRICS_SERIAL };
+    struct kigen_view view;
+    char *text;
+
+    place(fx, "certs/single.pem", "naccs", "/srv/naccs/single.pem");
+    assert_int_equal(kigen_view_build(&fx->config, fx->inventory, at(NOW), NULL, &view), 0);
+    text = render_with(&view, &options, 0, NULL);
+    assert_int_equal(count(text, "serial=\"1000\""), 2);
+    assert_int_equal(count(text, "sha256="), 0);
+    assert_int_equal(count(text, "subject="), 0);
+    free(text);
+    options = (struct kigen_metrics){ .labels = KIGEN_METRICS_SUBJECT | KIGEN_METRICS_SHA256,
+                                      .not_before = true };
+    text = render_with(&view, &options, 0, NULL);
+    assert_exposition_format(text);
+    assert_int_equal(count(text, "kigen_cert_not_before_seconds{"), 1);
+    assert_int_equal(count(text, "subject=\""), 3);
+    assert_int_equal(count(text, "sha256=\""), 3);
+    assert_int_equal(count(text, "serial="), 0);
+    assert_int_equal(count(text, "kigen_cert_state"), 0);
+    free(text);
+    options = (struct kigen_metrics){ .state_series = true };
+    text = render_with(&view, &options, 0, NULL);
+    assert_exposition_format(text);
+    assert_int_equal(count(text, "kigen_cert_state{"), KIGEN_STATE_COUNT);
+    assert_int_equal(count(text, "kigen_cert_not_before_seconds"), 0);
+    free(text);
+    kigen_view_done(&view);
+}
+
+static void assert_cn(const char *dn, const char *want)
+{
+    char *out = malloc(strlen(dn) + 1);
+
+    assert_non_null(out);
+    assert_int_equal(kigen_dn_first_cn(dn, out), strlen(want));
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void test_common_name_is_the_first_cn_of_the_rfc2253_name(void **state)
+{
+    (void)state;
+    assert_cn("CN=tanaka,O=Example Trading,C=JP", "tanaka");
+    assert_cn("C=JP,O=Example Trading,CN=tanaka", "tanaka");
+    /* Escaped specials are one character; the comma does not end the value. */
+    assert_cn("CN=Sato\\, Hanako,O=Example", "Sato, Hanako");
+    assert_cn("CN=a\\+b\\=c\\\\d\\\"e\\<f\\>g\\;h,O=x", "a+b=c\\d\"e<f>g;h");
+    assert_cn("CN=\\#hash\\ ", "#hash ");
+    /* A multi-valued RDN: the attributes are split at '+'. */
+    assert_cn("UID=tanaka+CN=田中 太郎,O=株式会社 例,C=JP", "田中 太郎");
+    assert_cn("CN=田中 太郎+UID=tanaka,O=株式会社 例,C=JP", "田中 太郎");
+    /* The first of two; lowercase and numeric types; an O that contains "CN=". */
+    assert_cn("O=ACN=x,CN=first,CN=second", "first");
+    assert_cn("cn=lower", "lower");
+    assert_cn("2.5.4.3=numeric,O=x", "numeric");
+    /* Bytes that are not UTF-8 keep their hex escapes: label values must be UTF-8. */
+    assert_cn("CN=\\E7\\94,O=x", "\\E7\\94");
+    assert_cn("O=No Common Name,C=JP", "");
+    assert_cn("", "");
+    assert_cn("garbage,,+", "");
+    assert_cn("CN=", "");
 }
 
 /* ---- the textfile ---- */
@@ -564,8 +763,13 @@ static void test_textfile_failure_leaves_no_temporary_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_metrics_give_each_certificate_its_dates_and_states,
+        cmocka_unit_test_setup_teardown(test_defaults_give_two_series_labelled_to_survive_a_renewal,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_option_adds_its_labels_or_series, setup,
+                                        teardown),
+        cmocka_unit_test(test_common_name_is_the_first_cn_of_the_rfc2253_name),
+        cmocka_unit_test_setup_teardown(
+            test_every_option_gives_each_certificate_its_dates_and_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_results_give_up_duration_expiry_and_state, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_label_values_are_escaped, setup, teardown),

@@ -864,7 +864,7 @@ static void test_promtool_accepts_a_real_render(void **state)
         assert_int_equal(rep.status, 200);
         assert_int_equal(rep.body_len, len);
         assert_memory_equal(rep.body, want, len);
-        assert_non_null(strstr(rep.body, "kigen_certificates 4\n"));
+        assert_non_null(strstr(rep.body, "kigen_certificates{state=\"expired\"} 1\n"));
         reply_done(&rep);
     }
     /* curl ... | promtool check metrics */

@@ -598,15 +598,27 @@ static void test_metrics_carries_the_prometheus_text(void **state)
     size_t len;
     json_t *j = ask(fx, "{\"cmd\":\"metrics\"}", false);
 
+    /* The configuration's metrics: options, lean by default. */
     assert_true(json_is_true(json_object_get(j, "ok")));
     assert_int_equal(kigen_view_build(&fx->config, fx->inventory, at(NOW), NULL, &view), 0);
     assert_int_equal(kigen_metrics_render(&view, &extra, &text, &len), 0);
-    kigen_view_done(&view);
     assert_string_equal(str(j, "metrics"), text);
     snprintf(want, sizeof(want), "kigen_cert_not_after_seconds{keystore=\"naccs\"");
     assert_non_null(strstr(str(j, "metrics"), want));
     snprintf(want, sizeof(want), "sha256=\"%s\"", sha);
+    assert_null(strstr(str(j, "metrics"), want));
+    free(text);
+    json_decref(j);
+
+    fx->config.metrics.labels = KIGEN_METRICS_SHA256;
+    fx->config.metrics.state_series = true;
+    extra.options = fx->config.metrics;
+    j = ask(fx, "{\"cmd\":\"metrics\"}", false);
+    assert_int_equal(kigen_metrics_render(&view, &extra, &text, &len), 0);
+    kigen_view_done(&view);
+    assert_string_equal(str(j, "metrics"), text);
     assert_non_null(strstr(str(j, "metrics"), want));
+    assert_non_null(strstr(str(j, "metrics"), "kigen_cert_state{"));
     free(text);
     free(sha);
     json_decref(j);

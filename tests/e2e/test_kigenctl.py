@@ -175,7 +175,8 @@ def case_commands():
 
         p = kigenctl(sock, "metrics")
         check(p.returncode == 0 and 'kigen_cert_not_after_seconds{keystore="naccs"' in p.stdout and
-              'sha256="%s"' % expired in p.stdout, "metrics prints the Prometheus text")
+              'subject_cn="' in p.stdout and 'sha256="%s"' % expired not in p.stdout,
+              "metrics prints the Prometheus text, lean by default (SPEC §10)")
         rc, a = answer(sock, "metrics")
         check(rc == 0 and a and a["ok"] is True and a["metrics"].strip() == p.stdout.strip(),
               "metrics --json carries the same text")

@@ -127,6 +127,7 @@ same /etc/kigen/kigen.yaml conf/kigen.yaml
 same /usr/share/doc/kigen/README.md README.md
 same /usr/share/doc/kigen/examples/kigen.rules.yml conf/kigen.rules.yml
 same /usr/share/doc/kigen/examples/kigen.rules.test.yml conf/kigen.rules.test.yml
+same /usr/share/doc/kigen/examples/kigen.json conf/grafana/kigen.json
 for page in man1/kigenctl.1 man5/kigen.yaml.5 man8/kigend.8; do
     gz=$R/usr/share/man/$page.gz
     if [ ! -f "$gz" ] || ! gzip -t "$gz" 2>/dev/null; then
@@ -144,6 +145,7 @@ extra=$(cd "$R" && find . -type f | sed 's/^\.//' | grep -v -x -F \
     -e /usr/lib/systemd/catalog/kigen.catalog -e /etc/kigen/kigen.yaml \
     -e /usr/share/doc/kigen/README.md -e /usr/share/doc/kigen/examples/kigen.rules.yml \
     -e /usr/share/doc/kigen/examples/kigen.rules.test.yml \
+    -e /usr/share/doc/kigen/examples/kigen.json \
     -e /usr/share/man/man1/kigenctl.1.gz -e /usr/share/man/man5/kigen.yaml.5.gz \
     -e /usr/share/man/man8/kigend.8.gz -e /usr/sbin/kigend -e /usr/bin/kigenctl)
 [ -z "$extra" ] || bad="$bad unexpected:$(echo $extra)"

@@ -70,8 +70,8 @@ class Estate:
         if with_file:
             shutil.copy(cert("critical.pem"), os.path.join(self.ks, "sato.pem"))
         self.d = Daemon(name, [("naccs", self.ks)], now=NOW,
-                        extra="socket: %s\nholders: { register: %s, admins: [it@example.co.jp] }\n%s"
-                        % (self.sock, self.path, RULES))
+                        extra="socket: %s\nholders: { register: %s, admins: [it@example.co.jp] }\n"
+                        "metrics: { not_before: true }\n%s" % (self.sock, self.path, RULES))
 
     def write(self, text, encoding="utf-8-sig"):
         tmp = self.path + ".tmp"
