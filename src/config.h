@@ -189,7 +189,7 @@ struct kigen_alerts {
     size_t n_webhooks;
 };
 
-/* language: of alerts, mails and webhooks. Accepted and checked; used from a later version. */
+/* language: of alerts, mails and the digest (i18n.h); a register row's own wins for its mail. */
 enum kigen_language {
     KIGEN_LANGUAGE_EN, /* default */
     KIGEN_LANGUAGE_JA,

@@ -110,7 +110,8 @@ static size_t count_unique(const struct kigen_record *records, size_t n)
 }
 
 void kigen_record_holder(const struct kigen_inventory *inventory, const struct kigen_file *f,
-                         const struct kigen_cert *c, const char **ret_name, const char **ret_email)
+                         const struct kigen_cert *c, const char **ret_name, const char **ret_email,
+                         const char **ret_language)
 {
     const struct kigen_register_row *row = NULL;
 
@@ -118,6 +119,8 @@ void kigen_record_holder(const struct kigen_inventory *inventory, const struct k
         row = kigen_holders_row_at(inventory->reg, strtoul(c->entry, NULL, 10));
     else if (inventory->holders)
         row = kigen_holders_index_find(inventory->holders, c->subject, f->path);
+    if (ret_language)
+        *ret_language = row && row->language && *row->language ? row->language : NULL;
     if (row) {
         *ret_name = row->holder;
         *ret_email = row->email;
@@ -167,7 +170,8 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
             kigen_config_policy_for(config, f->keystore, c->subject, c->issuer, &rec->policy);
             rec->state = kigen_policy_state(&rec->policy, c->not_before, c->not_after, now);
             rec->renewal_opens = kigen_policy_renewal_opens(&rec->policy, c->not_after);
-            kigen_record_holder(inventory, f, c, &rec->holder, &rec->holder_email);
+            kigen_record_holder(inventory, f, c, &rec->holder, &rec->holder_email,
+                                &rec->holder_language);
             if (!keep(filter, rec, now))
                 continue;
             v.counts[rec->state]++;
