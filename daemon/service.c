@@ -994,6 +994,16 @@ static void free_secret_cb(const char *key, void *value, void *data)
     kigen_secret_free(value);
 }
 
+/* language: ja without its catalogue says English: say so once per configuration. */
+static void check_language(const struct kigen_config *config)
+{
+    if (!kigen_i18n_is_available(config->language))
+        kigen_log_warn("No translations for language '%s' (kigen.mo next to kigend or in "
+                       "%s/%s/LC_MESSAGES), writing English",
+                       kigen_language_code(config->language), kigen_i18n_localedir(),
+                       kigen_language_code(config->language));
+}
+
 static void apply_config(struct service *svc, struct kigen_config *config,
                          struct kigen_metrics_http *metrics_http)
 {
@@ -1008,6 +1018,7 @@ static void apply_config(struct service *svc, struct kigen_config *config,
         kigen_register_records_apply(svc->inventory, config, NULL, NULL, NULL, 0);
     kigen_config_free(svc->config);
     svc->config = config;
+    check_language(config);
     svc->engine.language = config->language;
     load_zones(svc);
     start_prober(svc);
@@ -1846,6 +1857,7 @@ static int setup(struct service *svc)
     kigen_engine_init(&svc->engine);
     svc->engine.maint_fn = maint_note_cb;
     svc->engine.language = svc->config->language;
+    check_language(svc->config);
     svc->engine.maint_data = svc;
     load_zones(svc);
     kigen_watch_init(&svc->watch, &svc->loop, change_cb, svc);

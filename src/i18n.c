@@ -256,3 +256,8 @@ void kigen_i18n_time(enum kigen_language lang, const struct kigen_tz *tz, int64_
     if (r < 0 && len >= KIGEN_RFC3339_LEN)
         kigen_time_format_utc(t, out);
 }
+
+const char *kigen_i18n_localedir(void)
+{
+    return KIGEN_LOCALEDIR;
+}

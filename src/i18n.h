@@ -61,4 +61,7 @@ bool kigen_i18n_is_available(enum kigen_language lang);
  */
 const char *kigen_i18n_path(enum kigen_language lang);
 
+/* KIGEN_LOCALEDIR: where installed catalogues are looked for. */
+const char *kigen_i18n_localedir(void);
+
 #endif
