@@ -261,3 +261,21 @@ const char *kigen_i18n_localedir(void)
 {
     return KIGEN_LOCALEDIR;
 }
+
+enum kigen_language kigen_language_from_env(void)
+{
+    const char *const vars[] = { "LC_ALL", "LC_MESSAGES", "LANG" };
+    const char *locale = NULL, *language = getenv("LANGUAGE");
+
+    for (size_t i = 0; i < 3 && !locale; i++) {
+        const char *v = getenv(vars[i]);
+
+        if (v && *v)
+            locale = v;
+    }
+    if (!locale || strcmp(locale, "C") == 0 || strcmp(locale, "POSIX") == 0)
+        return KIGEN_LANGUAGE_EN;
+    if (language && *language)
+        return strncmp(language, "ja", 2) == 0 ? KIGEN_LANGUAGE_JA : KIGEN_LANGUAGE_EN;
+    return strncmp(locale, "ja", 2) == 0 ? KIGEN_LANGUAGE_JA : KIGEN_LANGUAGE_EN;
+}

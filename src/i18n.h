@@ -51,6 +51,14 @@ __attribute__((format_arg(3)));
 void kigen_i18n_time(enum kigen_language lang, const struct kigen_tz *tz, int64_t t, char *out,
                      size_t len);
 
+/*
+ * The language a command-line user asked for, as gettext reads it: LANGUAGE (its first
+ * entry; ignored when the locale below is "C" or "POSIX"), else LC_ALL, LC_MESSAGES, LANG;
+ * Japanese when it starts with "ja". Whether that locale is installed does not matter: the
+ * catalogue is read by kigen. Reads the environment.
+ */
+enum kigen_language kigen_language_from_env(void);
+
 /* Whether lang's catalog was found and is valid (English always is). */
 bool kigen_i18n_is_available(enum kigen_language lang);
 
