@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "holders.h"
+#include "i18n.h"
 #include "probe.h"
 #include "timeutil.h"
 
@@ -553,12 +554,38 @@ static const char *probe_colour(enum kigen_probe_state state)
     }
 }
 
-int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
+/*
+ * A heading in a column width wide (right-aligned when is_right), padded by display columns:
+ * a translated heading may hold kana and kanji, two columns each (a lead byte from 0xE1 on,
+ * U+1000 and up, is taken as wide: headings are ours). ASCII pads as printf's %-*s does.
+ */
+static void heading(FILE *out, const char *s, size_t width, bool is_right)
+{
+    size_t w = 0;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            w += *p >= 0xE1 ? 2 : 1;
+    for (; is_right && w < width; w++)
+        fputc(' ', out);
+    fputs(s, out);
+    for (; w < width; w++)
+        fputc(' ', out);
+}
+
+int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
+                       enum kigen_language lang)
 {
     char date[64];
 
-    fprintf(out, "%-13s %6s  %-20s  %-14s %s\n", "STATE", "DAYS", "NOT AFTER", "KEYSTORE",
-            "LOCATION / SUBJECT");
+    heading(out, _(lang, "STATE"), 13, false);
+    fputc(' ', out);
+    heading(out, _(lang, "DAYS"), 6, true);
+    fputs("  ", out);
+    heading(out, _(lang, "NOT AFTER"), 20, false);
+    fputs("  ", out);
+    heading(out, _(lang, "KEYSTORE"), 14, false);
+    fprintf(out, " %s\n", _(lang, "LOCATION / SUBJECT"));
     for (size_t i = 0; i < view->n_records; i++) {
         const struct kigen_record *rec = &view->records[i];
 
@@ -568,17 +595,22 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
                 colour ? "\033[0m" : "",
                 (long long)kigen_days_left(rec->cert->not_after, view->now), date,
                 rec->file->keystore, rec->file->path, rec->cert->entry);
-        fprintf(out, "%-13s %6s  %-20s  %-14s %s%s%s%s\n", "", "", "", "", rec->cert->subject,
-                rec->holder ? " (holder: " : "", rec->holder ? rec->holder : "",
-                rec->holder ? ")" : "");
+        fprintf(out, "%-13s %6s  %-20s  %-14s %s", "", "", "", "", rec->cert->subject);
+        if (rec->holder)
+            fprintf(out, _(lang, " (holder: %s)"), rec->holder);
+        fputc('\n', out);
         if (kigen_record_last_seen(rec, view->now) != view->now) {
             kigen_time_format_local(rec->file->last_seen, date, sizeof(date));
-            fprintf(out, "%-13s %6s  %-20s  %-14s (keystore unavailable; last seen %s)\n", "", "",
-                    "", "", date);
+            fprintf(out, "%-13s %6s  %-20s  %-14s ", "", "", "", "");
+            fprintf(out, _(lang, "(keystore unavailable; last seen %s)\n"), date);
         }
     }
     if (view->n_errors) {
-        fprintf(out, "\n%-15s %-14s %s\n", "ERROR", "KEYSTORE", "PATH: REASON");
+        fputc('\n', out);
+        heading(out, _(lang, "ERROR"), 15, false);
+        fputc(' ', out);
+        heading(out, _(lang, "KEYSTORE"), 14, false);
+        fprintf(out, " %s\n", _(lang, "PATH: REASON"));
         for (size_t i = 0; i < view->n_errors; i++) {
             const struct kigen_file *f = view->errors[i];
 
@@ -587,7 +619,13 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
         }
     }
     if (view->n_probes) {
-        fprintf(out, "\n%-12s %-16s %-32s %s\n", "PROBE", "NAME", "HOST:PORT", "CONNECT / ERROR");
+        fputc('\n', out);
+        heading(out, _(lang, "PROBE"), 12, false);
+        fputc(' ', out);
+        heading(out, _(lang, "NAME"), 16, false);
+        fputc(' ', out);
+        heading(out, _(lang, "HOST:PORT"), 32, false);
+        fprintf(out, " %s\n", _(lang, "CONNECT / ERROR"));
         for (size_t i = 0; i < view->n_probes; i++) {
             const struct kigen_probe_status *p = &view->probes[i];
             char hostport[300], connect[32] = "-";
@@ -603,14 +641,17 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
                     p->error[0] ? "" : connect, p->error, p->error[0] ? ": " : "", p->detail);
             if (p->tls_not_after) {
                 kigen_time_format_local(p->tls_not_after, date, sizeof(date));
-                fprintf(out, "%-12s %-16s %-32s server certificate until %s\n", "", "", "", date);
+                fprintf(out, "%-12s %-16s %-32s ", "", "", "");
+                fprintf(out, _(lang, "server certificate until %s\n"), date);
             }
         }
     }
     kigen_time_format_local(view->now, date, sizeof(date));
     fprintf(out,
-            "\n%zu certificates (%zu unique) at %s: %zu ok, %zu renewal open, %zu critical, "
-            "%zu expired, %zu not yet valid; %zu unreadable files; %zu of %zu probes down\n",
+            _(lang,
+              "\n%zu certificates (%zu unique) at %s: %zu ok, %zu renewal open, %zu critical, "
+              "%zu expired, %zu not yet valid; %zu unreadable files; %zu of %zu probes "
+              "down\n"),
             view->n_records, view->unique, date, view->counts[KIGEN_STATE_OK],
             view->counts[KIGEN_STATE_RENEWAL_OPEN], view->counts[KIGEN_STATE_CRITICAL],
             view->counts[KIGEN_STATE_EXPIRED], view->counts[KIGEN_STATE_NOT_YET_VALID],

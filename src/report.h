@@ -130,7 +130,11 @@ struct json_t *kigen_report_text_json(const char *s);
  */
 struct json_t *kigen_report_probe_json(const struct kigen_probe_status *status);
 
-/* Writes a table for people, dates in the process's local zone. Returns 0 or -EIO. */
-int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour);
+/*
+ * Writes a table for people, headings and sentences in lang (kigend --once follows the
+ * environment, kigen_language_from_env), dates in the process's local zone. Returns 0 or -EIO.
+ */
+int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
+                       enum kigen_language lang);
 
 #endif
