@@ -573,19 +573,51 @@ static void heading(FILE *out, const char *s, size_t width, bool is_right)
         fputc(' ', out);
 }
 
+/* A column's heading (a msgid), its width (negative: right-aligned; 0: last) and the gap after. */
+struct column {
+    const char *text;
+    int width;
+    const char *gap;
+};
+
+static const struct column cert_columns[] = {
+    { N_("STATE"), 13, " " },
+    { N_("DAYS"), -6, "  " },
+    { N_("NOT AFTER"), 20, "  " },
+    { N_("KEYSTORE"), 14, " " },
+    { N_("LOCATION / SUBJECT"), 0, "" },
+};
+static const struct column error_columns[] = {
+    { N_("ERROR"), 15, " " },
+    { N_("KEYSTORE"), 14, " " },
+    { N_("PATH: REASON"), 0, "" },
+};
+static const struct column probe_columns[] = {
+    { N_("PROBE"), 12, " " },
+    { N_("NAME"), 16, " " },
+    { N_("HOST:PORT"), 32, " " },
+    { N_("CONNECT / ERROR"), 0, "" },
+};
+
+/* The heading line of n columns, in lang. */
+static void headings(FILE *out, enum kigen_language lang, const struct column *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        heading(out, kigen_tr(lang, c[i].text), (size_t)abs(c[i].width), c[i].width < 0);
+        fputs(c[i].gap, out);
+    }
+    fputc('\n', out);
+}
+
+#define HEADINGS(out, lang, columns) \
+    headings((out), (lang), (columns), sizeof(columns) / sizeof((columns)[0]))
+
 int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
                        enum kigen_language lang)
 {
     char date[64];
 
-    heading(out, _(lang, "STATE"), 13, false);
-    fputc(' ', out);
-    heading(out, _(lang, "DAYS"), 6, true);
-    fputs("  ", out);
-    heading(out, _(lang, "NOT AFTER"), 20, false);
-    fputs("  ", out);
-    heading(out, _(lang, "KEYSTORE"), 14, false);
-    fprintf(out, " %s\n", _(lang, "LOCATION / SUBJECT"));
+    HEADINGS(out, lang, cert_columns);
     for (size_t i = 0; i < view->n_records; i++) {
         const struct kigen_record *rec = &view->records[i];
 
@@ -607,10 +639,7 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
     }
     if (view->n_errors) {
         fputc('\n', out);
-        heading(out, _(lang, "ERROR"), 15, false);
-        fputc(' ', out);
-        heading(out, _(lang, "KEYSTORE"), 14, false);
-        fprintf(out, " %s\n", _(lang, "PATH: REASON"));
+        HEADINGS(out, lang, error_columns);
         for (size_t i = 0; i < view->n_errors; i++) {
             const struct kigen_file *f = view->errors[i];
 
@@ -620,12 +649,7 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
     }
     if (view->n_probes) {
         fputc('\n', out);
-        heading(out, _(lang, "PROBE"), 12, false);
-        fputc(' ', out);
-        heading(out, _(lang, "NAME"), 16, false);
-        fputc(' ', out);
-        heading(out, _(lang, "HOST:PORT"), 32, false);
-        fprintf(out, " %s\n", _(lang, "CONNECT / ERROR"));
+        HEADINGS(out, lang, probe_columns);
         for (size_t i = 0; i < view->n_probes; i++) {
             const struct kigen_probe_status *p = &view->probes[i];
             char hostport[300], connect[32] = "-";
