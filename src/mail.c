@@ -172,23 +172,28 @@ static bool is_cert_event(enum kigen_event event)
     return event <= KIGEN_EVENT_CERT_GONE;
 }
 
-/* An RFC 3339 time of the alert, shown in the display zone (or kept as written). */
+/* An RFC 3339 time of the alert, for people in lang and the display zone (or as written). */
+static void format_time(const struct kigen_mail_ctx *ctx, enum kigen_language lang,
+                        const char *rfc3339, char *out, size_t len)
+{
+    int64_t when;
+
+    if (kigen_time_parse(rfc3339, &when) < 0)
+        snprintf(out, len, "%s", rfc3339);
+    else if (ctx->tz)
+        kigen_i18n_time(lang, ctx->tz, when, out, len);
+    else
+        kigen_time_format_utc(when, out);
+}
+
 static void add_time(struct text *t, const struct kigen_mail_ctx *ctx, enum kigen_language lang,
                      const char *label, const char *rfc3339)
 {
     char shown[KIGEN_TZ_FORMAT_LEN];
-    int64_t when;
 
     if (!rfc3339 || !*rfc3339)
         return;
-    if (kigen_time_parse(rfc3339, &when) < 0) {
-        addf(t, "%s%s\n", label, rfc3339);
-        return;
-    }
-    if (ctx->tz)
-        kigen_i18n_time(lang, ctx->tz, when, shown, sizeof(shown));
-    else
-        kigen_time_format_utc(when, shown);
+    format_time(ctx, lang, rfc3339, shown, sizeof(shown));
     addf(t, "%s%s\n", label, shown);
 }
 
@@ -272,6 +277,37 @@ static void add_admins(GMimeMessage *m, GMimeAddressType type, const struct kige
 
 /* ---- alerts ---- */
 
+/*
+ * A holder's mail in another language than the alert's message (their register row's): the
+ * message is replaced by this first sentence in theirs; shown is the end of validity.
+ */
+static void add_holder_lead(struct text *t, enum kigen_language lang, enum kigen_event event,
+                            const char *shown)
+{
+    switch (event) {
+    case KIGEN_EVENT_CERT_THRESHOLD:
+        addf(t, _(lang, "The certificate expires on %s. Please plan its renewal."), shown);
+        break;
+    case KIGEN_EVENT_CERT_RENEWAL_OPEN:
+        addf(t, _(lang, "The renewal period of the certificate has begun. Please renew it by %s."),
+             shown);
+        break;
+    case KIGEN_EVENT_CERT_CRITICAL:
+        addf(t, _(lang, "The certificate expires on %s. Please renew it now."), shown);
+        break;
+    case KIGEN_EVENT_CERT_EXPIRED:
+        addf(t, _(lang, "The certificate expired on %s. It must be re-issued."), shown);
+        break;
+    case KIGEN_EVENT_CERT_RENEWED:
+        addf(t, _(lang, "The certificate was renewed; it is valid until %s."), shown);
+        break;
+    default:
+        addf(t, _(lang, "The certificate (valid until %s) is no longer found."), shown);
+        break;
+    }
+    adds(t, "\n");
+}
+
 static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx, enum kigen_language lang,
                        const struct kigen_alert *a)
 {
@@ -288,11 +324,22 @@ static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx, enum ki
     const char *host = kigen_alert_get(a, "KIGEN_HOST");
     const char *port = kigen_alert_get(a, "KIGEN_PORT");
     const char *sha = kigen_alert_get(a, "KIGEN_SHA256");
+    const char *not_after = kigen_alert_get(a, "KIGEN_NOT_AFTER");
     bool is_expired = a->event == KIGEN_EVENT_CERT_EXPIRED;
-    bool is_todo =
-        (url && !is_expired) || (steps && !is_expired) || (reissue && is_expired) || maint;
+    /* The message is in ctx->language; a Japanese one already names the maintenance. */
+    bool is_other_language = lang != ctx->language;
+    bool is_maint_said = !is_other_language && lang != KIGEN_LANGUAGE_EN;
+    bool is_todo = (url && !is_expired) || (steps && !is_expired) || (reissue && is_expired) ||
+                   (maint && !is_maint_said);
 
-    add_indented(t, "", a->message);
+    if (is_other_language && is_cert_event(a->event) && not_after) {
+        char shown[KIGEN_TZ_FORMAT_LEN];
+
+        format_time(ctx, lang, not_after, shown, sizeof(shown));
+        add_holder_lead(t, lang, a->event, shown);
+    } else {
+        add_indented(t, "", a->message);
+    }
     adds(t, "\n");
     if (subject)
         addf(t, "%s%s\n", kigen_tr(lang, T_CERTIFICATE), subject);
@@ -301,7 +348,7 @@ static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx, enum ki
     if (holder || email)
         addf(t, "%s%s%s%s%s\n", kigen_tr(lang, T_HOLDER), holder ? holder : "",
              holder && email ? " <" : "", email ? email : "", holder && email ? ">" : "");
-    add_time(t, ctx, lang, kigen_tr(lang, T_DEADLINE), kigen_alert_get(a, "KIGEN_NOT_AFTER"));
+    add_time(t, ctx, lang, kigen_tr(lang, T_DEADLINE), not_after);
     if (!is_expired)
         add_time(t, ctx, lang, kigen_tr(lang, T_RENEWAL_OPENS),
                  kigen_alert_get(a, "KIGEN_RENEWAL_OPENS"));
@@ -317,7 +364,7 @@ static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx, enum ki
             add_indented(t, "", steps);
         if (reissue && is_expired)
             addf(t, "%s%s\n", kigen_tr(lang, T_REISSUE), reissue);
-        if (maint)
+        if (maint && !is_maint_said)
             addf(t, "%s%s.\n", T_MAINTENANCE, maint);
     }
     if (paths && *paths) {

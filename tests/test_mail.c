@@ -174,6 +174,11 @@ static char *subject_of(const char *text)
     return out;
 }
 
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 /* The Subject and body of the message for a, composed with ctx and parsed back. */
 static void compose_parsed(const struct kigen_mail_ctx *ctx, const struct kigen_alert *a,
                            char **ret_subject, char **ret_body)
@@ -207,6 +212,9 @@ static void test_language_ja_and_a_holder_row_language_choose_the_text(void **st
     assert_non_null(strstr(body, "更新はこちらから: https://cert.example/renew\n"));
     assert_non_null(strstr(body, "admin.example.co.jp の kigen が送信しました（イベント "
                                  "cert.renewal_open, sha256 " SHA "）。"));
+    /* The message is the daemon's, in Japanese: it names the maintenance itself. */
+    assert_true(starts_with(body, "The certificate of 田中 太郎 ends in 5 days.\n"));
+    assert_null(strstr(body, "2026-12-15 22:00 JST to 08:00"));
     free(subject);
     g_free(body);
 
@@ -215,6 +223,10 @@ static void test_language_ja_and_a_holder_row_language_choose_the_text(void **st
     compose_parsed(&ctx, a, &subject, &body);
     assert_string_equal(subject, "[kigen] Renewal open: 田中 太郎");
     assert_non_null(strstr(body, "Valid until:   2026-12-15 22:00 JST\n"));
+    /* The message is in the daemon's Japanese: their mail opens with a sentence of its own. */
+    assert_true(starts_with(body, "The renewal period of the certificate has begun. Please renew "
+                                  "it by 2026-12-15 22:00 JST.\n\n"));
+    assert_non_null(strstr(body, "2026-12-15 22:00 JST to 08:00.\n"));
     free(subject);
     g_free(body);
     kigen_alert_free(a);
@@ -225,6 +237,9 @@ static void test_language_ja_and_a_holder_row_language_choose_the_text(void **st
     ctx.language = KIGEN_LANGUAGE_EN;
     compose_parsed(&ctx, a, &subject, &body);
     assert_string_equal(subject, "[kigen] 証明書の更新期間が始まりました: 田中 太郎");
+    assert_non_null(strstr(body, "証明書の更新期間が始まりました。2026年12月15日(火) 22:00 JST "
+                                 "までに更新してください。\n"));
+    assert_null(strstr(body, "ends in 5 days"));
     free(subject);
     g_free(body);
     ctx.to_holders = false;
