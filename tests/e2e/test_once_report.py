@@ -17,6 +17,10 @@ import time
 
 KIGEND = os.environ["KIGEND"]
 FIX = os.environ["KIGEN_FIXTURES"]
+# The table follows LANG (kigentest.py does the same for the daemon's tests): English here.
+os.environ["LANG"] = "C.UTF-8"
+for _name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+    os.environ.pop(_name, None)
 NOW = "2026-11-24T12:00:00Z"
 NOW_T = calendar.timegm(time.strptime(NOW, "%Y-%m-%dT%H:%M:%SZ"))
 DAY = 86400
