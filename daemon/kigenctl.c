@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "duration.h"
+#include "i18n.h"
 #include "policy.h"
 #include "timeutil.h"
 
@@ -50,7 +51,8 @@ struct options {
 
 /* How tables are drawn on this output. */
 struct term {
-    size_t width; /* columns; 0: no limit (not a terminal) */
+    enum kigen_language lang; /* of headings and labels (LANG, LC_MESSAGES, LANGUAGE) */
+    size_t width;             /* columns; 0: no limit (not a terminal) */
     bool colour;
     const char *ellipsis;
     size_t ellipsis_width;
@@ -183,13 +185,25 @@ static void cell(const struct term *t, const char *s, size_t width, bool keep_en
 
 /* ---- status ---- */
 
-static const char *verdict(int status)
+static const char *verdict(const struct term *t, int status)
 {
-    return status == 0 ? "OK" : status == 1 ? "ATTENTION" : "CRITICAL";
+    return status == 0   ? _(t->lang, "OK")
+           : status == 1 ? _(t->lang, "ATTENTION")
+                         : _(t->lang, "CRITICAL");
+}
+
+/* "  label" padded to 16 columns (never cut) and a space: the status lines' heading. */
+static void heading(const struct term *t, const char *colour, const char *label)
+{
+    printf("  %s%s", colour, label);
+    for (size_t w = text_width(label); w < 16; w++)
+        putchar(' ');
+    printf("%s ", *colour ? reset(t) : "");
 }
 
 static int show_status(const struct options *o, const struct term *t, json_t *a)
 {
+    const enum kigen_language lang = t->lang;
     json_t *s = json_object_get(a, "summary"), *d;
     long long status = jint(a, "exit_status");
     const char *name;
@@ -200,38 +214,46 @@ static int show_status(const struct options *o, const struct term *t, json_t *a)
     static const struct {
         const char *key, *label;
     } rows[] = {
-        { "ok", "ok" },           { "renewal_open", "renewal open" },   { "critical", "critical" },
-        { "expired", "expired" }, { "not_yet_valid", "not yet valid" },
+        { "ok", N_("ok") },
+        { "renewal_open", N_("renewal open") },
+        { "critical", N_("critical") },
+        { "expired", N_("expired") },
+        { "not_yet_valid", N_("not yet valid") },
     };
 
-    printf("kigend on %s: %s%s%s\n", o->socket_path, colour, verdict((int)status), reset(t));
-    printf("  %-16s %lld (%lld unique) in %lld keystores\n", "certificates",
-           jint(s, "certificates"), jint(s, "unique"), jint(a, "keystores"));
+    printf(_(lang, "kigend on %s: %s%s%s\n"), o->socket_path, colour, verdict(t, (int)status),
+           reset(t));
+    heading(t, "", _(lang, "certificates"));
+    printf(_(lang, "%lld (%lld unique) in %lld keystores\n"), jint(s, "certificates"),
+           jint(s, "unique"), jint(a, "keystores"));
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         long long n = jint(s, rows[i].key);
 
-        printf("  %s%-16s%s %lld\n", n ? state_colour(t, rows[i].key) : "", rows[i].label,
-               n ? reset(t) : "", n);
+        heading(t, n ? state_colour(t, rows[i].key) : "", kigen_tr(lang, rows[i].label));
+        printf("%lld\n", n);
     }
-    printf("  %-16s %lld\n", "unreadable files", jint(s, "errors"));
-    printf("  %-16s %lld of %lld\n", "probes down", jint(s, "probes_down"),
-           jint(a, "probe_targets"));
+    heading(t, "", _(lang, "unreadable files"));
+    printf("%lld\n", jint(s, "errors"));
+    heading(t, "", _(lang, "probes down"));
+    printf(_(lang, "%lld of %lld\n"), jint(s, "probes_down"), jint(a, "probe_targets"));
+    heading(t, "", _(lang, "last scan"));
     if (json_is_string(json_object_get(a, "last_scan"))) {
         local_date(jstr(a, "last_scan"), date, sizeof(date));
-        printf("  %-16s %s, %.2f s (%lld scans; %lld files read, %lld unchanged)%s\n", "last scan",
-               date, json_number_value(json_object_get(a, "scan_seconds")), jint(a, "scans"),
+        printf(_(lang, "%s, %.2f s (%lld scans; %lld files read, %lld unchanged)%s\n"), date,
+               json_number_value(json_object_get(a, "scan_seconds")), jint(a, "scans"),
                jint(a, "files_read"), jint(a, "files_unchanged"),
-               json_is_true(json_object_get(a, "scanning")) ? "; scanning now" : "");
+               json_is_true(json_object_get(a, "scanning")) ? _(lang, "; scanning now") : "");
     } else {
-        printf("  %-16s %s\n", "last scan", "none yet; scanning now");
+        printf("%s\n", _(lang, "none yet; scanning now"));
     }
     json_object_foreach(json_object_get(a, "deliveries"), name, d)
     {
         long long failed = jint(d, "failed");
         char label[300];
 
-        snprintf(label, sizeof(label), "%s delivery", name);
-        printf("  %-16s %lld pending, %s%lld given up%s\n", label, jint(d, "pending"),
+        snprintf(label, sizeof(label), _(lang, "%s delivery"), name);
+        heading(t, "", label);
+        printf(_(lang, "%lld pending, %s%lld given up%s\n"), jint(d, "pending"),
                failed ? state_colour(t, "expired") : "", failed, failed ? reset(t) : "");
     }
     return 0;
@@ -896,6 +918,7 @@ static void term_setup(struct term *t)
     else if (columns && atoi(columns) > 0)
         t->width = (size_t)atoi(columns);
     t->colour = is_tty && !(no_colour && *no_colour);
+    t->lang = kigen_language_from_env();
     if (strcmp(nl_langinfo(CODESET), "UTF-8") == 0) {
         t->ellipsis = "…";
         t->ellipsis_width = 1;

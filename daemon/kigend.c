@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "i18n.h"
 #include "inventory.h"
 #include "log.h"
 #include "maint.h"
@@ -338,8 +339,9 @@ static int run_once(const struct options *o, const struct kigen_config *config)
     kigen_view_set_probes(&view, probes, n_probes);
     if (format == FORMAT_AUTO)
         format = isatty(STDOUT_FILENO) ? FORMAT_TABLE : FORMAT_JSON;
-    r = format == FORMAT_JSON ? kigen_report_json(stdout, &view)
-                              : kigen_report_table(stdout, &view, isatty(STDOUT_FILENO));
+    r = format == FORMAT_JSON
+            ? kigen_report_json(stdout, &view)
+            : kigen_report_table(stdout, &view, isatty(STDOUT_FILENO), kigen_language_from_env());
     if (r < 0) {
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot write the report");
         goto out;

@@ -37,6 +37,7 @@
 #include "control.h"
 #include "engine.h"
 #include "err.h"
+#include "i18n.h"
 #include "inventory.h"
 #include "log.h"
 #include "mail.h"
@@ -813,7 +814,8 @@ static void update_watches(struct service *svc)
  * For alert messages: the next maintenance window (or the one in progress) of any target
  * named in the configuration's windows, when it starts before the certificate expires.
  */
-static bool maint_note_cb(int64_t now, int64_t before, char *out, size_t outlen, void *data)
+static bool maint_note_cb(enum kigen_language lang, int64_t now, int64_t before, char *out,
+                          size_t outlen, void *data)
 {
     struct service *svc = data;
     const char *best_target = NULL;
@@ -840,11 +842,20 @@ static bool maint_note_cb(int64_t now, int64_t before, char *out, size_t outlen,
         }
     }
     if (!best_target || !svc->display_tz ||
-        kigen_tz_format(svc->display_tz, best_start, from, sizeof(from)) < 0 ||
-        kigen_tz_format(svc->display_tz, best_end, to, sizeof(to)) < 0)
+        (lang == KIGEN_LANGUAGE_JA
+             ? kigen_tz_format_ja(svc->display_tz, best_start, from, sizeof(from)) < 0 ||
+                   kigen_tz_format_ja(svc->display_tz, best_end, to, sizeof(to)) < 0
+             : kigen_tz_format(svc->display_tz, best_start, from, sizeof(from)) < 0 ||
+                   kigen_tz_format(svc->display_tz, best_end, to, sizeof(to)) < 0))
         return false;
-    snprintf(out, outlen, "%s %s is down for maintenance from %s to %s, before it expires",
-             best_start <= now ? "Now:" : "Mind that", best_target, from, to);
+    if (best_start <= now)
+        snprintf(out, outlen,
+                 _(lang, "Now: %s is down for maintenance from %s to %s, before it expires"),
+                 best_target, from, to);
+    else
+        snprintf(out, outlen,
+                 _(lang, "Mind that %s is down for maintenance from %s to %s, before it expires"),
+                 best_target, from, to);
     return true;
 }
 
@@ -986,6 +997,16 @@ static void free_secret_cb(const char *key, void *value, void *data)
     kigen_secret_free(value);
 }
 
+/* language: ja without its catalogue says English: say so once per configuration. */
+static void check_language(const struct kigen_config *config)
+{
+    if (!kigen_i18n_is_available(config->language))
+        kigen_log_warn("No translations for language '%s' (kigen.mo next to kigend or in "
+                       "%s/%s/LC_MESSAGES), writing English",
+                       kigen_language_code(config->language), kigen_i18n_localedir(),
+                       kigen_language_code(config->language));
+}
+
 static void apply_config(struct service *svc, struct kigen_config *config,
                          struct kigen_metrics_http *metrics_http)
 {
@@ -1000,6 +1021,8 @@ static void apply_config(struct service *svc, struct kigen_config *config,
         kigen_register_records_apply(svc->inventory, config, NULL, NULL, NULL, 0);
     kigen_config_free(svc->config);
     svc->config = config;
+    check_language(config);
+    svc->engine.language = config->language;
     load_zones(svc);
     start_prober(svc);
     swap_metrics_http(svc, metrics_http);
@@ -1446,22 +1469,28 @@ static void announce_probe(struct service *svc, const struct kigen_probe_status 
 {
     bool is_down = st->state == KIGEN_PROBE_DOWN;
     int64_t now = now_of(svc), since = kigen_engine_probe_down_since(&svc->engine, st->name);
+    const enum kigen_language lang = svc->config->language;
     char msg[1024], port[8], when[64] = "";
     struct kigen_alert *a;
     int r;
 
     if (is_down) {
         snprintf(msg, sizeof(msg),
-                 "Probe %s: %s port %u is unreachable after %u failed attempts (%s: %s). "
-                 "Renewing certificates needs this host: check DNS, the firewall and the proxy.",
+                 _(lang, "Probe %s: %s port %u is unreachable after %u failed attempts (%s: %s). "
+                         "Renewing certificates needs this host: check DNS, the firewall and the "
+                         "proxy."),
                  st->name, st->host, (unsigned)st->port, st->consecutive_failures, st->error,
                  st->detail);
     } else {
         if (since && svc->display_tz)
-            kigen_tz_format(svc->display_tz, since, when, sizeof(when));
-        snprintf(msg, sizeof(msg), "Probe %s: %s port %u is reachable again%s%s%s.", st->name,
-                 st->host, (unsigned)st->port, when[0] ? " (unreachable since " : "", when,
-                 when[0] ? ")" : "");
+            kigen_i18n_time(lang, svc->display_tz, since, when, sizeof(when));
+        if (when[0])
+            snprintf(msg, sizeof(msg),
+                     _(lang, "Probe %s: %s port %u is reachable again (unreachable since %s)."),
+                     st->name, st->host, (unsigned)st->port, when);
+        else
+            snprintf(msg, sizeof(msg), _(lang, "Probe %s: %s port %u is reachable again."),
+                     st->name, st->host, (unsigned)st->port);
     }
     snprintf(port, sizeof(port), "%u", (unsigned)st->port);
     a = kigen_alert_new(is_down ? KIGEN_EVENT_PROBE_DOWN : KIGEN_EVENT_PROBE_UP, msg);
@@ -1631,12 +1660,15 @@ static int reload(struct service *svc, char *errbuf, size_t errlen)
         if (errbuf)
             snprintf(errbuf, errlen, "%s", err);
         kigen_log_err("Configuration rejected, the running one stays: %s", err);
-        snprintf(msg, sizeof(msg), "Configuration rejected, the running one stays: %s", err);
+        snprintf(msg, sizeof(msg),
+                 _(svc->config->language, "Configuration rejected, the running one stays: %s"),
+                 err);
         a = kigen_alert_new(KIGEN_EVENT_CONFIG_REJECTED, msg);
     } else {
         kigen_log_info("Configuration '%s' reloaded", svc->config_path);
-        snprintf(msg, sizeof(msg), "Configuration '%s' reloaded: %zu keystores.", svc->config_path,
-                 config->n_keystores);
+        snprintf(msg, sizeof(msg),
+                 _(config->language, "Configuration '%s' reloaded: %zu keystores."),
+                 svc->config_path, config->n_keystores);
         a = kigen_alert_new(KIGEN_EVENT_CONFIG_RELOADED, msg);
         if (kigen_scanner_is_busy(svc->scanner)) {
             svc->next_config = config;
@@ -1847,6 +1879,8 @@ static int setup(struct service *svc)
     kigen_scanner_set_background(svc->scanner);
     kigen_engine_init(&svc->engine);
     svc->engine.maint_fn = maint_note_cb;
+    svc->engine.language = svc->config->language;
+    check_language(svc->config);
     svc->engine.maint_data = svc;
     load_zones(svc);
     kigen_watch_init(&svc->watch, &svc->loop, change_cb, svc);

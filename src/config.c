@@ -2282,6 +2282,9 @@ static int parse_top(struct ctx *c, const struct node *n, struct kigen_config *c
         }
         path_pop(c, saved);
     }
+    /* Webhooks speak the configured language, whichever key came first. */
+    for (size_t w = 0; w < config->alerts.n_webhooks; w++)
+        config->alerts.webhooks[w].language = config->language;
     return r;
 }
 

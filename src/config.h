@@ -168,6 +168,12 @@ enum kigen_webhook_format {
  * (sink_webhook.c). The parser fills everything but url_secret, which the daemon reads from
  * url when it starts or reloads (kigen_secret_read()).
  */
+/* language: of alerts, mails and the digest (i18n.h); a register row's own wins for its mail. */
+enum kigen_language {
+    KIGEN_LANGUAGE_EN, /* default */
+    KIGEN_LANGUAGE_JA,
+};
+
 struct kigen_webhook {
     char *name;                       /* required, unique */
     struct kigen_password_source url; /* required: the URL is a secret, read like a password */
@@ -176,6 +182,7 @@ struct kigen_webhook {
     char *ca_file;    /* NULL (default): the system trust store */
     uint32_t events;  /* bit (1u << enum kigen_event) per event sent; default: every event */
     char *url_secret; /* the URL itself (kigen_secret_dup()): never logged, shown or saved */
+    enum kigen_language language; /* the top-level language:, for the labels */
 };
 
 struct kigen_alerts {
@@ -187,12 +194,6 @@ struct kigen_alerts {
     struct kigen_mail mail;
     struct kigen_webhook *webhooks; /* default none */
     size_t n_webhooks;
-};
-
-/* language: of alerts, mails and webhooks. Accepted and checked; used from a later version. */
-enum kigen_language {
-    KIGEN_LANGUAGE_EN, /* default */
-    KIGEN_LANGUAGE_JA,
 };
 
 /*

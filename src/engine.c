@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "err.h"
+#include "i18n.h"
 #include "policy.h"
 #include "probe_sync.h"
 #include "timeutil.h"
@@ -413,61 +414,68 @@ out:
     return r;
 }
 
-/* The plain-English message: what it is, when it ends, what to do. */
+/* The message, in the engine's language: what it is, when it ends, what to do. */
 static void compose(const struct kigen_engine *engine, const struct group *g, int event,
                     int64_t step, bool reminder, int64_t now, char *out, size_t len)
 {
+    const enum kigen_language lang = engine->language;
     const struct kigen_cert *c = g->worst->cert;
     const struct kigen_policy *p = &g->worst->policy;
     int64_t days = kigen_days_left(c->not_after, now);
     char when[64], opens[64], stepbuf[32], maint[256] = "";
     size_t n = 0;
 
-    kigen_time_format_local(c->not_after, when, sizeof(when));
-    kigen_time_format_local(g->worst->renewal_opens, opens, sizeof(opens));
+    kigen_i18n_time(lang, NULL, c->not_after, when, sizeof(when));
+    kigen_i18n_time(lang, NULL, g->worst->renewal_opens, opens, sizeof(opens));
 #define ADD(...)                                                  \
     do {                                                          \
         if (n < len)                                              \
             n += (size_t)snprintf(out + n, len - n, __VA_ARGS__); \
     } while (0)
-    ADD("%s", reminder ? "Reminder: " : "");
-    ADD("certificate %s (issuer %s) ", c->subject, c->issuer);
+    if (reminder)
+        ADD("%s", _(lang, "Reminder: "));
+    ADD(_(lang, "certificate %s (issuer %s) "), c->subject, c->issuer);
     switch (event) {
     case KIGEN_EVENT_CERT_EXPIRED:
-        ADD("expired on %s (%lld day%s ago): it must be re-issued", when, (long long)-days,
-            days == -1 ? "" : "s");
+        ADD(P_(lang, "expired on %s (%lld day ago): it must be re-issued",
+               "expired on %s (%lld days ago): it must be re-issued", (unsigned long)-days),
+            when, (long long)-days);
         if (p->reissue_note)
-            ADD(" (%s)", p->reissue_note);
+            ADD(_(lang, " (%s)"), p->reissue_note);
         break;
     case KIGEN_EVENT_CERT_CRITICAL:
     case KIGEN_EVENT_CERT_RENEWAL_OPEN:
-        ADD("expires on %s, in %lld day%s: renew it now", when, (long long)days,
-            days == 1 ? "" : "s");
+        ADD(P_(lang, "expires on %s, in %lld day: renew it now",
+               "expires on %s, in %lld days: renew it now", (unsigned long)days),
+            when, (long long)days);
         if (p->renew_url)
-            ADD(" at %s", p->renew_url);
+            ADD(_(lang, " at %s"), p->renew_url);
         break;
     case KIGEN_EVENT_CERT_THRESHOLD:
         format_step(step, stepbuf, sizeof(stepbuf));
-        ADD("expires on %s, in %lld day%s (notice at %s before)", when, (long long)days,
-            days == 1 ? "" : "s", stepbuf);
+        ADD(P_(lang, "expires on %s, in %lld day (notice at %s before)",
+               "expires on %s, in %lld days (notice at %s before)", (unsigned long)days),
+            when, (long long)days, stepbuf);
         if (now >= g->worst->renewal_opens) {
-            ADD(": renew it now");
+            ADD("%s", _(lang, ": renew it now"));
             if (p->renew_url)
-                ADD(" at %s", p->renew_url);
+                ADD(_(lang, " at %s"), p->renew_url);
         } else {
-            ADD(": renewal opens on %s", opens);
+            ADD(_(lang, ": renewal opens on %s"), opens);
         }
         break;
     default:
         break;
     }
-    ADD("; found in %s", g->v[0]->file->path);
+    ADD(_(lang, "; found in %s"), g->v[0]->file->path);
     if (g->n > 1)
-        ADD(" and %zu other location%s", g->n - 1, g->n == 2 ? "" : "s");
+        ADD(P_(lang, " and %zu other location", " and %zu other locations",
+               (unsigned long)(g->n - 1)),
+            g->n - 1);
     if (event != KIGEN_EVENT_CERT_EXPIRED && engine->maint_fn &&
-        engine->maint_fn(now, c->not_after, maint, sizeof(maint), engine->maint_data))
-        ADD(". %s", maint);
-    ADD(".");
+        engine->maint_fn(lang, now, c->not_after, maint, sizeof(maint), engine->maint_data))
+        ADD(_(lang, ". %s"), maint);
+    ADD("%s", _(lang, "."));
 #undef ADD
 }
 
@@ -491,6 +499,9 @@ static int add_action_fields(const struct kigen_engine *engine, struct kigen_ale
         r = kigen_alert_add(a, "KIGEN_HOLDER", h->holder);
     if (r == 0 && h && h->holder_email)
         r = kigen_alert_add(a, "KIGEN_HOLDER_EMAIL", h->holder_email);
+    /* The register row's language, for that holder's mail (SPEC §12); as written in the row. */
+    if (r == 0 && h && h->holder_language)
+        r = kigen_alert_add(a, "KIGEN_LANGUAGE", h->holder_language);
     if (r == 0 && p->renew_url)
         r = kigen_alert_add(a, "KIGEN_RENEW_URL", p->renew_url);
     if (r == 0 && p->reissue_note)
@@ -498,7 +509,8 @@ static int add_action_fields(const struct kigen_engine *engine, struct kigen_ale
     if (r == 0 && p->instructions)
         r = kigen_alert_add(a, "KIGEN_INSTRUCTIONS", p->instructions);
     if (r == 0 && engine->maint_fn &&
-        engine->maint_fn(now, g->worst->cert->not_after, maint, sizeof(maint), engine->maint_data))
+        engine->maint_fn(KIGEN_LANGUAGE_EN, now, g->worst->cert->not_after, maint, sizeof(maint),
+                         engine->maint_data))
         r = kigen_alert_add(a, "KIGEN_MAINTENANCE", maint);
     return r;
 }
@@ -636,10 +648,11 @@ static int queue_renewed(struct kigen_engine *engine, const struct kigen_record 
     struct kigen_alert *a;
     char message[2048], when[64];
 
-    kigen_time_format_local(renewal->cert->not_after, when, sizeof(when));
+    kigen_i18n_time(engine->language, NULL, renewal->cert->not_after, when, sizeof(when));
     snprintf(message, sizeof(message),
-             "Certificate %s was renewed: %s now holds a certificate valid until %s.", subject,
-             renewal->file->path, when);
+             _(engine->language,
+               "Certificate %s was renewed: %s now holds a certificate valid until %s."),
+             subject, renewal->file->path, when);
     a = kigen_alert_new(KIGEN_EVENT_CERT_RENEWED, message);
     if (!a || add_cert_fields(a, &g, now) < 0) {
         kigen_alert_free(a);
@@ -811,10 +824,10 @@ static struct kigen_alert *gone_alert(const struct kigen_config *config,
     }
     if (paths.failed || ks_lines.failed)
         goto out;
-    kigen_time_format_local(t->not_after, when, sizeof(when));
+    kigen_i18n_time(config->language, NULL, t->not_after, when, sizeof(when));
     snprintf(message, sizeof(message),
-             "Certificate %s (valid until %s) is no longer found in any keystore "
-             "(last seen in %s).",
+             _(config->language, "Certificate %s (valid until %s) is no longer found in any "
+                                 "keystore (last seen in %s)."),
              subject, when, paths.s ? paths.s : "");
     a = kigen_alert_new(KIGEN_EVENT_CERT_GONE, message);
     kigen_time_format_utc(t->not_after, na);
@@ -907,7 +920,8 @@ static int evaluate_errors(struct kigen_engine *engine, const struct kigen_confi
         e->error = f->error;
         e->sent = now;
         e->seen = true;
-        snprintf(message, sizeof(message), "Cannot read '%s' in keystore %s (%s): %s.", f->path,
+        snprintf(message, sizeof(message),
+                 _(config->language, "Cannot read '%s' in keystore %s (%s): %s."), f->path,
                  f->keystore, kigen_err_name(f->error), f->message ? f->message : "");
         a = kigen_alert_new(KIGEN_EVENT_SCAN_ERROR, message);
         if (!a || kigen_alert_add(a, "KIGEN_PATHS", f->path) < 0 ||

@@ -40,9 +40,12 @@ struct kigen_outbox_item {
     size_t line_len;
 };
 
-/* Describes the next maintenance window of the issuance host before a deadline, for messages. */
-typedef bool (*kigen_engine_maint_fn)(int64_t now, int64_t before, char *out, size_t outlen,
-                                      void *data);
+/*
+ * Describes the next maintenance window of the issuance host before a deadline, in lang, for
+ * messages (and in English for the KIGEN_MAINTENANCE field, the same in every language).
+ */
+typedef bool (*kigen_engine_maint_fn)(enum kigen_language lang, int64_t now, int64_t before,
+                                      char *out, size_t outlen, void *data);
 
 struct kigen_engine {
     struct kigen_strmap certs;       /* hex sha256 -> struct kigen_tracked, every certificate */
@@ -61,6 +64,7 @@ struct kigen_engine {
     int64_t next_reminder; /* the earliest reminder the last evaluation left due; INT64_MAX */
     kigen_engine_maint_fn maint_fn;
     void *maint_data;
+    enum kigen_language language; /* of the messages it composes (config->language) */
 };
 
 struct kigen_tracked {

@@ -15,47 +15,49 @@
 
 #include <openssl/evp.h>
 
+#include "i18n.h"
 #include "timeutil.h"
 
-/* ---- every text people read; Japanese comes with the language issue ---- */
+/* ---- every text people read, English msgids of po/kigen.pot, translated by kigen_tr() ---- */
 
 static const char *const event_titles[KIGEN_EVENT_COUNT] = {
-    [KIGEN_EVENT_CERT_THRESHOLD] = "Certificate expires soon",
-    [KIGEN_EVENT_CERT_RENEWAL_OPEN] = "Renewal open",
-    [KIGEN_EVENT_CERT_CRITICAL] = "Certificate expires within days",
-    [KIGEN_EVENT_CERT_EXPIRED] = "Certificate expired",
-    [KIGEN_EVENT_CERT_RENEWED] = "Certificate renewed",
-    [KIGEN_EVENT_CERT_GONE] = "Certificate gone",
-    [KIGEN_EVENT_SCAN_ERROR] = "File cannot be read",
-    [KIGEN_EVENT_PROBE_DOWN] = "Host unreachable",
-    [KIGEN_EVENT_PROBE_UP] = "Host reachable again",
-    [KIGEN_EVENT_CONFIG_RELOADED] = "Configuration reloaded",
-    [KIGEN_EVENT_CONFIG_REJECTED] = "Configuration rejected",
+    [KIGEN_EVENT_CERT_THRESHOLD] = N_("Certificate expires soon"),
+    [KIGEN_EVENT_CERT_RENEWAL_OPEN] = N_("Renewal open"),
+    [KIGEN_EVENT_CERT_CRITICAL] = N_("Certificate expires within days"),
+    [KIGEN_EVENT_CERT_EXPIRED] = N_("Certificate expired"),
+    [KIGEN_EVENT_CERT_RENEWED] = N_("Certificate renewed"),
+    [KIGEN_EVENT_CERT_GONE] = N_("Certificate gone"),
+    [KIGEN_EVENT_SCAN_ERROR] = N_("File cannot be read"),
+    [KIGEN_EVENT_PROBE_DOWN] = N_("Host unreachable"),
+    [KIGEN_EVENT_PROBE_UP] = N_("Host reachable again"),
+    [KIGEN_EVENT_CONFIG_RELOADED] = N_("Configuration reloaded"),
+    [KIGEN_EVENT_CONFIG_REJECTED] = N_("Configuration rejected"),
 };
 
 #define T_SUBJECT_PREFIX "[kigen] "
-#define T_CERTIFICATE    "Certificate:   "
-#define T_ISSUER         "Issuer:        "
-#define T_HOLDER         "Holder:        "
-#define T_DEADLINE       "Valid until:   "
-#define T_RENEWAL_OPENS  "Renewal opens: "
-#define T_DAYS_LEFT      "Days left:     "
-#define T_HOST           "Host:          "
-#define T_TODO           "What to do"
-#define T_RENEW_AT       "Renew here: "
-#define T_REISSUE        "The certificate has expired and must be re-issued: "
+#define T_CERTIFICATE    N_("Certificate:   ")
+#define T_ISSUER         N_("Issuer:        ")
+#define T_HOLDER         N_("Holder:        ")
+#define T_DEADLINE       N_("Valid until:   ")
+#define T_RENEWAL_OPENS  N_("Renewal opens: ")
+#define T_DAYS_LEFT      N_("Days left:     ")
+#define T_HOST           N_("Host:          ")
+#define T_TODO           N_("What to do")
+#define T_RENEW_AT       N_("Renew here: ")
+#define T_REISSUE        N_("The certificate has expired and must be re-issued: ")
 #define T_MAINTENANCE    "" /* KIGEN_MAINTENANCE is a sentence of its own: "Mind that ..." */
-#define T_LOCATIONS      "Where it is kept"
-#define T_FOOTER         "Sent by kigen on %s (event %s%s%s)."
-#define T_DIGEST_SUBJECT "[kigen] Daily summary: %zu open items"
-#define T_DIGEST_INTRO   "These certificates, files and hosts need attention, soonest first."
+#define T_LOCATIONS      N_("Where it is kept")
+#define T_FOOTER         N_("Sent by kigen on %s (event %s%s%s).")
+#define T_DIGEST_SUBJECT N_("[kigen] Daily summary: %zu open items")
+#define T_DIGEST_INTRO   N_("These certificates, files and hosts need attention, soonest first.")
+#define T_DIGEST_DUE     N_("  %5lld days  %s  %s%s%s%s\n    %s\n")
 
 static const char *const digest_sections[] = {
-    [KIGEN_DIGEST_EXPIRED] = "Expired",
-    [KIGEN_DIGEST_CRITICAL] = "Expiring within days",
-    [KIGEN_DIGEST_RENEWAL_OPEN] = "Renewal window open",
-    [KIGEN_DIGEST_UNREADABLE] = "Files that cannot be read",
-    [KIGEN_DIGEST_PROBE_DOWN] = "Hosts unreachable",
+    [KIGEN_DIGEST_EXPIRED] = N_("Expired"),
+    [KIGEN_DIGEST_CRITICAL] = N_("Expiring within days"),
+    [KIGEN_DIGEST_RENEWAL_OPEN] = N_("Renewal window open"),
+    [KIGEN_DIGEST_UNREADABLE] = N_("Files that cannot be read"),
+    [KIGEN_DIGEST_PROBE_DOWN] = N_("Hosts unreachable"),
 };
 
 /* ---- a growing text ---- */
@@ -170,21 +172,29 @@ static bool is_cert_event(enum kigen_event event)
     return event <= KIGEN_EVENT_CERT_GONE;
 }
 
-/* An RFC 3339 time of the alert, shown in the display zone (or kept as written). */
-static void add_time(struct text *t, const struct kigen_mail_ctx *ctx, const char *label,
-                     const char *rfc3339)
+/* An RFC 3339 time of the alert, for people in lang and the display zone (or as written). */
+static void format_time(const struct kigen_mail_ctx *ctx, enum kigen_language lang,
+                        const char *rfc3339, char *out, size_t len)
+{
+    int64_t when;
+
+    if (kigen_time_parse(rfc3339, &when) < 0)
+        snprintf(out, len, "%s", rfc3339);
+    else if (ctx->tz)
+        kigen_i18n_time(lang, ctx->tz, when, out, len);
+    else
+        kigen_time_format_utc(when, out);
+}
+
+static void add_time(struct text *t, const struct kigen_mail_ctx *ctx, enum kigen_language lang,
+                     const char *label, const char *rfc3339)
 {
     char shown[KIGEN_TZ_FORMAT_LEN];
-    int64_t when;
 
     if (!rfc3339 || !*rfc3339)
         return;
-    if (kigen_time_parse(rfc3339, &when) == 0 &&
-        (ctx->tz ? kigen_tz_format(ctx->tz, when, shown, sizeof(shown)) == 0
-                 : (kigen_time_format_utc(when, shown), true)))
-        addf(t, "%s%s\n", label, shown);
-    else
-        addf(t, "%s%s\n", label, rfc3339);
+    format_time(ctx, lang, rfc3339, shown, sizeof(shown));
+    addf(t, "%s%s\n", label, shown);
 }
 
 static void sha256_hex(const char *s, char out[65])
@@ -267,7 +277,38 @@ static void add_admins(GMimeMessage *m, GMimeAddressType type, const struct kige
 
 /* ---- alerts ---- */
 
-static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx,
+/*
+ * A holder's mail in another language than the alert's message (their register row's): the
+ * message is replaced by this first sentence in theirs; shown is the end of validity.
+ */
+static void add_holder_lead(struct text *t, enum kigen_language lang, enum kigen_event event,
+                            const char *shown)
+{
+    switch (event) {
+    case KIGEN_EVENT_CERT_THRESHOLD:
+        addf(t, _(lang, "The certificate expires on %s. Please plan its renewal."), shown);
+        break;
+    case KIGEN_EVENT_CERT_RENEWAL_OPEN:
+        addf(t, _(lang, "The renewal period of the certificate has begun. Please renew it by %s."),
+             shown);
+        break;
+    case KIGEN_EVENT_CERT_CRITICAL:
+        addf(t, _(lang, "The certificate expires on %s. Please renew it now."), shown);
+        break;
+    case KIGEN_EVENT_CERT_EXPIRED:
+        addf(t, _(lang, "The certificate expired on %s. It must be re-issued."), shown);
+        break;
+    case KIGEN_EVENT_CERT_RENEWED:
+        addf(t, _(lang, "The certificate was renewed; it is valid until %s."), shown);
+        break;
+    default:
+        addf(t, _(lang, "The certificate (valid until %s) is no longer found."), shown);
+        break;
+    }
+    adds(t, "\n");
+}
+
+static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx, enum kigen_language lang,
                        const struct kigen_alert *a)
 {
     const char *subject = kigen_alert_get(a, "KIGEN_SUBJECT");
@@ -283,44 +324,56 @@ static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx,
     const char *host = kigen_alert_get(a, "KIGEN_HOST");
     const char *port = kigen_alert_get(a, "KIGEN_PORT");
     const char *sha = kigen_alert_get(a, "KIGEN_SHA256");
+    const char *not_after = kigen_alert_get(a, "KIGEN_NOT_AFTER");
     bool is_expired = a->event == KIGEN_EVENT_CERT_EXPIRED;
-    bool is_todo =
-        (url && !is_expired) || (steps && !is_expired) || (reissue && is_expired) || maint;
+    /* The message is in ctx->language; a Japanese one already names the maintenance. */
+    bool is_other_language = lang != ctx->language;
+    bool is_maint_said = !is_other_language && lang != KIGEN_LANGUAGE_EN;
+    bool is_todo = (url && !is_expired) || (steps && !is_expired) || (reissue && is_expired) ||
+                   (maint && !is_maint_said);
 
-    add_indented(t, "", a->message);
+    if (is_other_language && is_cert_event(a->event) && not_after) {
+        char shown[KIGEN_TZ_FORMAT_LEN];
+
+        format_time(ctx, lang, not_after, shown, sizeof(shown));
+        add_holder_lead(t, lang, a->event, shown);
+    } else {
+        add_indented(t, "", a->message);
+    }
     adds(t, "\n");
     if (subject)
-        addf(t, "%s%s\n", T_CERTIFICATE, subject);
+        addf(t, "%s%s\n", kigen_tr(lang, T_CERTIFICATE), subject);
     if (issuer && *issuer)
-        addf(t, "%s%s\n", T_ISSUER, issuer);
+        addf(t, "%s%s\n", kigen_tr(lang, T_ISSUER), issuer);
     if (holder || email)
-        addf(t, "%s%s%s%s%s\n", T_HOLDER, holder ? holder : "", holder && email ? " <" : "",
-             email ? email : "", holder && email ? ">" : "");
-    add_time(t, ctx, T_DEADLINE, kigen_alert_get(a, "KIGEN_NOT_AFTER"));
+        addf(t, "%s%s%s%s%s\n", kigen_tr(lang, T_HOLDER), holder ? holder : "",
+             holder && email ? " <" : "", email ? email : "", holder && email ? ">" : "");
+    add_time(t, ctx, lang, kigen_tr(lang, T_DEADLINE), not_after);
     if (!is_expired)
-        add_time(t, ctx, T_RENEWAL_OPENS, kigen_alert_get(a, "KIGEN_RENEWAL_OPENS"));
+        add_time(t, ctx, lang, kigen_tr(lang, T_RENEWAL_OPENS),
+                 kigen_alert_get(a, "KIGEN_RENEWAL_OPENS"));
     if (days)
-        addf(t, "%s%s\n", T_DAYS_LEFT, days);
+        addf(t, "%s%s\n", kigen_tr(lang, T_DAYS_LEFT), days);
     if (host)
-        addf(t, "%s%s%s%s\n", T_HOST, host, port ? ":" : "", port ? port : "");
+        addf(t, "%s%s%s%s\n", kigen_tr(lang, T_HOST), host, port ? ":" : "", port ? port : "");
     if (is_todo) {
-        addf(t, "\n%s\n\n", T_TODO);
+        addf(t, "\n%s\n\n", kigen_tr(lang, T_TODO));
         if (url && !is_expired)
-            addf(t, "%s%s\n", T_RENEW_AT, url);
+            addf(t, "%s%s\n", kigen_tr(lang, T_RENEW_AT), url);
         if (steps && !is_expired)
             add_indented(t, "", steps);
         if (reissue && is_expired)
-            addf(t, "%s%s\n", T_REISSUE, reissue);
-        if (maint)
+            addf(t, "%s%s\n", kigen_tr(lang, T_REISSUE), reissue);
+        if (maint && !is_maint_said)
             addf(t, "%s%s.\n", T_MAINTENANCE, maint);
     }
     if (paths && *paths) {
-        addf(t, "\n%s\n\n", T_LOCATIONS);
+        addf(t, "\n%s\n\n", kigen_tr(lang, T_LOCATIONS));
         add_indented(t, "  ", paths);
     }
     adds(t, "\n-- \n");
-    addf(t, T_FOOTER, ctx->host ? ctx->host : "localhost", kigen_event_name(a->event),
-         sha ? ", sha256 " : "", sha ? sha : "");
+    addf(t, kigen_tr(lang, T_FOOTER), ctx->host ? ctx->host : "localhost",
+         kigen_event_name(a->event), sha ? ", sha256 " : "", sha ? sha : "");
     adds(t, "\n");
 }
 
@@ -332,7 +385,11 @@ int kigen_mail_compose(const struct kigen_mail_ctx *ctx, const struct kigen_aler
     const char *sha = kigen_alert_get(alert, "KIGEN_SHA256");
     const char *subject = kigen_alert_get(alert, "KIGEN_SUBJECT");
     const char *probe = kigen_alert_get(alert, "KIGEN_PROBE");
+    const char *language = kigen_alert_get(alert, "KIGEN_LANGUAGE");
     bool is_holder = ctx->to_holders && email && *email && is_cert_event(alert->event);
+    enum kigen_language lang = !is_holder || !language       ? ctx->language
+                               : strcmp(language, "ja") == 0 ? KIGEN_LANGUAGE_JA
+                                                             : KIGEN_LANGUAGE_EN;
     struct text body = { 0 }, subj = { 0 };
     GMimeMessage *m = NULL;
     char *cn = NULL;
@@ -342,7 +399,7 @@ int kigen_mail_compose(const struct kigen_mail_ctx *ctx, const struct kigen_aler
         return -ENODATA;
     init_once();
     adds(&subj, T_SUBJECT_PREFIX);
-    adds(&subj, event_titles[alert->event]);
+    adds(&subj, kigen_tr(lang, event_titles[alert->event]));
     if (holder && *holder && is_cert_event(alert->event)) {
         addf(&subj, ": %s", holder);
     } else if (subject && (cn = common_name(subject))) {
@@ -350,7 +407,7 @@ int kigen_mail_compose(const struct kigen_mail_ctx *ctx, const struct kigen_aler
     } else if (probe) {
         addf(&subj, ": %s", probe);
     }
-    alert_body(&body, ctx, alert);
+    alert_body(&body, ctx, lang, alert);
     if (body.is_failed || subj.is_failed) {
         r = -ENOMEM;
         goto out;
@@ -392,6 +449,7 @@ static int by_kind_then_days(const void *a, const void *b)
 int kigen_mail_digest(const struct kigen_mail_ctx *ctx, struct kigen_digest_item *items, size_t n,
                       const char *key, char **ret_text, size_t *ret_len)
 {
+    const enum kigen_language lang = ctx->language;
     struct text body = { 0 }, subj = { 0 };
     GMimeMessage *m = NULL;
     int section = -1, r;
@@ -400,21 +458,23 @@ int kigen_mail_digest(const struct kigen_mail_ctx *ctx, struct kigen_digest_item
         return -ENODATA;
     init_once();
     qsort(items, n, sizeof(*items), by_kind_then_days);
-    addf(&subj, T_DIGEST_SUBJECT, n);
-    addf(&body, "%s\n", T_DIGEST_INTRO);
+    addf(&subj, kigen_tr(lang, T_DIGEST_SUBJECT), n);
+    addf(&body, "%s\n", kigen_tr(lang, T_DIGEST_INTRO));
     for (size_t i = 0; i < n; i++) {
         const struct kigen_digest_item *it = &items[i];
 
         if ((int)it->kind != section) {
             section = it->kind;
-            addf(&body, "\n%s\n\n", digest_sections[section]);
+            addf(&body, "\n%s\n\n", kigen_tr(lang, digest_sections[section]));
         }
         if (it->kind <= KIGEN_DIGEST_RENEWAL_OPEN) {
             char shown[KIGEN_TZ_FORMAT_LEN] = "";
 
-            if (!ctx->tz || kigen_tz_format(ctx->tz, it->not_after, shown, sizeof(shown)) < 0)
+            if (ctx->tz)
+                kigen_i18n_time(lang, ctx->tz, it->not_after, shown, sizeof(shown));
+            else
                 kigen_time_format_utc(it->not_after, shown);
-            addf(&body, "  %5lld days  %s  %s%s%s%s\n    %s\n", (long long)it->days_left, shown,
+            addf(&body, kigen_tr(lang, T_DIGEST_DUE), (long long)it->days_left, shown,
                  it->what ? it->what : "", it->holder ? " (" : "", it->holder ? it->holder : "",
                  it->holder ? ")" : "", it->where ? it->where : "");
         } else {
@@ -423,7 +483,7 @@ int kigen_mail_digest(const struct kigen_mail_ctx *ctx, struct kigen_digest_item
         }
     }
     adds(&body, "\n-- \n");
-    addf(&body, T_FOOTER, ctx->host ? ctx->host : "localhost", "digest", "", "");
+    addf(&body, kigen_tr(lang, T_FOOTER), ctx->host ? ctx->host : "localhost", "digest", "", "");
     adds(&body, "\n");
     if (body.is_failed || subj.is_failed) {
         r = -ENOMEM;

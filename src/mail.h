@@ -3,7 +3,7 @@
  * Subject RFC 2047-encoded, the body text/plain in quoted-printable when it is not ASCII.
  * Composing touches no file and no network; it knows nothing of how the message is sent.
  * Loop thread only (GMime is initialised once, on the first call). Every text people read
- * is in mail.c's table of strings, English for now.
+ * is in mail.c's table of strings, translated (i18n.h) into the mail's language.
  */
 #ifndef KIGEN_MAIL_H
 #define KIGEN_MAIL_H
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "alert.h"
+#include "config.h"
 #include "tz.h"
 
 /* What a message needs besides the alert. Everything is borrowed. */
@@ -20,10 +21,11 @@ struct kigen_mail_ctx {
     const char *from;    /* the From: header as configured; NULL: none (sendmail's) */
     char *const *admins; /* holders.admins */
     size_t n_admins;
-    bool to_holders;           /* alerts.mail.to_holders */
-    const struct kigen_tz *tz; /* dates are shown in it; NULL: UTC */
-    const char *host;          /* the right side of the Message-ID */
-    int64_t date;              /* the Date: header, Unix seconds (the first attempt's time) */
+    bool to_holders;              /* alerts.mail.to_holders */
+    const struct kigen_tz *tz;    /* dates are shown in it; NULL: UTC */
+    enum kigen_language language; /* of the text; a holder's KIGEN_LANGUAGE wins for theirs */
+    const char *host;             /* the right side of the Message-ID */
+    int64_t date;                 /* the Date: header, Unix seconds (the first attempt's time) */
 };
 
 /*
@@ -32,6 +34,8 @@ struct kigen_mail_ctx {
  * Message-ID is made of it and the certificate's sha256, so every retry sends the same one.
  * To the holder (KIGEN_HOLDER_EMAIL, named KIGEN_HOLDER) when known and to_holders, Cc the
  * admins; To the admins otherwise; events not about a certificate go to the admins alone.
+ * In ctx->language, or in the alert's KIGEN_LANGUAGE (the holder's register row) when it
+ * goes to the holder.
  * Returns 0, -ENODATA when there is no recipient at all, -ENOMEM.
  */
 int kigen_mail_compose(const struct kigen_mail_ctx *ctx, const struct kigen_alert *alert,

@@ -494,7 +494,7 @@ static json_t *location_json(const struct kigen_proto_ctx *ctx, const struct loc
     json_t *o = json_object();
     const char *holder, *email;
 
-    kigen_record_holder(ctx->inventory, loc->file, loc->cert, &holder, &email);
+    kigen_record_holder(ctx->inventory, loc->file, loc->cert, &holder, &email, NULL);
     if (o && set(o, "keystore", kigen_report_text_json(loc->file->keystore)) &&
         set(o, "path", kigen_report_text_json(loc->file->path)) &&
         set(o, "format", json_string(kigen_format_name(loc->file->format))) &&

@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "holders.h"
+#include "i18n.h"
 #include "probe.h"
 #include "timeutil.h"
 
@@ -110,7 +111,8 @@ static size_t count_unique(const struct kigen_record *records, size_t n)
 }
 
 void kigen_record_holder(const struct kigen_inventory *inventory, const struct kigen_file *f,
-                         const struct kigen_cert *c, const char **ret_name, const char **ret_email)
+                         const struct kigen_cert *c, const char **ret_name, const char **ret_email,
+                         const char **ret_language)
 {
     const struct kigen_register_row *row = NULL;
 
@@ -118,6 +120,8 @@ void kigen_record_holder(const struct kigen_inventory *inventory, const struct k
         row = kigen_holders_row_at(inventory->reg, strtoul(c->entry, NULL, 10));
     else if (inventory->holders)
         row = kigen_holders_index_find(inventory->holders, c->subject, f->path);
+    if (ret_language)
+        *ret_language = row && row->language && *row->language ? row->language : NULL;
     if (row) {
         *ret_name = row->holder;
         *ret_email = row->email;
@@ -167,7 +171,8 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
             kigen_config_policy_for(config, f->keystore, c->subject, c->issuer, &rec->policy);
             rec->state = kigen_policy_state(&rec->policy, c->not_before, c->not_after, now);
             rec->renewal_opens = kigen_policy_renewal_opens(&rec->policy, c->not_after);
-            kigen_record_holder(inventory, f, c, &rec->holder, &rec->holder_email);
+            kigen_record_holder(inventory, f, c, &rec->holder, &rec->holder_email,
+                                &rec->holder_language);
             if (!keep(filter, rec, now))
                 continue;
             v.counts[rec->state]++;
@@ -549,12 +554,70 @@ static const char *probe_colour(enum kigen_probe_state state)
     }
 }
 
-int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
+/*
+ * A heading in a column width wide (right-aligned when is_right), padded by display columns:
+ * a translated heading may hold kana and kanji, two columns each (a lead byte from 0xE1 on,
+ * U+1000 and up, is taken as wide: headings are ours). ASCII pads as printf's %-*s does.
+ */
+static void heading(FILE *out, const char *s, size_t width, bool is_right)
+{
+    size_t w = 0;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            w += *p >= 0xE1 ? 2 : 1;
+    for (; is_right && w < width; w++)
+        fputc(' ', out);
+    fputs(s, out);
+    for (; w < width; w++)
+        fputc(' ', out);
+}
+
+/* A column's heading (a msgid), its width (negative: right-aligned; 0: last) and the gap after. */
+struct column {
+    const char *text;
+    int width;
+    const char *gap;
+};
+
+static const struct column cert_columns[] = {
+    { N_("STATE"), 13, " " },
+    { N_("DAYS"), -6, "  " },
+    { N_("NOT AFTER"), 20, "  " },
+    { N_("KEYSTORE"), 14, " " },
+    { N_("LOCATION / SUBJECT"), 0, "" },
+};
+static const struct column error_columns[] = {
+    { N_("ERROR"), 15, " " },
+    { N_("KEYSTORE"), 14, " " },
+    { N_("PATH: REASON"), 0, "" },
+};
+static const struct column probe_columns[] = {
+    { N_("PROBE"), 12, " " },
+    { N_("NAME"), 16, " " },
+    { N_("HOST:PORT"), 32, " " },
+    { N_("CONNECT / ERROR"), 0, "" },
+};
+
+/* The heading line of n columns, in lang. */
+static void headings(FILE *out, enum kigen_language lang, const struct column *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        heading(out, kigen_tr(lang, c[i].text), (size_t)abs(c[i].width), c[i].width < 0);
+        fputs(c[i].gap, out);
+    }
+    fputc('\n', out);
+}
+
+#define HEADINGS(out, lang, columns) \
+    headings((out), (lang), (columns), sizeof(columns) / sizeof((columns)[0]))
+
+int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
+                       enum kigen_language lang)
 {
     char date[64];
 
-    fprintf(out, "%-13s %6s  %-20s  %-14s %s\n", "STATE", "DAYS", "NOT AFTER", "KEYSTORE",
-            "LOCATION / SUBJECT");
+    HEADINGS(out, lang, cert_columns);
     for (size_t i = 0; i < view->n_records; i++) {
         const struct kigen_record *rec = &view->records[i];
 
@@ -564,17 +627,19 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
                 colour ? "\033[0m" : "",
                 (long long)kigen_days_left(rec->cert->not_after, view->now), date,
                 rec->file->keystore, rec->file->path, rec->cert->entry);
-        fprintf(out, "%-13s %6s  %-20s  %-14s %s%s%s%s\n", "", "", "", "", rec->cert->subject,
-                rec->holder ? " (holder: " : "", rec->holder ? rec->holder : "",
-                rec->holder ? ")" : "");
+        fprintf(out, "%-13s %6s  %-20s  %-14s %s", "", "", "", "", rec->cert->subject);
+        if (rec->holder)
+            fprintf(out, _(lang, " (holder: %s)"), rec->holder);
+        fputc('\n', out);
         if (kigen_record_last_seen(rec, view->now) != view->now) {
             kigen_time_format_local(rec->file->last_seen, date, sizeof(date));
-            fprintf(out, "%-13s %6s  %-20s  %-14s (keystore unavailable; last seen %s)\n", "", "",
-                    "", "", date);
+            fprintf(out, "%-13s %6s  %-20s  %-14s ", "", "", "", "");
+            fprintf(out, _(lang, "(keystore unavailable; last seen %s)\n"), date);
         }
     }
     if (view->n_errors) {
-        fprintf(out, "\n%-15s %-14s %s\n", "ERROR", "KEYSTORE", "PATH: REASON");
+        fputc('\n', out);
+        HEADINGS(out, lang, error_columns);
         for (size_t i = 0; i < view->n_errors; i++) {
             const struct kigen_file *f = view->errors[i];
 
@@ -583,7 +648,8 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
         }
     }
     if (view->n_probes) {
-        fprintf(out, "\n%-12s %-16s %-32s %s\n", "PROBE", "NAME", "HOST:PORT", "CONNECT / ERROR");
+        fputc('\n', out);
+        HEADINGS(out, lang, probe_columns);
         for (size_t i = 0; i < view->n_probes; i++) {
             const struct kigen_probe_status *p = &view->probes[i];
             char hostport[300], connect[32] = "-";
@@ -599,14 +665,17 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour)
                     p->error[0] ? "" : connect, p->error, p->error[0] ? ": " : "", p->detail);
             if (p->tls_not_after) {
                 kigen_time_format_local(p->tls_not_after, date, sizeof(date));
-                fprintf(out, "%-12s %-16s %-32s server certificate until %s\n", "", "", "", date);
+                fprintf(out, "%-12s %-16s %-32s ", "", "", "");
+                fprintf(out, _(lang, "server certificate until %s\n"), date);
             }
         }
     }
     kigen_time_format_local(view->now, date, sizeof(date));
     fprintf(out,
-            "\n%zu certificates (%zu unique) at %s: %zu ok, %zu renewal open, %zu critical, "
-            "%zu expired, %zu not yet valid; %zu unreadable files; %zu of %zu probes down\n",
+            _(lang,
+              "\n%zu certificates (%zu unique) at %s: %zu ok, %zu renewal open, %zu critical, "
+              "%zu expired, %zu not yet valid; %zu unreadable files; %zu of %zu probes "
+              "down\n"),
             view->n_records, view->unique, date, view->counts[KIGEN_STATE_OK],
             view->counts[KIGEN_STATE_RENEWAL_OPEN], view->counts[KIGEN_STATE_CRITICAL],
             view->counts[KIGEN_STATE_EXPIRED], view->counts[KIGEN_STATE_NOT_YET_VALID],

@@ -30,6 +30,7 @@ struct kigen_record {
      */
     const char *holder;
     const char *holder_email;
+    const char *holder_language; /* the register row's "en" or "ja", or NULL */
 };
 
 /* Which records a view keeps; zeroed (with state = -1) keeps all. */
@@ -86,10 +87,12 @@ void kigen_view_set_probes(struct kigen_view *view, const struct kigen_probe_sta
 /*
  * SPEC §12: the holder of certificate c at location f, from the inventory's register (its
  * row's holder and e-mail, which may be NULL), else the certificate's own address as both;
- * both NULL when none is known. Borrowed from the inventory.
+ * both NULL when none is known; and the row's language ("en", "ja" or NULL) into
+ * *ret_language unless ret_language is NULL. Borrowed from the inventory.
  */
 void kigen_record_holder(const struct kigen_inventory *inventory, const struct kigen_file *f,
-                         const struct kigen_cert *c, const char **ret_name, const char **ret_email);
+                         const struct kigen_cert *c, const char **ret_name, const char **ret_email,
+                         const char **ret_language);
 
 /*
  * SPEC §6 last_seen of a record: now for a live location, or when the location was last read
@@ -127,7 +130,11 @@ struct json_t *kigen_report_text_json(const char *s);
  */
 struct json_t *kigen_report_probe_json(const struct kigen_probe_status *status);
 
-/* Writes a table for people, dates in the process's local zone. Returns 0 or -EIO. */
-int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour);
+/*
+ * Writes a table for people, headings and sentences in lang (kigend --once follows the
+ * environment, kigen_language_from_env), dates in the process's local zone. Returns 0 or -EIO.
+ */
+int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
+                       enum kigen_language lang);
 
 #endif

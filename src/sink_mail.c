@@ -44,6 +44,7 @@ struct mail_settings {
     size_t n_admins;
     bool to_holders;
     struct kigen_tz *tz; /* NULL: UTC */
+    enum kigen_language language;
 };
 
 struct mail_job {
@@ -114,6 +115,7 @@ static int settings_init(struct mail_settings *s, const struct kigen_config *con
     s->admins = strv_copy(&config->holders.admins, NULL, 0);
     s->n_admins = config->holders.admins.n;
     s->to_holders = mail->to_holders;
+    s->language = config->language;
     if (mail->from && !(s->from = strdup(mail->from)))
         goto nomem;
     if (!s->argv || !s->admins)
@@ -228,6 +230,7 @@ static int attempt(void *data, struct kigen_delivery *d, const struct kigen_aler
         .n_admins = ms->set.n_admins,
         .to_holders = ms->set.to_holders,
         .tz = ms->set.tz,
+        .language = ms->set.language,
         .host = ms->host,
         .date = created_ms / 1000,
     };

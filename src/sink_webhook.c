@@ -75,6 +75,7 @@ struct webhook_socket {
 struct webhook_settings {
     char *url; /* a secret */
     enum kigen_webhook_format format;
+    enum kigen_language language;
     char *proxy_setting; /* as configured, to compare with a reload's */
     char *ca_file;
     uint32_t events;
@@ -388,7 +389,7 @@ static int attempt(void *data, struct kigen_delivery *d, const struct kigen_aler
         r = -ENOMEM;
         goto fail;
     }
-    r = kigen_webhook_payload(ws->set.format, alert, &job->body, &len);
+    r = kigen_webhook_payload(ws->set.format, ws->set.language, alert, &job->body, &len);
     if (r < 0)
         goto fail;
     job->easy = curl_easy_init();
@@ -538,6 +539,7 @@ static int settings_init(struct webhook_settings *set, const struct kigen_webhoo
         return -ENOMEM;
     }
     set->format = w->format;
+    set->language = w->language;
     set->events = w->events;
     return 0;
 }
@@ -611,7 +613,8 @@ bool kigen_sink_webhook_is_same(const struct kigen_sink *sink, const struct kige
     const struct webhook_settings *set = &ws->set;
 
     return is_same_string(ws->name, w->name) && is_same_string(set->url, w->url_secret) &&
-           set->format == w->format && is_same_string(set->proxy_setting, w->proxy) &&
+           set->format == w->format && set->language == w->language &&
+           is_same_string(set->proxy_setting, w->proxy) &&
            is_same_string(set->ca_file, w->ca_file) && set->events == w->events;
 }
 

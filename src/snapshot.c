@@ -209,6 +209,7 @@ int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **re
             to->holder_email = snap->certs[i].email;
         else if (from->holder_email)
             to->holder_email = copy_str(snap, from->holder_email, &is_failed);
+        to->holder_language = copy_str(snap, from->holder_language, &is_failed);
     }
     for (size_t i = 0; i < view->n_errors; i++) {
         copy_file(snap, view->errors[i], &snap->files[n_files], &is_failed);

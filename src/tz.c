@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "timeutil.h"
@@ -789,6 +790,36 @@ int kigen_tz_format(const struct kigen_tz *tz, int64_t t, char *out, size_t len)
         return r;
     n = snprintf(out, len, "%04d-%02d-%02d %02d:%02d %s", tm.year, tm.month, tm.day, tm.hour,
                  tm.minute, tm.abbr);
+    if (n < 0 || (size_t)n >= len)
+        return -ENOBUFS;
+    return 0;
+}
+
+int kigen_tz_format_ja(const struct kigen_tz *tz, int64_t t, char *out, size_t len)
+{
+    static const char *const weekdays[] = { "日", "月", "火", "水", "木", "金", "土" };
+    struct kigen_tz_tm tm;
+    struct tm ltm;
+    time_t tt = (time_t)t;
+    int n, r;
+
+    if (tz) {
+        r = kigen_tz_local(tz, t, &tm);
+        if (r < 0)
+            return r;
+    } else {
+        if ((int64_t)tt != t || !localtime_r(&tt, &ltm))
+            return -ERANGE;
+        tm = (struct kigen_tz_tm){ .year = ltm.tm_year + 1900,
+                                   .month = ltm.tm_mon + 1,
+                                   .day = ltm.tm_mday,
+                                   .hour = ltm.tm_hour,
+                                   .minute = ltm.tm_min,
+                                   .weekday = ltm.tm_wday,
+                                   .abbr = ltm.tm_zone ? ltm.tm_zone : "" };
+    }
+    n = snprintf(out, len, "%04d年%d月%d日(%s) %02d:%02d %s", tm.year, tm.month, tm.day,
+                 weekdays[tm.weekday % 7], tm.hour, tm.minute, tm.abbr);
     if (n < 0 || (size_t)n >= len)
         return -ENOBUFS;
     return 0;

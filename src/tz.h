@@ -88,4 +88,11 @@ int kigen_tz_local(const struct kigen_tz *tz, int64_t t, struct kigen_tz_tm *ret
  */
 int kigen_tz_format(const struct kigen_tz *tz, int64_t t, char *out, size_t len);
 
+/*
+ * As kigen_tz_format, for Japanese text: "2026年12月27日(日) 12:51 JST" (month and day
+ * without a leading zero, the day of the week in kanji). tz NULL: the process's zone (TZ,
+ * localtime_r). Returns 0, -ERANGE, -ENOBUFS.
+ */
+int kigen_tz_format_ja(const struct kigen_tz *tz, int64_t t, char *out, size_t len);
+
 #endif

@@ -15,17 +15,19 @@
 
 #include <jansson.h>
 
+#include "i18n.h"
+
 /* The facts a person needs, in the order they read them; fields an alert lacks are left out. */
 static const struct {
     const char *field;
     const char *label;
 } facts[] = {
-    { "KIGEN_EVENT", "Event" },         { "KIGEN_SUBJECT", "Subject" },
-    { "KIGEN_HOLDER", "Holder" },       { "KIGEN_NOT_AFTER", "Not after" },
-    { "KIGEN_DAYS_LEFT", "Days left" }, { "KIGEN_RENEW_URL", "Renew at" },
-    { "KIGEN_PATHS", "Paths" },         { "KIGEN_PROBE", "Probe" },
-    { "KIGEN_HOST", "Host" },           { "KIGEN_PORT", "Port" },
-    { "KIGEN_ERROR", "Error" },         { "KIGEN_SHA256", "SHA-256" },
+    { "KIGEN_EVENT", N_("Event") },         { "KIGEN_SUBJECT", N_("Subject") },
+    { "KIGEN_HOLDER", N_("Holder") },       { "KIGEN_NOT_AFTER", N_("Not after") },
+    { "KIGEN_DAYS_LEFT", N_("Days left") }, { "KIGEN_RENEW_URL", N_("Renew at") },
+    { "KIGEN_PATHS", N_("Paths") },         { "KIGEN_PROBE", N_("Probe") },
+    { "KIGEN_HOST", N_("Host") },           { "KIGEN_PORT", N_("Port") },
+    { "KIGEN_ERROR", N_("Error") },         { "KIGEN_SHA256", "SHA-256" },
 };
 
 #define N_FACTS (sizeof(facts) / sizeof(facts[0]))
@@ -98,7 +100,7 @@ static void put_slack_escaped(FILE *f, const char *s)
 }
 
 /* {"text": "MESSAGE\nLabel: value\n..."} */
-static json_t *slack(const struct kigen_alert *alert)
+static json_t *slack(enum kigen_language lang, const struct kigen_alert *alert)
 {
     json_t *result = NULL;
     char *buf = NULL;
@@ -113,7 +115,7 @@ static json_t *slack(const struct kigen_alert *alert)
 
         if (!v || !*v)
             continue;
-        fprintf(f, "\n%s: ", facts[i].label);
+        fprintf(f, "\n%s: ", kigen_tr(lang, facts[i].label));
         put_slack_escaped(f, v);
     }
     /* json_pack() takes the reference of an "o" argument, and releases it when it fails. */
@@ -128,7 +130,7 @@ static json_t *slack(const struct kigen_alert *alert)
  * for Microsoft Teams"): an attachment of type application/vnd.microsoft.card.adaptive
  * holding an Adaptive Card 1.4 (adaptivecards.io): a TextBlock and a FactSet.
  */
-static json_t *teams(const struct kigen_alert *alert)
+static json_t *teams(enum kigen_language lang, const struct kigen_alert *alert)
 {
     json_t *list = json_array();
 
@@ -137,8 +139,9 @@ static json_t *teams(const struct kigen_alert *alert)
 
         if (!v || !*v)
             continue;
-        if (json_array_append_new(
-                list, json_pack("{s:s, s:o}", "title", facts[i].label, "value", text(v))) < 0) {
+        if (json_array_append_new(list,
+                                  json_pack("{s:s, s:o}", "title", kigen_tr(lang, facts[i].label),
+                                            "value", text(v))) < 0) {
             json_decref(list);
             return NULL;
         }
@@ -170,18 +173,18 @@ static json_t *plain(const struct kigen_alert *alert)
     return root;
 }
 
-int kigen_webhook_payload(enum kigen_webhook_format format, const struct kigen_alert *alert,
-                          char **ret_body, size_t *ret_len)
+int kigen_webhook_payload(enum kigen_webhook_format format, enum kigen_language lang,
+                          const struct kigen_alert *alert, char **ret_body, size_t *ret_len)
 {
     json_t *j;
     char *s;
 
     switch (format) {
     case KIGEN_WEBHOOK_SLACK:
-        j = slack(alert);
+        j = slack(lang, alert);
         break;
     case KIGEN_WEBHOOK_TEAMS:
-        j = teams(alert);
+        j = teams(lang, alert);
         break;
     case KIGEN_WEBHOOK_JSON:
         j = plain(alert);

@@ -26,11 +26,12 @@
 
 /*
  * The body for alert in format: compact JSON, NUL-terminated, owned by the caller (free()).
- * *ret_len is its length without the NUL. Returns 0, -EINVAL for an unknown format, or
- * -ENOMEM.
+ * *ret_len is its length without the NUL. The labels people read (slack, teams) are in lang;
+ * the alert's message is already; JSON keys and the plain format are the same in every
+ * language. Returns 0, -EINVAL for an unknown format, or -ENOMEM.
  */
-int kigen_webhook_payload(enum kigen_webhook_format format, const struct kigen_alert *alert,
-                          char **ret_body, size_t *ret_len);
+int kigen_webhook_payload(enum kigen_webhook_format format, enum kigen_language lang,
+                          const struct kigen_alert *alert, char **ret_body, size_t *ret_len);
 
 /*
  * Checks a webhook URL before it is used: https:// with a host (libcurl's URL parser,

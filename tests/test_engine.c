@@ -499,12 +499,62 @@ static void test_restart_while_root_is_unavailable_says_nothing_gone(void **stat
     assert_int_equal(evaluate(fx, now + 240), 0);
 }
 
+/* The alert's fields by name, but KIGEN_ALERT_ID (random for every alert). */
+static void assert_same_fields(const struct kigen_alert *a, const struct kigen_alert *b)
+{
+    assert_int_equal(a->event, b->event);
+    assert_int_equal(a->priority, b->priority);
+    assert_int_equal(a->n_fields, b->n_fields);
+    for (size_t i = 0; i < a->n_fields; i++) {
+        assert_string_equal(a->fields[i].name, b->fields[i].name);
+        if (strcmp(a->fields[i].name, "KIGEN_ALERT_ID") != 0)
+            assert_string_equal(a->fields[i].value, b->fields[i].value);
+    }
+}
+
+static void test_japanese_changes_the_message_and_no_field(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z"); /* suzuki ends 2026-12-14T12:00Z, a Monday */
+    struct kigen_alert *en[2];
+
+    place(fx, "renewal_open", "/srv/naccs/suzuki.p12");
+    place(fx, "renewal_open", "/srv/naccs/copy/suzuki.p12");
+    assert_int_equal(evaluate(fx, now), 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_non_null(en[i] = kigen_alert_dup(outbox(fx, i)));
+    assert_non_null(strstr(en[0]->message, "expires on 2026-12-14 12:00 UTC, in 20 days: renew it "
+                                           "now at https://renew.example/; found in "));
+    assert_non_null(strstr(en[0]->message, " and 1 other location."));
+
+    /* A new engine remembers nothing: the same alerts again, in Japanese. */
+    kigen_engine_done(&fx->engine);
+    kigen_engine_init(&fx->engine);
+    fx->engine.language = KIGEN_LANGUAGE_JA;
+    assert_int_equal(evaluate(fx, now), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const struct kigen_alert *ja = outbox(fx, i);
+
+        assert_same_fields(en[i], ja);
+        assert_string_not_equal(en[i]->message, ja->message);
+        assert_non_null(strstr(ja->message, "デジタル証明書 "));
+        assert_non_null(strstr(ja->message, "2026年12月14日(月) 12:00 UTC に有効期限が切れます"));
+    }
+    assert_non_null(strstr(outbox(fx, 0)->message,
+                           "今すぐ更新してください（更新先: https://renew.example/）。保管場所: "));
+    assert_non_null(strstr(outbox(fx, 0)->message, " ほか 1 か所。"));
+    for (size_t i = 0; i < 2; i++)
+        kigen_alert_free(en[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_renewal_open_fires_once_then_reminds_daily, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_threshold_steps_fire_once_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_japanese_changes_the_message_and_no_field, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_one_alert_for_a_certificate_in_two_files, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_saved_state_sends_nothing_twice_after_restart, setup,

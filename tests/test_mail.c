@@ -138,6 +138,119 @@ static void test_holder_is_to_and_admins_cc_with_encoded_subject(void **state)
     kigen_tz_free(tz);
 }
 
+/*
+ * The Subject as RFC 2047 §6.2 reads it: each encoded word decoded alone, the white space
+ * between two of them dropped. Not g_mime_message_get_subject(): GMime 3.2.13 joins adjacent
+ * base64 words before decoding and loses what follows a word ending in "==" (Python's
+ * email, Thunderbird and mutt decode them one by one).
+ */
+static char *subject_of(const char *text)
+{
+    const char *p = strstr(text, "\nSubject: ");
+    char *out = calloc(1, 1024);
+    bool was_encoded = false;
+
+    assert_non_null(p);
+    assert_non_null(out);
+    p += strlen("\nSubject: ");
+    while (*p && !(*p == '\n' && p[1] != ' ' && p[1] != '\t')) {
+        size_t ws = strspn(p, " \t\n"), n;
+        bool is_encoded;
+        char *word, *decoded;
+
+        p += ws;
+        n = strcspn(p, " \t\n");
+        word = strndup(p, n);
+        is_encoded = strncmp(word, "=?", 2) == 0;
+        decoded = is_encoded ? g_mime_utils_header_decode_text(NULL, word) : g_strdup(word);
+        if (ws && *out && !(was_encoded && is_encoded))
+            strcat(out, " ");
+        strncat(out, decoded, 1023 - strlen(out));
+        was_encoded = is_encoded;
+        g_free(decoded);
+        free(word);
+        p += n;
+    }
+    return out;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The Subject and body of the message for a, composed with ctx and parsed back. */
+static void compose_parsed(const struct kigen_mail_ctx *ctx, const struct kigen_alert *a,
+                           char **ret_subject, char **ret_body)
+{
+    char *text = NULL;
+    size_t len = 0;
+    GMimeMessage *m;
+
+    assert_int_equal(kigen_mail_compose(ctx, a, "k1", &text, &len), 0);
+    m = parse(text, len);
+    *ret_subject = subject_of(text);
+    *ret_body = body_of(m);
+    g_object_unref(m);
+    free(text);
+}
+
+static void test_language_ja_and_a_holder_row_language_choose_the_text(void **state)
+{
+    struct kigen_tz *tz = NULL;
+    struct kigen_alert *a = cert_alert(KIGEN_EVENT_CERT_RENEWAL_OPEN, true);
+    struct kigen_mail_ctx ctx;
+    char *subject, *body;
+
+    assert_int_equal(kigen_tz_load("Asia/Tokyo", &tz), 0);
+    ctx = ctx_of(tz);
+    ctx.language = KIGEN_LANGUAGE_JA;
+    compose_parsed(&ctx, a, &subject, &body);
+    assert_string_equal(subject, "[kigen] 証明書の更新期間が始まりました: 田中 太郎");
+    assert_non_null(strstr(body, "有効期限:   2026年12月15日(火) 22:00 JST\n"));
+    assert_non_null(strstr(body, "更新開始日: 2026年11月17日(火) 22:00 JST\n"));
+    assert_non_null(strstr(body, "更新はこちらから: https://cert.example/renew\n"));
+    assert_non_null(strstr(body, "admin.example.co.jp の kigen が送信しました（イベント "
+                                 "cert.renewal_open, sha256 " SHA "）。"));
+    /* The message is the daemon's, in Japanese: it names the maintenance itself. */
+    assert_true(starts_with(body, "The certificate of 田中 太郎 ends in 5 days.\n"));
+    assert_null(strstr(body, "2026-12-15 22:00 JST to 08:00"));
+    free(subject);
+    g_free(body);
+
+    /* The holder's register row says en: their mail is English, as it was. */
+    assert_int_equal(kigen_alert_add(a, "KIGEN_LANGUAGE", "en"), 0);
+    compose_parsed(&ctx, a, &subject, &body);
+    assert_string_equal(subject, "[kigen] Renewal open: 田中 太郎");
+    assert_non_null(strstr(body, "Valid until:   2026-12-15 22:00 JST\n"));
+    /* The message is in the daemon's Japanese: their mail opens with a sentence of its own. */
+    assert_true(starts_with(body, "The renewal period of the certificate has begun. Please renew "
+                                  "it by 2026-12-15 22:00 JST.\n\n"));
+    assert_non_null(strstr(body, "2026-12-15 22:00 JST to 08:00.\n"));
+    free(subject);
+    g_free(body);
+    kigen_alert_free(a);
+
+    /* A row's ja under language: en; the admins' own mail (no holder) stays English. */
+    a = cert_alert(KIGEN_EVENT_CERT_RENEWAL_OPEN, true);
+    assert_int_equal(kigen_alert_add(a, "KIGEN_LANGUAGE", "ja"), 0);
+    ctx.language = KIGEN_LANGUAGE_EN;
+    compose_parsed(&ctx, a, &subject, &body);
+    assert_string_equal(subject, "[kigen] 証明書の更新期間が始まりました: 田中 太郎");
+    assert_non_null(strstr(body, "証明書の更新期間が始まりました。2026年12月15日(火) 22:00 JST "
+                                 "までに更新してください。\n"));
+    assert_null(strstr(body, "ends in 5 days"));
+    free(subject);
+    g_free(body);
+    ctx.to_holders = false;
+    compose_parsed(&ctx, a, &subject, &body);
+    assert_string_equal(subject, "[kigen] Renewal open: 田中 太郎");
+    free(subject);
+    g_free(body);
+    kigen_alert_free(a);
+    kigen_tz_free(tz);
+}
+
 static void test_message_id_is_the_same_for_the_same_key(void **state)
 {
     struct kigen_alert *a = cert_alert(KIGEN_EVENT_CERT_EXPIRED, false);
@@ -256,6 +369,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_holder_is_to_and_admins_cc_with_encoded_subject),
+        cmocka_unit_test(test_language_ja_and_a_holder_row_language_choose_the_text),
         cmocka_unit_test(test_message_id_is_the_same_for_the_same_key),
         cmocka_unit_test(test_probe_events_go_to_admins_only),
         cmocka_unit_test(test_holder_without_to_holders_is_not_mailed),

@@ -31,15 +31,16 @@ static struct kigen_alert *expired_alert(void)
     return a;
 }
 
-/* The payload of alert in format, parsed back; its text is valid UTF-8 JSON or the test fails. */
-static json_t *payload(enum kigen_webhook_format format, const struct kigen_alert *alert)
+/* The payload of alert in format and lang, parsed back; valid UTF-8 JSON or the test fails. */
+static json_t *payload_in(enum kigen_webhook_format format, enum kigen_language lang,
+                          const struct kigen_alert *alert)
 {
     json_error_t error;
     char *body = NULL;
     size_t len = 0;
     json_t *j;
 
-    assert_int_equal(kigen_webhook_payload(format, alert, &body, &len), 0);
+    assert_int_equal(kigen_webhook_payload(format, lang, alert, &body, &len), 0);
     assert_int_equal(len, strlen(body));
     j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &error);
     if (!j)
@@ -55,6 +56,29 @@ static const char *str(const json_t *obj, const char *key)
     if (!json_is_string(v))
         fail_msg("'%s' is not a string", key);
     return json_string_value(v);
+}
+
+static json_t *payload(enum kigen_webhook_format format, const struct kigen_alert *alert)
+{
+    return payload_in(format, KIGEN_LANGUAGE_EN, alert);
+}
+
+/* Japanese labels for people; the json format, for programs, the same in both languages. */
+static void test_japanese_labels_and_the_same_json(void **state)
+{
+    struct kigen_alert *a = expired_alert();
+    json_t *j = payload_in(KIGEN_WEBHOOK_SLACK, KIGEN_LANGUAGE_JA, a), *en, *ja;
+
+    assert_non_null(strstr(str(j, "text"), "\nイベント: cert.expired\n"));
+    assert_non_null(strstr(str(j, "text"), "\n有効期限: 2026-11-20T00:00:00Z\n"));
+    assert_non_null(strstr(str(j, "text"), "\nSHA-256: " SHA));
+    json_decref(j);
+    en = payload_in(KIGEN_WEBHOOK_JSON, KIGEN_LANGUAGE_EN, a);
+    ja = payload_in(KIGEN_WEBHOOK_JSON, KIGEN_LANGUAGE_JA, a);
+    assert_true(json_equal(en, ja));
+    json_decref(en);
+    json_decref(ja);
+    kigen_alert_free(a);
 }
 
 static void test_slack_text_has_message_and_facts(void **state)
@@ -186,7 +210,9 @@ static void test_unknown_format_is_refused(void **state)
     char *body = NULL;
     size_t len = 0;
 
-    assert_int_equal(kigen_webhook_payload((enum kigen_webhook_format)42, a, &body, &len), -EINVAL);
+    assert_int_equal(
+        kigen_webhook_payload((enum kigen_webhook_format)42, KIGEN_LANGUAGE_EN, a, &body, &len),
+        -EINVAL);
     assert_null(body);
     kigen_alert_free(a);
 }
@@ -219,6 +245,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slack_text_has_message_and_facts),
+        cmocka_unit_test(test_japanese_labels_and_the_same_json),
         cmocka_unit_test(test_slack_leaves_out_missing_facts),
         cmocka_unit_test(test_teams_is_an_adaptive_card_message),
         cmocka_unit_test(test_json_has_every_field_by_name),

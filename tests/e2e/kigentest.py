@@ -19,6 +19,13 @@ import time
 
 KIGEND = os.environ["KIGEND"]
 FIX = os.environ["KIGEN_FIXTURES"]
+
+# kigenctl and kigend --once --format table speak the user's language (LANG, LC_MESSAGES,
+# LANGUAGE): the tests expect English unless a case asks for Japanese itself, whatever the
+# environment of the person or CI that runs them.
+os.environ["LANG"] = "C.UTF-8"
+for _name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+    os.environ.pop(_name, None)
 CERTS = os.path.join(FIX, "certs")
 
 failures = []

@@ -222,6 +222,17 @@ def case_secrets():
         shutil.rmtree(ks, ignore_errors=True)
 
 
+def journald_entries(jd, d, sha, event):
+    """This daemon's entries for event about sha (the journal keeps earlier runs' too)."""
+    entries = []
+    end = time.time() + 10
+    while time.time() < end and not entries:
+        entries = [e for e in jd.entries(KIGEN_SHA256=sha, _PID=str(d.proc.pid))
+                   if e.get("KIGEN_EVENT") == event]
+        time.sleep(0.2)
+    return entries
+
+
 def case_journald():
     """Alerts in a real journald, read back with journalctl -o json."""
     global cases
@@ -237,13 +248,7 @@ def case_journald():
         started = time.time()
         check(d.start(), "READY=1 with journald on")
         check(d.wait_alert(lambda a: a["msgid"] == "cert.renewal_open", 5), "syslog got it too")
-        entries = []
-        end = time.time() + 10
-        while time.time() < end and not entries:
-            # This daemon's entry: the journal keeps those of earlier runs too.
-            entries = [e for e in jd.entries(KIGEN_SHA256=sha, _PID=str(d.proc.pid))
-                       if e.get("KIGEN_EVENT") == "cert.renewal_open"]
-            time.sleep(0.2)
+        entries = journald_entries(jd, d, sha, "cert.renewal_open")
         if check(entries, "journalctl finds the cert.renewal_open entry"):
             e = entries[-1]
             check(e.get("MESSAGE_ID") == "00de9d89eafa4738a9f6717aca2d38d2", "MESSAGE_ID %r" % e)
@@ -265,6 +270,50 @@ def case_journald():
         shutil.rmtree(ks, ignore_errors=True)
 
 
+def case_journald_japanese():
+    """language: en, then ja, under LANG=C.UTF-8: the journald MESSAGE is Japanese, every
+    KIGEN_* field and MESSAGE_ID the same byte for byte."""
+    global cases
+    cases += 1
+    ks = os.path.join("/tmp", "kigen-jdja-%d" % os.getpid())
+    os.makedirs(ks, exist_ok=True)
+    shutil.copy(cert("renewal_open.pem"), os.path.join(ks, "suzuki.pem"))
+    sha = fact("renewal_open", "sha256")
+    env = {"LANG": "C.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "LANGUAGE": ""}
+    jd = Journald()
+    seen = {}
+    try:
+        for lang in ("en", "ja"):
+            d = Daemon("journald-" + lang, [("naccs", ks, "labels: { team: customs }")],
+                       extra="language: %s\n" % lang, now=NOW, journald=True)
+            try:
+                check(d.start(env), "READY=1 with language: %s" % lang)
+                entries = journald_entries(jd, d, sha, "cert.renewal_open")
+                if check(entries, "journalctl finds the %s entry" % lang):
+                    seen[lang] = entries[-1]
+            finally:
+                d.close()
+        if check(len(seen) == 2, "an entry in each language"):
+            en, ja = seen["en"], seen["ja"]
+            check("renew it now" in en.get("MESSAGE", ""), "English: %r" % en.get("MESSAGE"))
+            msg = ja.get("MESSAGE", "")
+            check(isinstance(msg, str) and "デジタル証明書" in msg and "今すぐ更新してください" in msg
+                  and "2026年12月14日(月) 12:00 UTC に有効期限が切れます" in msg,
+                  "the MESSAGE is Japanese: %r" % msg)
+            # The daemon's clock runs from NOW: a second may pass in one run and not the other.
+            same = ("KIGEN_ALERT_ID", "KIGEN_DAYS_LEFT")
+            fields = sorted(k for k in set(en) | set(ja)
+                            if (k.startswith("KIGEN_") and k not in same) or k == "MESSAGE_ID")
+            check(len(fields) > 8 and all(en.get(k) == ja.get(k) for k in fields),
+                  "KIGEN_* fields identical: %r" % [(k, en.get(k), ja.get(k)) for k in fields
+                                                    if en.get(k) != ja.get(k)])
+            check(en.get("KIGEN_DAYS_LEFT") in ("19", "20") and
+                  ja.get("KIGEN_DAYS_LEFT") in ("19", "20"), "KIGEN_DAYS_LEFT")
+    finally:
+        jd.stop()
+        shutil.rmtree(ks, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0:
         print("test_daemon needs root (it runs the daemon as another user)")
@@ -275,6 +324,7 @@ def main():
     case_state_trouble()
     case_secrets()
     case_journald()
+    case_journald_japanese()
     finish("test_daemon", cases)
 
 

@@ -94,6 +94,28 @@ def case_commands():
               "status exits 2 (critical and expired): %d %s" % (p.returncode, p.stderr))
         check("CRITICAL" in p.stdout and "6 (5 unique) in 2 keystores" in p.stdout,
               "status for people: %r" % p.stdout)
+        # Japanese headings under a Japanese LANG (no such locale need exist), English under C;
+        # the JSON the same under both.
+        ja_env = dict(os.environ, LANG="ja_JP.UTF-8", LC_ALL="", LANGUAGE="")
+        c_env = dict(os.environ, LANG="C", LC_ALL="", LANGUAGE="ja")
+        p = subprocess.run([KIGENCTL, "--socket", sock, "status"], capture_output=True,
+                           text=True, env=ja_env, timeout=60)
+        check("の kigend: 緊急" in p.stdout and "  証明書" in p.stdout and
+              "6 件（重複を除き 5 件）、キーストア 2 個" in p.stdout and "期限切れ" in p.stdout,
+              "status in Japanese: %r" % p.stdout)
+        p = subprocess.run([KIGENCTL, "--socket", sock, "status"], capture_output=True,
+                           text=True, env=c_env, timeout=60)
+        check("CRITICAL" in p.stdout and "  certificates     6 (5 unique)" in p.stdout,
+              "LANG=C (LANGUAGE ignored under C) is English: %r" % p.stdout)
+        runs = {}
+        for name, env in (("ja", ja_env), ("C", c_env)):
+            p = subprocess.run([KIGENCTL, "--socket", sock, "--json", "status"],
+                               capture_output=True, text=True, env=env, timeout=60)
+            runs[name] = json.loads(p.stdout) if p.returncode in (0, 1, 2) else None
+        moving = ("scans", "files_read", "files_unchanged", "last_scan", "scan_seconds",
+                  "scanning")
+        same = [{k: v for k, v in (r or {}).items() if k not in moving} for r in runs.values()]
+        check(runs["ja"] and same[0] == same[1], "--json is the same under both: %r" % runs)
         rc, a = answer(sock, "status")
         if check(a and a.get("ok") is True, "status --json: %r" % a):
             s = a["summary"]

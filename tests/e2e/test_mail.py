@@ -6,12 +6,14 @@ aiosmtpd server (Debian's python3-aiosmtpd, run by /usr/bin/python3) that writes
 it accepts to a directory. Every message is parsed back with Python's email package. Covers:
 one message per alert with the decoded Japanese subject, To and body facts; nothing again after
 a restart or a reload; the server down (msmtp fails, kigen retries) then up: each message
-arrives exactly once; status and metrics count what waits and what was given up.
+arrives exactly once; status and metrics count what waits and what was given up; language: ja
+under LANG=C.UTF-8 (Japanese subject and body, a register row's en winning for its holder).
 """
 import email
 import email.policy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -283,6 +285,58 @@ def case_holders_and_digest():
         teardown(d, smtp, work)
 
 
+def case_japanese():
+    """language: ja on a server whose only locale is C.UTF-8: Japanese subjects and bodies; a
+    register row's language (en) wins for that holder; machine-readable headers unchanged."""
+    global cases
+    cases += 1
+    work, ks, out, port, rc, sock = scratch_mail()
+    make_cert(os.path.join(ks, "tanaka.pem"), "田中", 3)  # critical
+    make_cert(os.path.join(ks, "sato.pem"), "佐藤", 2)  # critical
+    register = os.path.join(work, "holders.csv")
+    with open(register, "w", encoding="utf-8") as f:
+        f.write("holder,email,subject,language\n"
+                "田中 太郎,tanaka@example.test,*CN=田中*,\n"
+                "佐藤 花子,sato@example.test,*CN=佐藤*,en\n")
+    smtp = Smtp(out, port)
+    smtp.start()
+    extra = ('  mail:\n    sendmail: ["%s", "-C", "%s"]\n'
+             'holders:\n  register: %s\n  admins: ["it@example.test"]\n'
+             'language: ja\nsocket: %s\n' % (MSMTP, rc, register, sock))
+    d = Daemon("mail-ja", [("ks", ks)], extra=extra)
+    # No Japanese locale on this machine, and none asked for: kigen reads its own catalogue.
+    env = {"LANG": "C.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "LANGUAGE": ""}
+    try:
+        check(d.start(env), "kigend starts with language: ja under LANG=C.UTF-8")
+        check(wait_until(lambda: len(by_event(smtp.messages(), "cert.critical")) >= 2, 30),
+              "both cert.critical messages arrive")
+        time.sleep(1)
+        msgs = by_event(smtp.messages(), "cert.critical")
+        tanaka = [x for x in msgs if "tanaka@example.test" in str(x["To"])]
+        sato = [x for x in msgs if "sato@example.test" in str(x["To"])]
+        if check(len(tanaka) == 1, "one for 田中: %r" % [str(x["Subject"]) for x in msgs]):
+            m = tanaka[0]
+            subj = str(m["Subject"])
+            check(subj == "[kigen] 証明書の有効期限まであと数日です: 田中 太郎",
+                  "the subject decodes to Japanese: %r" % subj)
+            body = m.get_content()
+            check("デジタル証明書 O=Example,CN=田中（発行者: O=Example,CN=田中）は、" in body,
+                  "the message is Japanese: %s" % body)
+            check(re.search(r"有効期限: +\d{4}年\d{1,2}月\d{1,2}日\([日月火水木金土]\) "
+                            r"\d\d:\d\d UTC\n", body), "a Japanese date: %s" % body)
+            check("の kigen が送信しました（イベント cert.critical, sha256 " in body,
+                  "the footer names the event in English: %s" % body)
+            check(len(m.get("X-Kigen-SHA256", "")) == 64 and m["X-Kigen-Event"] == "cert.critical",
+                  "X-Kigen-* headers stay as they are")
+        if check(len(sato) == 1, "one for 佐藤: %r" % [str(x["Subject"]) for x in msgs]):
+            subj = str(sato[0]["Subject"])
+            check(subj == "[kigen] Certificate expires within days: 佐藤 花子",
+                  "the row's language: en wins for its holder: %r" % subj)
+            check("Valid until:" in sato[0].get_content(), "an English body for 佐藤")
+    finally:
+        teardown(d, smtp, work)
+
+
 def main():
     need(PY, MSMTP, "openssl")
     if subprocess.run([PY, "-c", "import aiosmtpd"], capture_output=True).returncode != 0:
@@ -290,6 +344,7 @@ def main():
         sys.exit(1)
     case_mail()
     case_holders_and_digest()
+    case_japanese()
     finish("test_mail", cases)
 
 

@@ -17,6 +17,10 @@ import time
 
 KIGEND = os.environ["KIGEND"]
 FIX = os.environ["KIGEN_FIXTURES"]
+# The table follows LANG (kigentest.py does the same for the daemon's tests): English here.
+os.environ["LANG"] = "C.UTF-8"
+for _name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+    os.environ.pop(_name, None)
 NOW = "2026-11-24T12:00:00Z"
 NOW_T = calendar.timegm(time.strptime(NOW, "%Y-%m-%dT%H:%M:%SZ"))
 DAY = 86400
@@ -322,6 +326,20 @@ probes: {{ targets: [] }}
                        capture_output=True)
     check(b"renewal_open" in r.stdout and b"suzuki" in r.stdout and r.returncode == 1,
           "the table shows the certificate and its state")
+    # The table follows LANG (no Japanese locale needed); the JSON report does not.
+    en = r.stdout
+    ja_env = dict(os.environ, LANG="ja_JP.UTF-8", LC_ALL="", LANGUAGE="")
+    r = subprocess.run([KIGEND, "-c", only_ok, "--once", "--format", "table", "--now", NOW],
+                       capture_output=True, env=ja_env)
+    ja = r.stdout.decode("utf-8", "replace")
+    check(ja.startswith("状態          残日数  有効期限") and "suzuki" in ja and
+          "件（重複を除き" in ja and r.returncode == 1, "the table in Japanese: %s" % ja)
+    check(en.startswith(b"STATE           DAYS  NOT AFTER"), "and in English under C")
+    reports = [subprocess.run([KIGEND, "-c", only_ok, "--once", "--format", "json", "--now", NOW],
+                              capture_output=True, env=env).stdout
+               for env in (ja_env, dict(os.environ, LANG="C", LC_ALL=""))]
+    check(reports[0] == reports[1] and reports[0].startswith(b"{"),
+          "the JSON report is the same byte for byte under both")
 
 
 if __name__ == "__main__":

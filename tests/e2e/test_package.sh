@@ -125,6 +125,14 @@ same /usr/lib/tmpfiles.d/kigen.conf units/kigen.tmpfiles
 same /usr/lib/systemd/catalog/kigen.catalog units/kigen.catalog
 same /etc/kigen/kigen.yaml conf/kigen.yaml
 same /usr/share/doc/kigen/README.md README.md
+same /usr/share/doc/kigen/README.ja.md README.ja.md
+# The Japanese catalogue as msgfmt built it (src/i18n.c reads it from /usr/share/locale).
+mo=/usr/share/locale/ja/LC_MESSAGES/kigen.mo
+if [ ! -f "$R$mo" ]; then
+    bad="$bad missing:$mo"
+elif ! cmp -s "$R$mo" "$BUILD/locale/ja/LC_MESSAGES/kigen.mo"; then
+    bad="$bad differs:$mo"
+fi
 same /usr/share/doc/kigen/examples/kigen.rules.yml conf/kigen.rules.yml
 same /usr/share/doc/kigen/examples/kigen.rules.test.yml conf/kigen.rules.test.yml
 same /usr/share/doc/kigen/examples/kigen.json conf/grafana/kigen.json
@@ -143,7 +151,8 @@ extra=$(cd "$R" && find . -type f | sed 's/^\.//' | grep -v -x -F \
     -e "$unitdir/kigend.service" -e "$unitdir/kigend.socket" \
     -e /usr/lib/sysusers.d/kigen.conf -e /usr/lib/tmpfiles.d/kigen.conf \
     -e /usr/lib/systemd/catalog/kigen.catalog -e /etc/kigen/kigen.yaml \
-    -e /usr/share/doc/kigen/README.md -e /usr/share/doc/kigen/examples/kigen.rules.yml \
+    -e /usr/share/doc/kigen/README.md -e /usr/share/doc/kigen/README.ja.md -e "$mo" \
+    -e /usr/share/doc/kigen/examples/kigen.rules.yml \
     -e /usr/share/doc/kigen/examples/kigen.rules.test.yml \
     -e /usr/share/doc/kigen/examples/kigen.json \
     -e /usr/share/man/man1/kigenctl.1.gz -e /usr/share/man/man5/kigen.yaml.5.gz \
@@ -225,7 +234,8 @@ for d in /var/lib/kigen /run/kigen; do
 done
 [ -L "$R/etc/systemd/system/multi-user.target.wants/kigend.service" ] || bad="$bad service-not-enabled"
 [ -L "$R/etc/systemd/system/sockets.target.wants/kigend.socket" ] || bad="$bad socket-not-enabled"
-ids=$(grep -c '^-- [0-9a-f]\{32\}' "$SRC/units/kigen.catalog")
+# One line per id: the ja entries ("-- ID ja") share their ids with the English ones.
+ids=$(grep -c '^-- [0-9a-f]\{32\}$' "$SRC/units/kigen.catalog")
 listed=$(journalctl --root="$R" --list-catalog 2>/dev/null | grep -c .)
 [ "$ids" -gt 0 ] && [ "$listed" -eq "$ids" ] || bad="$bad catalog:$listed-of-$ids-ids"
 run postinst configure 0.1.0
