@@ -989,10 +989,15 @@ static bool is_hex32(const char *s)
     return s[32] == '\0';
 }
 
+/*
+ * Every event once in each language the catalog has: the default (English) and ja, as
+ * systemd's "-- MESSAGE_ID LANGUAGE" entries.
+ */
 static void test_catalog_explains_every_event_exactly_once(void **state)
 {
+    static const char *const languages[] = { "", "ja" };
     char *path = catalog_path(), *text, *line, *cursor;
-    char ids[32][33];
+    char ids[64][33], langs[64][8];
     unsigned n = 0, headers = 0, body = 0;
     bool in_headers = false;
 
@@ -1003,8 +1008,14 @@ static void test_catalog_explains_every_event_exactly_once(void **state)
             /* The previous entry had its three headers and some text. */
             if (n > 0)
                 assert_true(headers == 3 && body > 0);
+            char *lang = strchr(line + 3, ' ');
+
+            if (lang)
+                *lang++ = '\0';
             assert_true(is_hex32(line + 3));
-            assert_true(n < 32);
+            assert_true(!lang || strcmp(lang, "ja") == 0);
+            assert_true(n < 64);
+            strcpy(langs[n], lang ? lang : "");
             strcpy(ids[n++], line + 3);
             headers = body = 0;
             in_headers = true;
@@ -1020,15 +1031,19 @@ static void test_catalog_explains_every_event_exactly_once(void **state)
         }
     }
     assert_true(headers == 3 && body > 0);
-    assert_int_equal(n, KIGEN_EVENT_COUNT);
-    for (int e = 0; e < KIGEN_EVENT_COUNT; e++) {
-        unsigned seen = 0;
+    assert_int_equal(n, 2 * KIGEN_EVENT_COUNT);
+    for (size_t l = 0; l < sizeof(languages) / sizeof(languages[0]); l++) {
+        for (int e = 0; e < KIGEN_EVENT_COUNT; e++) {
+            unsigned seen = 0;
 
-        for (unsigned i = 0; i < n; i++)
-            seen += strcmp(ids[i], kigen_event_message_id((enum kigen_event)e)) == 0;
-        if (seen != 1)
-            fail_msg("event %s (%s) is in the catalog %u times", kigen_event_name(e),
-                     kigen_event_message_id((enum kigen_event)e), seen);
+            for (unsigned i = 0; i < n; i++)
+                seen += strcmp(ids[i], kigen_event_message_id((enum kigen_event)e)) == 0 &&
+                        strcmp(langs[i], languages[l]) == 0;
+            if (seen != 1)
+                fail_msg("event %s (%s) is in the catalog %u times in language '%s'",
+                         kigen_event_name(e), kigen_event_message_id((enum kigen_event)e), seen,
+                         languages[l]);
+        }
     }
     free(text);
     free(path);
