@@ -22,17 +22,12 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from kigensock import free_port  # noqa: E402
+
 build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 probe = os.path.join(build, "fixtures", "probe")
 N_TLS, N_TCP, SERVERS = 500, 500, 4
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def tls_server(port):

@@ -23,20 +23,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from kigensock import raw_answer  # noqa: E402
+from kigensock import free_port, raw_answer  # noqa: E402
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 only = sys.argv[2] if len(sys.argv) > 2 else None
 here = os.path.dirname(os.path.abspath(__file__))
 out = os.path.join(here, "out")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start(corpus, extra=""):

@@ -15,6 +15,7 @@
 
 #include <openssl/evp.h>
 
+#include "cert.h"
 #include "i18n.h"
 #include "timeutil.h"
 
@@ -150,21 +151,16 @@ static void init_once(void)
     }
 }
 
-/* The CN of an RFC 2253 subject (up to an unescaped ','), or the whole of it. */
+/* The first CN of an RFC 2253 subject (kigen_dn_first_cn), or the whole of it when none. */
 static char *common_name(const char *subject)
 {
-    const char *p = strstr(subject, "CN=");
-    size_t n = 0;
+    char *cn = malloc(strlen(subject) + 1);
 
-    if (!p || (p != subject && p[-1] != ','))
-        return strdup(subject);
-    p += 3;
-    while (p[n] && p[n] != ',') {
-        if (p[n] == '\\' && p[n + 1])
-            n++;
-        n++;
+    if (cn && !kigen_dn_first_cn(subject, cn)) {
+        free(cn);
+        cn = strdup(subject);
     }
-    return strndup(p, n);
+    return cn;
 }
 
 static bool is_cert_event(enum kigen_event event)

@@ -1,9 +1,19 @@
-"""The status socket from a test or a benchmark: one request line, one answer (SPEC §9).
+"""The status socket from a test or a benchmark: one request line, one answer (SPEC §9);
+and a free loopback port.
 
 No environment needed (bench/ imports it too).
 """
 import json
 import socket
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listened on a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def raw_answer(path, line, timeout=10):

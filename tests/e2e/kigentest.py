@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from kigensock import free_port  # noqa: F401 (the tests import it from here)
+
 KIGEND = os.environ["KIGEND"]
 FIX = os.environ["KIGEN_FIXTURES"]
 
@@ -50,15 +52,6 @@ def wait_until(pred, timeout, step=0.05):
         if v or time.time() >= end:
             return v
         time.sleep(step)
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nobody listened on a moment ago."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def scratch(name, mode=0o755):
