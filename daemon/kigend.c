@@ -27,6 +27,7 @@
 #include "probe_sync.h"
 #include "register_records.h"
 #include "report.h"
+#include "revocation.h"
 #include "scan.h"
 #include "secret.h"
 #include "service.h"
@@ -276,6 +277,34 @@ static int check_register(const struct kigen_config *config)
     return r < 0 ? r : (int)n;
 }
 
+/*
+ * SPEC §13 for --once: the same check the daemon runs after a scan, here on this thread, with
+ * the daemon's cache in state_dir/revocation (read, and written when this user may).
+ */
+static int check_revocation(struct kigen_inventory *inventory, const struct kigen_config *config,
+                            int64_t now)
+{
+    struct kigen_revocation_run *run = NULL;
+    char *cache = NULL;
+    int r;
+
+    if (asprintf(&cache, "%s/revocation", config->state_dir) < 0)
+        return -ENOMEM;
+    r = kigen_revocation_collect(config, inventory, cache, now, &run);
+    free(cache);
+    if (r < 0 || !run)
+        return r;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        kigen_revocation_run_free(run);
+        return -ENOMEM;
+    }
+    kigen_revocation_execute(run, NULL);
+    r = kigen_revocation_apply(inventory, run);
+    kigen_revocation_run_free(run);
+    curl_global_cleanup();
+    return r;
+}
+
 /* --once: the same scan the daemon runs, on a loop that ends when it completes. */
 static int run_once(const struct options *o, const struct kigen_config *config)
 {
@@ -329,6 +358,11 @@ static int run_once(const struct options *o, const struct kigen_config *config)
     r = load_register(inventory, config, o->has_now ? o->now : (int64_t)time(NULL));
     if (r < 0) {
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot read the holders' register");
+        goto out;
+    }
+    r = check_revocation(inventory, config, o->has_now ? o->now : (int64_t)time(NULL));
+    if (r < 0) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot check revocation");
         goto out;
     }
     r = kigen_view_build(config, inventory, o->has_now ? o->now : (int64_t)time(NULL), NULL, &view);

@@ -49,6 +49,7 @@
 #include "proto.h"
 #include "register_records.h"
 #include "report.h"
+#include "revocation.h"
 #include "scan.h"
 #include "secret.h"
 #include "sink.h"
@@ -143,6 +144,11 @@ struct service {
     bool register_started;     /* the first read is done: scans may start */
     bool register_fresh;       /* just read: the scan it starts need not read it again */
     uv_timer_t register_timer; /* the first read taking too long: scan without it meanwhile */
+    /* Revocation (SPEC §13), checked on the thread pool after scans and when answers fall due. */
+    struct kigen_revocation_run *revocation_run; /* the check in flight, or NULL */
+    bool revocation_wanted;                      /* check again once it is done */
+    uv_timer_t revocation_timer;
+    struct kigen_revocation_memory revocation_memory; /* lent to the check in flight */
 };
 
 struct delivery {
@@ -1263,6 +1269,102 @@ static void start_register_read(struct service *svc)
         uv_timer_start(&svc->register_timer, register_timer_cb, REGISTER_FIRST_MS, 0);
 }
 
+/* ---- revocation ---- */
+
+static void start_revocation(struct service *svc);
+
+static void revocation_work_cb(uv_work_t *work)
+{
+    struct service *svc = work->data;
+
+    kigen_revocation_execute(svc->revocation_run, &svc->revocation_memory);
+}
+
+static void revocation_timer_cb(uv_timer_t *timer)
+{
+    start_revocation(container_of(timer, struct service, revocation_timer));
+}
+
+static void revocation_after_cb(uv_work_t *work, int status)
+{
+    struct service *svc = work->data;
+    struct kigen_revocation_run *run = svc->revocation_run;
+    const struct kigen_revocation_failure *failures;
+    int64_t now = now_of(svc), due = kigen_revocation_next_due(run);
+    size_t n;
+    int r;
+
+    free(work);
+    svc->revocation_run = NULL;
+    if (svc->stopping || status < 0) {
+        kigen_revocation_run_free(run);
+        if (svc->stopping)
+            stop(svc);
+        return;
+    }
+    r = kigen_revocation_apply(svc->inventory, run);
+    failures = kigen_revocation_failures(run, &n);
+    if (r == 0)
+        r = kigen_engine_revocation_failures(&svc->engine, svc->config, failures, n, now);
+    if (r < 0)
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot apply the revocation answers");
+    kigen_revocation_run_free(run);
+    if (due != INT64_MAX && due > now)
+        uv_timer_start(&svc->revocation_timer, revocation_timer_cb,
+                       (uint64_t)(due - now) * 1000 + 5, 0);
+    if (!kigen_scanner_is_busy(svc->scanner))
+        evaluate(svc);
+    if (svc->revocation_wanted)
+        start_revocation(svc);
+}
+
+/*
+ * Collects on the loop what the check needs (copies), checks on the thread pool: CRL and OCSP
+ * fetches take seconds and must never stall the loop.
+ */
+static void start_revocation(struct service *svc)
+{
+    struct kigen_revocation_run *run = NULL;
+    uv_work_t *work;
+    char *cache = NULL;
+    int r;
+
+    if (svc->stopping)
+        return;
+    if (svc->revocation_run) {
+        svc->revocation_wanted = true;
+        return;
+    }
+    svc->revocation_wanted = false;
+    uv_timer_stop(&svc->revocation_timer);
+    r = asprintf(&cache, "%s/revocation", svc->config->state_dir) < 0 ? -ENOMEM : 0;
+    if (r == 0)
+        r = kigen_revocation_collect(svc->config, svc->inventory, cache, now_of(svc), &run);
+    free(cache);
+    if (r == 0 && !run) {
+        if (svc->inventory->revocations.n) /* a reload turned it off */
+            (void)kigen_revocation_apply(svc->inventory, NULL);
+        return;
+    }
+    work = r == 0 ? calloc(1, sizeof(*work)) : NULL;
+    if (work) {
+        work->data = svc;
+        svc->revocation_run = run;
+        r = uv_queue_work(&svc->loop, work, revocation_work_cb, revocation_after_cb);
+        if (r < 0) {
+            svc->revocation_run = NULL;
+            free(work);
+        }
+    } else if (r == 0) {
+        r = -ENOMEM;
+    }
+    if (r < 0) {
+        kigen_revocation_run_free(run);
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot check revocation, retrying in a minute");
+        uv_timer_start(&svc->revocation_timer, revocation_timer_cb, 60000, 0);
+    }
+}
+
 static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
 {
     struct service *svc = data;
@@ -1294,6 +1396,8 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
         watch_roots(svc);
     apply_register(svc, NULL); /* which declared rows a readable file now matches */
     evaluate(svc);
+    if (status == 0)
+        start_revocation(svc); /* evaluates again when its answers come */
     if (!svc->ready) {
         svc->ready = true;
         sd_notify(0, "READY=1");
@@ -1725,17 +1829,22 @@ static void stop_timer_cb(uv_timer_t *timer)
 static void stop(struct service *svc)
 {
     uv_handle_t *handles[] = {
-        (uv_handle_t *)&svc->sighup,         (uv_handle_t *)&svc->sigterm,
-        (uv_handle_t *)&svc->sigint,         (uv_handle_t *)&svc->scan_timer,
-        (uv_handle_t *)&svc->wakeup_timer,   (uv_handle_t *)&svc->debounce_timer,
-        (uv_handle_t *)&svc->watchdog_timer, (uv_handle_t *)&svc->save_timer,
-        (uv_handle_t *)&svc->stop_timer,     (uv_handle_t *)&svc->probe_eval_timer,
-        (uv_handle_t *)&svc->metrics_timer,  (uv_handle_t *)&svc->root_timer,
-        (uv_handle_t *)&svc->digest_timer,   (uv_handle_t *)&svc->register_timer,
+        (uv_handle_t *)&svc->sighup,           (uv_handle_t *)&svc->sigterm,
+        (uv_handle_t *)&svc->sigint,           (uv_handle_t *)&svc->scan_timer,
+        (uv_handle_t *)&svc->wakeup_timer,     (uv_handle_t *)&svc->debounce_timer,
+        (uv_handle_t *)&svc->watchdog_timer,   (uv_handle_t *)&svc->save_timer,
+        (uv_handle_t *)&svc->stop_timer,       (uv_handle_t *)&svc->probe_eval_timer,
+        (uv_handle_t *)&svc->metrics_timer,    (uv_handle_t *)&svc->root_timer,
+        (uv_handle_t *)&svc->digest_timer,     (uv_handle_t *)&svc->register_timer,
+        (uv_handle_t *)&svc->revocation_timer,
     };
 
     if (kigen_scanner_is_busy(svc->scanner))
         return; /* scan_done_cb calls again */
+    if (svc->revocation_run) {
+        kigen_revocation_cancel(svc->revocation_run);
+        return; /* revocation_after_cb calls again */
+    }
     if (kigen_sinks_pending(svc->sinks) && uv_now(&svc->loop) < svc->stop_deadline_ms) {
         /* Alerts in flight: let them land, so that they leave the outbox. */
         uv_timer_start(&svc->stop_timer, stop_timer_cb, 50, 0);
@@ -1904,6 +2013,7 @@ static int setup(struct service *svc)
     uv_timer_init(&svc->loop, &svc->metrics_timer);
     uv_timer_init(&svc->loop, &svc->digest_timer);
     uv_timer_init(&svc->loop, &svc->register_timer);
+    uv_timer_init(&svc->loop, &svc->revocation_timer);
     uv_timer_init(&svc->loop, &svc->root_timer);
     /* The kernel marks the mount table POLLPRI when a mount comes or goes (proc(5)). */
     svc->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
@@ -1976,6 +2086,7 @@ out:
     kigen_scanner_free(svc->scanner);
     kigen_inventory_free(svc->inventory);
     kigen_engine_done(&svc->engine);
+    kigen_revocation_memory_done(&svc->revocation_memory);
     kigen_config_free(svc->config);
     kigen_config_free(svc->next_config);
     kigen_metrics_http_stop(svc->next_metrics_http);

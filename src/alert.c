@@ -25,6 +25,8 @@ static const struct {
     [KIGEN_EVENT_PROBE_UP] = { "probe.up", "4c2530caa884485eb89b6609011ed582", 6 },
     [KIGEN_EVENT_CONFIG_RELOADED] = { "config.reloaded", "744c4cc1cc15444b9a2f7d8c9be39a07", 6 },
     [KIGEN_EVENT_CONFIG_REJECTED] = { "config.rejected", "3fcfcf8137d346a9b191dcbf0f8f7ca3", 3 },
+    [KIGEN_EVENT_CERT_REVOKED] = { "cert.revoked", "a9839decf5d04adf8cd97c9170745a5b", 3 },
+    [KIGEN_EVENT_CRL_STALE] = { "crl.stale", "8c7b77befb924b3dac859644a5151cd0", 4 },
 };
 
 const char *kigen_event_name(enum kigen_event event)

@@ -20,8 +20,10 @@ enum kigen_event {
     KIGEN_EVENT_PROBE_UP,
     KIGEN_EVENT_CONFIG_RELOADED,
     KIGEN_EVENT_CONFIG_REJECTED,
+    KIGEN_EVENT_CERT_REVOKED, /* SPEC §13 */
+    KIGEN_EVENT_CRL_STALE,
 };
-#define KIGEN_EVENT_COUNT 11
+#define KIGEN_EVENT_COUNT 13
 
 /* "cert.threshold", ...; NULL when out of range. */
 const char *kigen_event_name(enum kigen_event event);

@@ -253,6 +253,25 @@ static void email_of(X509 *x509, char out[256])
     GENERAL_NAMES_free(names);
 }
 
+/* Whether revocation checking may need x509's encoding (struct kigen_der). */
+static bool needs_der(X509 *x509)
+{
+    return X509_check_ca(x509) > 0 ||
+           X509_get_ext_by_NID(x509, NID_crl_distribution_points, -1) >= 0 ||
+           X509_get_ext_by_NID(x509, NID_info_access, -1) >= 0;
+}
+
+static struct kigen_der *der_dup(const uint8_t *bytes, size_t len)
+{
+    struct kigen_der *d = malloc(sizeof(*d) + len);
+
+    if (!d)
+        return NULL;
+    d->len = len;
+    memcpy(d->bytes, bytes, len);
+    return d;
+}
+
 /* der/derlen: the certificate's encoding when the caller has it, else NULL. */
 static int add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx, X509 *x509,
                     const uint8_t *der, size_t derlen, const char *entry)
@@ -289,8 +308,16 @@ static int add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
         goto out;
     }
     email_of(x509, email);
+    if (needs_der(x509)) {
+        c.der = der_dup(der, derlen);
+        if (!c.der) {
+            r = -ENOMEM;
+            goto out;
+        }
+    }
     if (certs_grow(certs) < 0 ||
         kigen_cert_set_strings(&c, subject, issuer, serial, entry, email) < 0) {
+        free(c.der);
         r = -ENOMEM;
         goto out;
     }
@@ -343,11 +370,54 @@ int kigen_certs_add_copy(struct kigen_certs *certs, const struct kigen_cert *src
 {
     struct kigen_cert c = *src;
 
-    if (certs_grow(certs) < 0 || kigen_cert_set_strings(&c, src->subject, src->issuer, src->serial,
-                                                        entry, src->email ? src->email : "") < 0)
+    c.der = src->der ? der_dup(src->der->bytes, src->der->len) : NULL;
+    if ((src->der && !c.der) || certs_grow(certs) < 0 ||
+        kigen_cert_set_strings(&c, src->subject, src->issuer, src->serial, entry,
+                               src->email ? src->email : "") < 0) {
+        free(c.der);
         return -ENOMEM;
+    }
     certs->v[certs->n++] = c;
     return 0;
+}
+
+int kigen_certs_add_crl_der(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
+                            const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    const ASN1_TIME *next;
+    struct kigen_crl c = { .next_update = KIGEN_NO_TIME }, *v;
+    X509_CRL *crl;
+    int r;
+
+    if (len > LONG_MAX)
+        return -KIGEN_E_MALFORMED;
+    crl = d2i_X509_CRL(NULL, &p, (long)len);
+    if (!crl || p != der + len) {
+        X509_CRL_free(crl);
+        return -KIGEN_E_MALFORMED;
+    }
+    next = X509_CRL_get0_nextUpdate(crl);
+    r = asn1_time_to_unix(X509_CRL_get0_lastUpdate(crl), &c.this_update);
+    if (r == 0 && next)
+        r = asn1_time_to_unix(next, &c.next_update);
+    if (r < 0)
+        goto out;
+    c.issuer = name_to_string(ctx, X509_CRL_get_issuer(crl));
+    if (!certs->crls)
+        certs->crls = calloc(1, sizeof(*certs->crls));
+    v = certs->crls && c.issuer ? reallocarray(certs->crls->v, certs->crls->n + 1, sizeof(*v))
+                                : NULL;
+    if (!v) {
+        free(c.issuer);
+        r = -ENOMEM;
+        goto out;
+    }
+    certs->crls->v = v;
+    v[certs->crls->n++] = c;
+out:
+    X509_CRL_free(crl);
+    return r;
 }
 
 int kigen_certs_append(struct kigen_certs *certs, const struct kigen_certs *src)
@@ -369,6 +439,7 @@ void kigen_cert_done(struct kigen_cert *cert)
     if (!cert)
         return;
     free(cert->subject);
+    free(cert->der);
     memset(cert, 0, sizeof(*cert));
 }
 
@@ -398,6 +469,13 @@ void kigen_certs_clear(struct kigen_certs *certs)
     for (size_t i = 0; i < certs->n; i++)
         kigen_cert_done(&certs->v[i]);
     certs->n = 0;
+    if (certs->crls) {
+        for (size_t i = 0; i < certs->crls->n; i++)
+            free(certs->crls->v[i].issuer);
+        free(certs->crls->v);
+        free(certs->crls);
+        certs->crls = NULL;
+    }
 }
 
 void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65])

@@ -12,6 +12,16 @@
 /* A not_before that is not known: a declared certificate without `issued` (SPEC §12). */
 #define KIGEN_NO_TIME INT64_MIN
 
+/*
+ * A certificate's DER encoding, kept only where revocation checking (SPEC §13) needs it: a CA
+ * certificate's (an issuer whose key verifies CRLs and OCSP answers) and that of a certificate
+ * that names a CRL distribution point or an OCSP responder. Everything else keeps facts only.
+ */
+struct kigen_der {
+    size_t len;
+    uint8_t bytes[];
+};
+
 struct kigen_cert {
     uint8_t sha256[KIGEN_SHA256_LEN]; /* of the DER encoding */
     int64_t not_before;               /* Unix seconds, UTC; KIGEN_NO_TIME when unknown */
@@ -21,6 +31,19 @@ struct kigen_cert {
     char *serial; /* lowercase hex, no leading zeros, "0" for zero */
     char *entry;  /* "0", "1", ... or a JKS alias ("alias", "alias#1") */
     char *email;  /* its own address (SAN rfc822Name, else emailAddress), or "" (SPEC §12) */
+    struct kigen_der *der; /* malloc'd, or NULL (see struct kigen_der) */
+};
+
+/* A CRL found in a file (SPEC §13 CRL files): its facts, no OpenSSL object. */
+struct kigen_crl {
+    char *issuer; /* RFC 2253, malloc'd */
+    int64_t this_update;
+    int64_t next_update; /* KIGEN_NO_TIME when the CRL has none */
+};
+
+struct kigen_crl_list {
+    struct kigen_crl *v;
+    size_t n;
 };
 
 /* A growing array of certificates, owned by whoever holds it. */
@@ -28,6 +51,7 @@ struct kigen_certs {
     struct kigen_cert *v;
     size_t n;
     size_t cap;
+    struct kigen_crl_list *crls; /* the CRLs of a file, or NULL when it has none */
 };
 
 /*
@@ -68,6 +92,13 @@ int kigen_certs_add_der(struct kigen_certs *certs, const struct kigen_read_ctx *
 int kigen_certs_add_copy(struct kigen_certs *certs, const struct kigen_cert *src,
                          const char *entry);
 
+/*
+ * Decodes one DER CRL (exactly len bytes) and appends its facts to certs->crls. Returns 0,
+ * -ENOMEM or -KIGEN_E_MALFORMED.
+ */
+int kigen_certs_add_crl_der(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
+                            const uint8_t *der, size_t len);
+
 /* Appends c, taking over its strings. Returns 0 or -ENOMEM (then c stays the caller's). */
 int kigen_certs_push(struct kigen_certs *certs, const struct kigen_cert *c);
 
@@ -88,7 +119,7 @@ void kigen_certs_clear(struct kigen_certs *certs);
 int kigen_cert_set_strings(struct kigen_cert *c, const char *subject, const char *issuer,
                            const char *serial, const char *entry, const char *email);
 
-/* Releases the strings of one certificate. */
+/* Releases the strings (and the DER) of one certificate. */
 void kigen_cert_done(struct kigen_cert *cert);
 
 /* Lowercase hex of the fingerprint into out (65 bytes). */

@@ -179,8 +179,11 @@ int kigen_read_any(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
         return kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED, "empty file");
     if (is_text(buf, len > 4096 ? 4096 : len))
         return 0;
-    if (buf[0] == 0x30 && kigen_read_der_is_certless(ctx, buf, len))
-        return 0; /* a key, a CRL, a CSR: no certificate, no error (SPEC §4) */
+    if (buf[0] == 0x30 && kigen_read_der_is_certless(ctx, buf, len)) {
+        /* a key, a CRL, a CSR: no certificate, no error (SPEC §4); a CRL's facts are kept */
+        r = kigen_certs_add_crl_der(certs, ctx, buf, len);
+        return r == -ENOMEM ? r : 0;
+    }
     if (buf[0] == 0x30)
         return kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED,
                           "DER that is neither a certificate container nor a whole key, CSR "

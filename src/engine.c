@@ -13,6 +13,7 @@
 #include "i18n.h"
 #include "policy.h"
 #include "probe_sync.h"
+#include "revocation.h"
 #include "timeutil.h"
 
 #define STATE_VERSION 1
@@ -62,6 +63,8 @@ static void clear(struct kigen_engine *engine)
     kigen_strmap_clear(&engine->probes_down);
     kigen_strmap_foreach(&engine->roots, free_error_cb, NULL);
     kigen_strmap_clear(&engine->roots);
+    kigen_strmap_foreach(&engine->marks, free_error_cb, NULL);
+    kigen_strmap_clear(&engine->marks);
     for (size_t i = 0; i < engine->n_outbox; i++) {
         kigen_alert_free(engine->outbox[i].alert);
         free(engine->outbox[i].line);
@@ -231,6 +234,8 @@ static int rank(enum kigen_state s)
         return 3;
     case KIGEN_STATE_EXPIRED:
         return 4;
+    case KIGEN_STATE_REVOKED:
+        return 5;
     }
     return 0;
 }
@@ -244,6 +249,8 @@ static int state_event(enum kigen_state s)
         return KIGEN_EVENT_CERT_CRITICAL;
     case KIGEN_STATE_EXPIRED:
         return KIGEN_EVENT_CERT_EXPIRED;
+    case KIGEN_STATE_REVOKED:
+        return KIGEN_EVENT_CERT_REVOKED;
     default:
         return -1;
     }
@@ -394,6 +401,19 @@ static int add_cert_fields(struct kigen_alert *a, const struct group *g, int64_t
     /* Labels of every keystore the certificate is in; the first keystore wins a clash. */
     for (size_t i = 0; i < g->n && r == 0; i++)
         r = add_labels(a, g->v[i]->keystore);
+    if (r == 0 && g->worst->state == KIGEN_STATE_REVOKED && g->worst->revocation) {
+        const struct kigen_revocation_status *rs = g->worst->revocation;
+        const char *reason = kigen_crl_reason_name(rs->reason);
+
+        if (rs->revoked_at != KIGEN_NO_TIME) {
+            kigen_time_format_utc(rs->revoked_at, t);
+            r = kigen_alert_add(a, "KIGEN_REVOKED_AT", t);
+        }
+        if (r == 0 && kigen_rev_source_name(rs->source))
+            r = kigen_alert_add(a, "KIGEN_REVOCATION_SOURCE", kigen_rev_source_name(rs->source));
+        if (r == 0 && reason)
+            r = kigen_alert_add(a, "KIGEN_REVOCATION_REASON", reason);
+    }
     /* A probe's server certificate: the first target that holds it, from "[host]:port". */
     for (size_t i = 0; i < g->n && r == 0 && !kigen_alert_get(a, "KIGEN_PROBE"); i++) {
         const char *name, *port;
@@ -443,6 +463,20 @@ static void compose(const struct kigen_engine *engine, const struct group *g, in
         if (p->reissue_note)
             ADD(_(lang, " (%s)"), p->reissue_note);
         break;
+    case KIGEN_EVENT_CERT_REVOKED: {
+        const struct kigen_revocation_status *rs = g->worst->revocation;
+        char revoked[64] = "";
+
+        if (rs && rs->revoked_at != KIGEN_NO_TIME)
+            kigen_i18n_time(lang, NULL, rs->revoked_at, revoked, sizeof(revoked));
+        ADD(_(lang, "was revoked on %s (%s): it cannot be renewed; remove the file and have it "
+                    "re-issued"),
+            *revoked ? revoked : "?",
+            rs ? kigen_rev_source_name(rs->source) ? kigen_rev_source_name(rs->source) : "?" : "?");
+        if (p->reissue_note)
+            ADD(_(lang, " (%s)"), p->reissue_note);
+        break;
+    }
     case KIGEN_EVENT_CERT_CRITICAL:
     case KIGEN_EVENT_CERT_RENEWAL_OPEN:
         ADD(P_(lang, "expires on %s, in %lld day: renew it now",
@@ -472,7 +506,8 @@ static void compose(const struct kigen_engine *engine, const struct group *g, in
         ADD(P_(lang, " and %zu other location", " and %zu other locations",
                (unsigned long)(g->n - 1)),
             g->n - 1);
-    if (event != KIGEN_EVENT_CERT_EXPIRED && engine->maint_fn &&
+    if (event != KIGEN_EVENT_CERT_EXPIRED && event != KIGEN_EVENT_CERT_REVOKED &&
+        engine->maint_fn &&
         engine->maint_fn(lang, now, c->not_after, maint, sizeof(maint), engine->maint_data))
         ADD(_(lang, ". %s"), maint);
     ADD("%s", _(lang, "."));
@@ -732,10 +767,12 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
     if (ev >= 0) {
         if (!t || !t->sent[ev])
             due_state = true;
-        else if (now - t->sent[ev] >= config->alerts.reminder_every)
-            due_state = reminder = true;
+        else if (ev != KIGEN_EVENT_CERT_REVOKED &&
+                 now - t->sent[ev] >= config->alerts.reminder_every)
+            due_state = reminder = true; /* cert.revoked is said once (SPEC §13) */
     }
-    if (g->worst->state != KIGEN_STATE_EXPIRED && g->worst->state != KIGEN_STATE_NOT_YET_VALID) {
+    if (g->worst->state != KIGEN_STATE_EXPIRED && g->worst->state != KIGEN_STATE_NOT_YET_VALID &&
+        g->worst->state != KIGEN_STATE_REVOKED) {
         step = crossed_step(&g->worst->policy, c->not_after, now);
         due_step = step && (!t || !t->threshold_step || step < t->threshold_step);
     }
@@ -788,7 +825,7 @@ static int evaluate_group(struct kigen_engine *engine, const struct kigen_config
         fired++;
     }
     /* When the reminder of its state falls due: kigen_engine_next_wakeup needs no lookup. */
-    if (ev >= 0 && t->sent[ev] &&
+    if (ev >= 0 && ev != KIGEN_EVENT_CERT_REVOKED && t->sent[ev] &&
         t->sent[ev] + config->alerts.reminder_every < engine->next_reminder)
         engine->next_reminder = t->sent[ev] + config->alerts.reminder_every;
     if (fired) {
@@ -940,6 +977,138 @@ static int evaluate_errors(struct kigen_engine *engine, const struct kigen_confi
     return fired;
 }
 
+/* The mark under key: 1 if new (now marked as sent at now), 0 if known, or -ENOMEM. */
+static int mark(struct kigen_engine *engine, const char *key, int64_t now)
+{
+    struct kigen_mark *m = kigen_strmap_get(&engine->marks, key);
+
+    if (m) {
+        m->seen = true;
+        return 0;
+    }
+    m = calloc(1, sizeof(*m));
+    if (!m || kigen_strmap_put(&engine->marks, key, m) < 0) {
+        free(m);
+        return -ENOMEM;
+    }
+    m->sent = now;
+    m->seen = true;
+    engine->dirty = true;
+    return 1;
+}
+
+struct sweep_marks {
+    struct kigen_engine *engine;
+    const char *prefix;
+};
+
+static void sweep_marks_cb(const char *key, void *value, void *data)
+{
+    struct sweep_marks *s = data;
+    struct kigen_mark *m = value;
+
+    if (strncmp(key, s->prefix, strlen(s->prefix)) != 0)
+        return;
+    if (m->seen) {
+        m->seen = false;
+        return;
+    }
+    kigen_strmap_remove(&s->engine->marks, key);
+    free(m);
+    s->engine->dirty = true;
+}
+
+/* Forgets the marks with prefix that the last pass did not see (the thing changed or went). */
+static void sweep_marks(struct kigen_engine *engine, const char *prefix)
+{
+    struct sweep_marks s = { engine, prefix };
+
+    kigen_strmap_foreach(&engine->marks, sweep_marks_cb, &s);
+}
+
+/* crl.stale, once per CRL (its issuer and thisUpdate) whose next update has passed (SPEC §13). */
+static int evaluate_crls(struct kigen_engine *engine, const struct kigen_config *config,
+                         const struct kigen_view *view, int64_t now)
+{
+    char key[4096], message[2048], t[KIGEN_RFC3339_LEN], when[64];
+    int fired = 0, r;
+
+    for (size_t i = 0; i < view->n_crls; i++) {
+        const struct kigen_crl_record *cr = &view->crls[i];
+        struct kigen_alert *a;
+
+        if (!cr->is_stale)
+            continue;
+        snprintf(key, sizeof(key), "crl\t%s\t%lld", cr->crl->issuer,
+                 (long long)cr->crl->this_update);
+        r = mark(engine, key, now);
+        if (r <= 0) {
+            if (r < 0)
+                return r;
+            continue;
+        }
+        kigen_i18n_time(config->language, NULL, cr->crl->next_update, when, sizeof(when));
+        snprintf(message, sizeof(message),
+                 _(config->language, "The CRL of %s in %s (keystore %s) is out of date: its next "
+                                     "update was due on %s. Replace it with the issuer's current "
+                                     "CRL."),
+                 cr->crl->issuer, cr->file->path, cr->file->keystore, when);
+        a = kigen_alert_new(KIGEN_EVENT_CRL_STALE, message);
+        kigen_time_format_utc(cr->crl->next_update, t);
+        if (!a || kigen_alert_add(a, "KIGEN_ISSUER", cr->crl->issuer) < 0 ||
+            kigen_alert_add(a, "KIGEN_PATHS", cr->file->path) < 0 ||
+            kigen_alert_add(a, "KIGEN_KEYSTORE", cr->file->keystore) < 0 ||
+            kigen_alert_add(a, "KIGEN_NEXT_UPDATE", t) < 0 ||
+            add_labels(a, kigen_config_find_keystore(config, cr->file->keystore)) < 0) {
+            kigen_alert_free(a);
+            return -ENOMEM;
+        }
+        r = kigen_engine_queue(engine, a);
+        if (r < 0)
+            return r;
+        fired++;
+    }
+    return fired;
+}
+
+int kigen_engine_revocation_failures(struct kigen_engine *engine, const struct kigen_config *config,
+                                     const struct kigen_revocation_failure *failures, size_t n,
+                                     int64_t now)
+{
+    char key[4096], message[2048];
+    int fired = 0, r;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct kigen_revocation_failure *f = &failures[i];
+        struct kigen_alert *a;
+
+        snprintf(key, sizeof(key), "fetch\t%s\t%s", f->url, f->kind);
+        r = mark(engine, key, now);
+        if (r <= 0) {
+            if (r < 0)
+                return r;
+            continue;
+        }
+        snprintf(message, sizeof(message),
+                 _(config->language, "Cannot check revocation with %s (%s): %s. Certificates "
+                                     "that depend on it are 'unknown'."),
+                 f->url, f->kind, f->message);
+        a = kigen_alert_new(KIGEN_EVENT_SCAN_ERROR, message);
+        if (!a || kigen_alert_add(a, "KIGEN_PATHS", f->url) < 0 ||
+            kigen_alert_add(a, "KIGEN_KEYSTORE", "revocation") < 0 ||
+            kigen_alert_add(a, "KIGEN_ERROR", f->kind) < 0) {
+            kigen_alert_free(a);
+            return -ENOMEM;
+        }
+        r = kigen_engine_queue(engine, a);
+        if (r < 0)
+            return r;
+        fired++;
+    }
+    sweep_marks(engine, "fetch\t");
+    return fired;
+}
+
 struct sweep {
     struct kigen_engine *engine;
     const struct kigen_config *config;
@@ -1058,6 +1227,11 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
     if (r < 0)
         return r;
     kigen_strmap_foreach(&engine->errors, sweep_errors_cb, &s);
+    fired += r;
+    r = evaluate_crls(engine, config, view, now);
+    if (r < 0)
+        return r;
+    sweep_marks(engine, "crl\t");
     return fired + s.fired + r;
 }
 
@@ -1074,6 +1248,12 @@ int64_t kigen_engine_next_wakeup(const struct kigen_engine *engine,
                                              rec->cert->not_after, now);
 
         if (t < best)
+            best = t;
+    }
+    for (size_t i = 0; i < view->n_crls; i++) {
+        int64_t t = view->crls[i].crl->next_update;
+
+        if (t != KIGEN_NO_TIME && t > now && t < best)
             best = t;
     }
     if (engine->more_due)
@@ -1290,6 +1470,19 @@ static void save_probe_cb(const char *key, void *value, void *data)
     s->lines++;
 }
 
+static void save_mark_cb(const char *key, void *value, void *data)
+{
+    struct save *s = data;
+    const struct kigen_mark *m = value;
+    json_t *j = json_pack("{s:o, s:I}", "mark", bytes_json(key), "sent", (json_int_t)m->sent);
+
+    if (s->status == 0)
+        s->status = emit(s->b, j);
+    else
+        json_decref(j);
+    s->lines++;
+}
+
 int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t *ret_len)
 {
     struct buf b = { 0 };
@@ -1301,6 +1494,7 @@ int kigen_engine_save(const struct kigen_engine *engine, char **ret_text, size_t
     kigen_strmap_foreach(&e->errors, save_error_cb, &s);
     kigen_strmap_foreach(&e->probes_down, save_probe_cb, &s);
     kigen_strmap_foreach(&e->roots, save_root_cb, &s);
+    kigen_strmap_foreach(&e->marks, save_mark_cb, &s);
     for (size_t i = 0; i < engine->n_outbox && s.status == 0; i++) {
         struct kigen_outbox_item *item = &e->outbox[i];
 
@@ -1435,6 +1629,32 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
         }
         if (r == -EINVAL)
             snprintf(errbuf, errlen, "bad keystore root record");
+        free(where);
+        return r;
+    }
+    if (json_unpack(j, "{s:o, s:I}", "mark", &message, "sent", &sent_at) == 0) {
+        char *where = bytes_dup(message);
+        struct kigen_mark *m;
+
+        if (!where)
+            return errno == EINVAL ? -EINVAL : -ENOMEM;
+        r = !is_state_time(sent_at, 0) ||
+                    (strncmp(where, "crl\t", 4) != 0 && strncmp(where, "fetch\t", 6) != 0)
+                ? -EINVAL
+            : kigen_strmap_get(&engine->marks, where) ? -EINVAL
+                                                      : 0;
+        m = r == 0 ? calloc(1, sizeof(*m)) : NULL;
+        if (r == 0 && !m)
+            r = -ENOMEM;
+        if (r == 0) {
+            m->sent = sent_at;
+            m->seen = true; /* kept until a pass finds the thing changed or gone */
+            r = kigen_strmap_put(&engine->marks, where, m);
+            if (r < 0)
+                free(m);
+        }
+        if (r == -EINVAL)
+            snprintf(errbuf, errlen, "bad mark record");
         free(where);
         return r;
     }

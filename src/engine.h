@@ -52,6 +52,11 @@ struct kigen_engine {
     struct kigen_strmap errors;      /* "keystore\npath" -> struct kigen_tracked_error */
     struct kigen_strmap probes_down; /* probe target name -> int64_t *, when probe.down went */
     struct kigen_strmap roots;       /* "keystore\npath" -> uint64_t *, st_dev of a complete read */
+    /*
+     * Said once until it changes (SPEC §13): "crl\tISSUER\tTHIS_UPDATE" (crl.stale) and
+     * "fetch\tURL\tKIND" (a revocation URL's scan.error) -> struct kigen_mark.
+     */
+    struct kigen_strmap marks;
     struct kigen_outbox_item *outbox;
     size_t n_outbox;
     size_t cap_outbox;
@@ -78,6 +83,11 @@ struct kigen_tracked {
     bool seen;
     char *line; /* its line of the state file as last saved; NULL once anything changed */
     size_t line_len;
+};
+
+struct kigen_mark {
+    int64_t sent;
+    bool seen;
 };
 
 struct kigen_tracked_error {
@@ -119,6 +129,16 @@ uint64_t kigen_engine_root_dev(const struct kigen_engine *engine, const char *ke
                                const char *path);
 int kigen_engine_set_root_dev(struct kigen_engine *engine, const char *keystore, const char *path,
                               uint64_t dev);
+
+/*
+ * The URLs a revocation check could not use (revocation.h): one scan.error per URL and kind,
+ * then nothing until it changes; a URL that works again is forgotten. Returns how many alerts
+ * were queued, or -ENOMEM.
+ */
+struct kigen_revocation_failure;
+int kigen_engine_revocation_failures(struct kigen_engine *engine, const struct kigen_config *config,
+                                     const struct kigen_revocation_failure *failures, size_t n,
+                                     int64_t now);
 
 /* The alert with id leaves the outbox (the sinks are done with it). */
 void kigen_engine_delivered(struct kigen_engine *engine, uint64_t id);

@@ -6,6 +6,7 @@
 
 #include "holders.h"
 #include "register.h"
+#include "revocation.h"
 
 int kigen_inventory_new(struct kigen_inventory **ret_inventory)
 {
@@ -33,6 +34,7 @@ void kigen_inventory_free(struct kigen_inventory *inventory)
     free(inventory->buckets);
     kigen_holders_index_free(inventory->holders);
     kigen_strmap_clear(&inventory->superseded);
+    kigen_revocation_map_clear(&inventory->revocations);
     kigen_register_free(inventory->reg);
     free(inventory);
 }
@@ -150,6 +152,7 @@ int kigen_inventory_put(struct kigen_inventory *inventory, struct kigen_file *fi
     file->index = inventory->n_files;
     inventory->files[inventory->n_files++] = file;
     inventory->n_certs += file->certs.n;
+    inventory->n_crls += file->certs.crls ? file->certs.crls->n : 0;
     inventory->n_errors += file->error != 0;
     return 0;
 }
@@ -166,6 +169,7 @@ void kigen_inventory_remove(struct kigen_inventory *inventory, struct kigen_file
     inventory->files[file->index] = last;
     last->index = file->index;
     inventory->n_certs -= file->certs.n;
+    inventory->n_crls -= file->certs.crls ? file->certs.crls->n : 0;
     inventory->n_errors -= file->error != 0;
     kigen_file_free(file);
 }

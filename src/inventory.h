@@ -76,6 +76,12 @@ struct kigen_inventory {
      * matches: the file won, and the declared one is superseded, not gone (SPEC §12).
      */
     struct kigen_strmap superseded;
+    /*
+     * The last revocation answers (SPEC §13): hex fingerprint -> struct
+     * kigen_revocation_status *, owned; only certificates whose rule says `revocation: true`.
+     */
+    struct kigen_strmap revocations;
+    size_t n_crls; /* CRLs over all files (SPEC §13 CRL files) */
 };
 
 int kigen_inventory_new(struct kigen_inventory **ret_inventory);

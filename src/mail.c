@@ -33,6 +33,8 @@ static const char *const event_titles[KIGEN_EVENT_COUNT] = {
     [KIGEN_EVENT_PROBE_UP] = N_("Host reachable again"),
     [KIGEN_EVENT_CONFIG_RELOADED] = N_("Configuration reloaded"),
     [KIGEN_EVENT_CONFIG_REJECTED] = N_("Configuration rejected"),
+    [KIGEN_EVENT_CERT_REVOKED] = N_("Certificate revoked"),
+    [KIGEN_EVENT_CRL_STALE] = N_("CRL out of date"),
 };
 
 #define T_SUBJECT_PREFIX "[kigen] "

@@ -163,6 +163,31 @@ static void add_header(struct out *o, const char *name, const char *help)
     add_typed_header(o, name, help, "gauge");
 }
 
+/* SPEC §13: kigen_crl_next_update_seconds{keystore,path,issuer_cn} of each CRL file's CRL. */
+static void add_crls(struct out *o, struct out *scratch, const struct kigen_view *view)
+{
+    add_header(o, "kigen_crl_next_update_seconds",
+               "When each CRL found in a keystore is due to be replaced, in Unix time.");
+    for (size_t i = 0; i < view->n_crls; i++) {
+        const struct kigen_crl_record *cr = &view->crls[i];
+
+        if (cr->crl->next_update == KIGEN_NO_TIME)
+            continue;
+        scratch->len = 0;
+        reserve(scratch, strlen(cr->crl->issuer) + 1);
+        if (scratch->failed)
+            return;
+        kigen_dn_first_cn(cr->crl->issuer, scratch->s);
+        add_str(o, "kigen_crl_next_update_seconds{");
+        add_label(o, true, "keystore", cr->file->keystore);
+        add_label(o, false, "path", cr->file->path);
+        add_label(o, false, "issuer_cn", scratch->s);
+        add(o, "} ", 2);
+        add_int(o, cr->crl->next_update);
+        add(o, "\n", 1);
+    }
+}
+
 /* name{labels[,extra]} value */
 static void add_sample(struct out *o, const char *name, const char *labels, size_t labels_len,
                        const char *extra, int64_t value)
@@ -323,7 +348,7 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
     if (options->state_series) {
         add_header(&o, "kigen_cert_state",
                    "1 for the certificate's current state (ok, renewal_open, critical, expired, "
-                   "not_yet_valid), 0 for the others.");
+                   "not_yet_valid, revoked), 0 for the others.");
         for (size_t i = 0; i < view->n_records; i++) {
             for (int s = 0; s < KIGEN_STATE_COUNT; s++) {
                 snprintf(buf, sizeof(buf), "state=\"%s\"", kigen_state_name((enum kigen_state)s));
@@ -335,6 +360,8 @@ int kigen_metrics_render(const struct kigen_view *view, const struct kigen_metri
 
     if (view->n_probes)
         add_probes(&o, view->probes, view->n_probes);
+    if (view->n_crls)
+        add_crls(&o, &scratch, view);
 
     for (size_t i = 0; i < view->n_errors; i++) {
         int e = view->errors[i]->error;

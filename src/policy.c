@@ -8,6 +8,7 @@ const char *kigen_state_name(enum kigen_state state)
         [KIGEN_STATE_CRITICAL] = "critical",
         [KIGEN_STATE_EXPIRED] = "expired",
         [KIGEN_STATE_NOT_YET_VALID] = "not_yet_valid",
+        [KIGEN_STATE_REVOKED] = "revoked",
     };
 
     return (unsigned)state < KIGEN_STATE_COUNT ? names[state] : "unknown";
@@ -42,6 +43,7 @@ int kigen_state_severity(enum kigen_state state)
         return 1;
     case KIGEN_STATE_CRITICAL:
     case KIGEN_STATE_EXPIRED:
+    case KIGEN_STATE_REVOKED:
         return 2;
     }
     return 2;

@@ -12,10 +12,11 @@ enum kigen_state {
     KIGEN_STATE_CRITICAL,
     KIGEN_STATE_EXPIRED,
     KIGEN_STATE_NOT_YET_VALID,
+    KIGEN_STATE_REVOKED, /* SPEC §13: set by the view from a verified answer, never by the dates */
 };
-#define KIGEN_STATE_COUNT 5
+#define KIGEN_STATE_COUNT 6
 
-/* "ok", "renewal_open", "critical", "expired", "not_yet_valid". */
+/* "ok", "renewal_open", "critical", "expired", "not_yet_valid", "revoked". */
 const char *kigen_state_name(enum kigen_state state);
 
 /* not_after - renew_before. */
@@ -25,7 +26,7 @@ int64_t kigen_policy_renewal_opens(const struct kigen_policy *policy, int64_t no
 enum kigen_state kigen_policy_state(const struct kigen_policy *policy, int64_t not_before,
                                     int64_t not_after, int64_t now);
 
-/* The exit status of SPEC §6 a state contributes: 0 ok, 1 attention, 2 critical/expired. */
+/* The exit status of SPEC §6 a state contributes: 0 ok, 1 attention, 2 critical/expired/revoked. */
 int kigen_state_severity(enum kigen_state state);
 
 /*

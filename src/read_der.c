@@ -95,8 +95,11 @@ int kigen_read_der(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
         if (r == -ENOMEM)
             return r;
         /* A CSR or CRL looks like a certificate to kigen_detect(): it holds none. */
-        if (r < 0 && index == 0 && kigen_read_der_is_certless(ctx, buf, len))
-            return 0;
+        if (r < 0 && index == 0 && kigen_read_der_is_certless(ctx, buf, len)) {
+            /* A CRL's facts are kept (SPEC §13 CRL files); any other such file gives nothing. */
+            r = kigen_certs_add_crl_der(certs, ctx, buf, len);
+            return r == -ENOMEM ? r : 0;
+        }
         if (r < 0 && index == 0)
             return kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED,
                               "neither a DER certificate nor a whole key, CSR or CRL");

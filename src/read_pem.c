@@ -1,4 +1,7 @@
-/* PEM (RFC 7468): every CERTIFICATE, X509 CERTIFICATE and TRUSTED CERTIFICATE block. */
+/*
+ * PEM (RFC 7468): every CERTIFICATE, X509 CERTIFICATE and TRUSTED CERTIFICATE block, and the
+ * facts of every X509 CRL block (SPEC §13 CRL files).
+ */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -57,7 +60,7 @@ int kigen_read_pem(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
     char *name = NULL, *header = NULL, block[80], tag[96];
     unsigned char *data = NULL;
     long dlen;
-    unsigned index = 0, damaged = 0, first_damaged = 0;
+    unsigned index = 0, damaged = 0, first_damaged = 0, damaged_crls = 0;
     bool is_garbage = false;
     char entry[16];
     size_t before = certs->n, n;
@@ -67,13 +70,14 @@ int kigen_read_pem(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
         return kigen_errf(errbuf, errlen, KIGEN_E_TOO_LARGE, "file too large for PEM");
     for (; (begin = find_line(text, p, end, "-----BEGIN ")); p = next) {
         const char *q = begin + 11;
-        bool is_cert, is_whole = false;
+        bool is_cert, is_crl, is_whole = false;
 
         is_garbage = is_garbage || is_binary(p, begin);
         for (n = 0; q + n < end && n < sizeof(block) - 1 && q[n] != '-' && q[n] != '\n'; n++)
             block[n] = q[n];
         block[n] = '\0';
         is_cert = is_cert_block(block);
+        is_crl = strcmp(block, PEM_STRING_X509_CRL) == 0;
         /* Its END line, unless another block begins first; then it ends with the next one. */
         next = find_line(text, q, end, "-----BEGIN ");
         snprintf(tag, sizeof(tag), "-----END %s-----", block);
@@ -87,7 +91,7 @@ int kigen_read_pem(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
         } else if (!next) {
             next = end;
         }
-        if (stop && is_cert) {
+        if (stop && (is_cert || is_crl)) {
             BIO *bio = BIO_new_mem_buf(begin, (int)(stop - begin));
 
             if (!bio) {
@@ -104,10 +108,17 @@ int kigen_read_pem(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
             if (r == -ENOMEM)
                 goto out;
             is_whole = r >= 0;
+        } else if (is_whole && is_crl) {
+            r = kigen_certs_add_crl_der(certs, ctx, data, (size_t)dlen);
+            if (r == -ENOMEM)
+                goto out;
+            is_whole = r >= 0;
         }
-        /* Only certificate blocks are decoded: other blocks are skipped, whatever they hold. */
+        /* Only certificate and CRL blocks are decoded: others are skipped, whatever they hold. */
         if (is_cert && !is_whole && !damaged++)
             first_damaged = index;
+        if (is_crl && !is_whole)
+            damaged_crls++;
         index += is_cert;
         OPENSSL_free(name);
         OPENSSL_free(header);
@@ -116,6 +127,11 @@ int kigen_read_pem(const struct kigen_read_ctx *ctx, const uint8_t *buf, size_t 
         data = NULL;
     }
     is_garbage = is_garbage || is_binary(p, end);
+    if (damaged_crls && !damaged && !is_garbage) {
+        r = kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED, "%u damaged X509 CRL block%s",
+                       damaged_crls, damaged_crls == 1 ? "" : "s");
+        goto out;
+    }
     if (damaged || is_garbage) {
         if (!damaged)
             r = kigen_errf(errbuf, errlen, KIGEN_E_MALFORMED,

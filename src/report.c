@@ -13,6 +13,7 @@
 #include "holders.h"
 #include "i18n.h"
 #include "probe.h"
+#include "revocation.h"
 #include "timeutil.h"
 
 static bool is_number(const char *s)
@@ -134,11 +135,30 @@ void kigen_record_holder(const struct kigen_inventory *inventory, const struct k
     }
 }
 
+static int cmp_crl(const void *a, const void *b)
+{
+    const struct kigen_crl_record *x = a, *y = b;
+    /* A CRL without a next update is never stale: after every one that has one. */
+    int64_t nx = x->crl->next_update == KIGEN_NO_TIME ? INT64_MAX : x->crl->next_update;
+    int64_t ny = y->crl->next_update == KIGEN_NO_TIME ? INT64_MAX : y->crl->next_update;
+    int c;
+
+    if (nx != ny)
+        return nx < ny ? -1 : 1;
+    c = strcmp(x->file->path, y->file->path);
+    if (c)
+        return c;
+    c = strcmp(x->file->keystore, y->file->keystore);
+    if (c)
+        return c;
+    return x->crl < y->crl ? -1 : x->crl > y->crl;
+}
+
 int kigen_view_build(const struct kigen_config *config, const struct kigen_inventory *inventory,
                      int64_t now, const struct kigen_view_filter *filter,
                      struct kigen_view *ret_view)
 {
-    struct kigen_view v = { .now = now };
+    struct kigen_view v = { .now = now, .revocation_on = kigen_revocation_enabled(config) };
     size_t n = 0;
 
     if (inventory->n_certs) {
@@ -153,6 +173,14 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
             return -ENOMEM;
         }
     }
+    if (inventory->n_crls) {
+        v.crls = malloc(inventory->n_crls * sizeof(*v.crls));
+        if (!v.crls) {
+            free(v.records);
+            free(v.errors);
+            return -ENOMEM;
+        }
+    }
     for (size_t i = 0; i < inventory->n_files; i++) {
         const struct kigen_file *f = inventory->files[i];
         const struct kigen_keystore *ks = kigen_config_find_keystore(config, f->keystore);
@@ -161,6 +189,16 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
         if (f->error && (!filter || !filter->holder) &&
             (!filter || !filter->keystore || strcmp(filter->keystore, f->keystore) == 0))
             v.errors[v.n_errors++] = f;
+        for (size_t j = 0; f->certs.crls && j < f->certs.crls->n; j++) {
+            const struct kigen_crl *crl = &f->certs.crls->v[j];
+            bool is_stale = crl->next_update != KIGEN_NO_TIME && now >= crl->next_update;
+
+            if (filter && (filter->holder || filter->state >= 0 ||
+                           (filter->keystore && strcmp(filter->keystore, f->keystore) != 0)))
+                continue;
+            v.crls[v.n_crls++] = (struct kigen_crl_record){ f, crl, is_stale };
+            v.stale_crls += is_stale;
+        }
         for (size_t j = 0; j < f->certs.n; j++) {
             struct kigen_record *rec = &v.records[n];
             const struct kigen_cert *c = &f->certs.v[j];
@@ -170,6 +208,17 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
             rec->keystore = ks;
             kigen_config_policy_for(config, f->keystore, c->subject, c->issuer, &rec->policy);
             rec->state = kigen_policy_state(&rec->policy, c->not_before, c->not_after, now);
+            rec->revocation = NULL;
+            rec->wants_revocation = rec->policy.revocation;
+            if (rec->policy.revocation && inventory->revocations.n &&
+                f->format != KIGEN_FORMAT_DECLARED) {
+                char hex[65];
+
+                kigen_cert_sha256_hex(c, hex);
+                rec->revocation = kigen_strmap_get(&inventory->revocations, hex);
+                if (rec->revocation && rec->revocation->status == KIGEN_REV_REVOKED)
+                    rec->state = KIGEN_STATE_REVOKED; /* the first row of SPEC §5 */
+            }
             rec->renewal_opens = kigen_policy_renewal_opens(&rec->policy, c->not_after);
             kigen_record_holder(inventory, f, c, &rec->holder, &rec->holder_email,
                                 &rec->holder_language);
@@ -184,6 +233,8 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
         qsort(v.records, n, sizeof(*v.records), cmp_record);
     if (v.n_errors)
         qsort(v.errors, v.n_errors, sizeof(*v.errors), cmp_error);
+    if (v.n_crls)
+        qsort(v.crls, v.n_crls, sizeof(*v.crls), cmp_crl);
     /* Unsorted: the loop's view; kigen_view_sort (on the pool) or the engine counts them. */
     v.unique = n && !(filter && filter->is_unsorted) ? count_unique(v.records, n) : 0;
     *ret_view = v;
@@ -203,6 +254,7 @@ void kigen_view_done(struct kigen_view *view)
         return;
     free(view->records);
     free(view->errors);
+    free(view->crls);
     memset(view, 0, sizeof(*view));
 }
 
@@ -223,7 +275,7 @@ int kigen_view_exit_status(const struct kigen_view *view)
     for (int s = 0; s < KIGEN_STATE_COUNT; s++)
         if (view->counts[s] && kigen_state_severity(s) > status)
             status = kigen_state_severity(s);
-    if (status == 0 && (view->n_errors || view->probes_down))
+    if (status == 0 && (view->n_errors || view->probes_down || view->stale_crls))
         status = 1;
     return status;
 }
@@ -311,6 +363,50 @@ static json_t *record_json(const struct kigen_record *rec, int64_t now)
     json_object_set_new(o, "labels", labels_json(rec->keystore));
     json_object_set_new(o, "last_seen", time_json(kigen_record_last_seen(rec, now)));
     json_object_set_new(o, "holder", kigen_report_holder_json(rec->holder, rec->holder_email));
+    if (rec->wants_revocation)
+        json_object_set_new(o, "revocation", kigen_report_revocation_json(rec->revocation));
+    return o;
+}
+
+static json_t *name_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *kigen_report_revocation_json(const struct kigen_revocation_status *rs)
+{
+    json_t *o;
+
+    if (!rs)
+        return json_null();
+    o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "status", json_string(kigen_rev_status_name(rs->status)));
+    json_object_set_new(o, "source", name_or_null(kigen_rev_source_name(rs->source)));
+    json_object_set_new(o, "checked_at", time_json(rs->checked_at));
+    json_object_set_new(o, "revoked_at",
+                        rs->status == KIGEN_REV_REVOKED ? time_json(rs->revoked_at) : json_null());
+    json_object_set_new(o, "reason",
+                        rs->status == KIGEN_REV_REVOKED
+                            ? name_or_null(kigen_crl_reason_name(rs->reason))
+                            : json_null());
+    json_object_set_new(o, "error", rs->error[0] ? text_json(rs->error) : json_null());
+    return o;
+}
+
+static json_t *crl_json(const struct kigen_crl_record *cr)
+{
+    json_t *o = json_object();
+
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "keystore", text_json(cr->file->keystore));
+    json_object_set_new(o, "path", text_json(cr->file->path));
+    json_object_set_new(o, "issuer", text_json(cr->crl->issuer));
+    json_object_set_new(o, "this_update", time_json(cr->crl->this_update));
+    json_object_set_new(o, "next_update", time_json(cr->crl->next_update));
+    json_object_set_new(o, "state", json_string(cr->is_stale ? "stale" : "fresh"));
     return o;
 }
 
@@ -342,6 +438,8 @@ static json_t *summary_json(const struct kigen_view *v)
     json_object_set_new(o, "expired", json_integer((json_int_t)v->counts[KIGEN_STATE_EXPIRED]));
     json_object_set_new(o, "not_yet_valid",
                         json_integer((json_int_t)v->counts[KIGEN_STATE_NOT_YET_VALID]));
+    if (v->revocation_on || v->counts[KIGEN_STATE_REVOKED])
+        json_object_set_new(o, "revoked", json_integer((json_int_t)v->counts[KIGEN_STATE_REVOKED]));
     json_object_set_new(o, "errors", json_integer((json_int_t)v->n_errors));
     json_object_set_new(o, "probes_down", json_integer((json_int_t)v->probes_down));
     return o;
@@ -445,6 +543,15 @@ static int write_document(const struct out *o, const struct kigen_view *view, co
             r = dump(o, kigen_report_probe_json(&view->probes[i]));
     }
     if (r == 0)
+        r = put(o, "],") < 0 || put(o, nl) < 0 || put(o, "\"crls\":[") < 0 ? -EIO : 0;
+    for (size_t i = 0; i < view->n_crls && r == 0; i++) {
+        r = put(o, i ? "," : "");
+        if (r == 0)
+            r = put(o, nl);
+        if (r == 0)
+            r = dump(o, crl_json(&view->crls[i]));
+    }
+    if (r == 0)
         r = put(o, "]}") < 0 || put(o, nl) < 0 ? -EIO : 0;
     return r;
 }
@@ -537,6 +644,7 @@ static const char *state_colour(enum kigen_state state)
         return "\033[33m";
     case KIGEN_STATE_CRITICAL:
     case KIGEN_STATE_EXPIRED:
+    case KIGEN_STATE_REVOKED:
         return "\033[31m";
     }
     return "";

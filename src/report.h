@@ -31,6 +31,13 @@ struct kigen_record {
     const char *holder;
     const char *holder_email;
     const char *holder_language; /* the register row's "en" or "ja", or NULL */
+    /*
+     * SPEC §13: wants_revocation when the rule says `revocation: true` (the record then has a
+     * "revocation", null until answered; without it the record is §6's as before); the last
+     * answer or NULL.
+     */
+    bool wants_revocation;
+    const struct kigen_revocation_status *revocation;
 };
 
 /* Which records a view keeps; zeroed (with state = -1) keeps all. */
@@ -46,6 +53,15 @@ struct kigen_view_filter {
     bool is_unsorted;
 };
 
+/* A CRL file's CRL (SPEC §13): fresh, or stale once its next_update has passed. */
+struct kigen_revocation_status;
+
+struct kigen_crl_record {
+    const struct kigen_file *file;
+    const struct kigen_crl *crl;
+    bool is_stale;
+};
+
 struct kigen_view {
     int64_t now;
     struct kigen_record *records; /* sorted by not_after, path, entry */
@@ -53,7 +69,11 @@ struct kigen_view {
     const struct kigen_file **errors; /* sorted by path */
     size_t n_errors;
     size_t counts[KIGEN_STATE_COUNT];
-    size_t unique; /* distinct fingerprints among records */
+    size_t unique;      /* distinct fingerprints among records */
+    bool revocation_on; /* a rule says `revocation: true`: the summary counts "revoked" */
+    struct kigen_crl_record *crls; /* sorted by next_update (none last), then path */
+    size_t n_crls;
+    size_t stale_crls;
     /* The probe targets' statuses (borrowed; see kigen_view_set_probes) and how many are down. */
     const struct kigen_probe_status *probes;
     size_t n_probes;
@@ -122,6 +142,8 @@ struct json_t *kigen_report_summary_json(const struct kigen_view *view);
 /* SPEC §6 "holder": null when name is NULL, else {"name": …, "email": … or null}. */
 struct json_t *kigen_report_holder_json(const char *name, const char *email);
 struct json_t *kigen_report_text_json(const char *s);
+/* SPEC §13 "revocation" of a record: null when not checked (rs NULL). */
+struct json_t *kigen_report_revocation_json(const struct kigen_revocation_status *rs);
 
 /*
  * One entry of the document's "probes": name, host, port, state, connect_ms (null before a

@@ -908,7 +908,7 @@ static int read_one(struct scan *s, const struct kigen_read_ctx *ctx, const stru
         r = set_error(f, -r, errbuf);
         if (r < 0)
             goto out;
-    } else if (f->certs.n == 0) {
+    } else if (f->certs.n == 0 && !f->certs.crls) {
         r = 0; /* holds no certificate: no record */
         goto out;
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "probe.h"
+#include "revocation.h"
 #include "strmap.h"
 
 #define BLOCK_MIN \
@@ -143,7 +144,7 @@ int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **re
     struct kigen_keystore *last_copy = NULL;
     struct kigen_record *records = NULL;
     const struct kigen_file **errors = NULL;
-    size_t n_files = 0;
+    size_t n_files = 0, n_answers = 0;
     bool is_failed = false;
     int r = -ENOMEM;
 
@@ -153,6 +154,7 @@ int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **re
     snap->view.records = NULL;
     snap->view.errors = NULL;
     snap->view.probes = NULL;
+    snap->view.crls = NULL;
     if (view->n_records) {
         records = malloc(view->n_records * sizeof(*records));
         snap->certs = malloc(view->n_records * sizeof(*snap->certs));
@@ -174,9 +176,21 @@ int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **re
         if (!snap->probes)
             goto out;
     }
+    for (size_t i = 0; i < view->n_records; i++)
+        n_answers += view->records[i].revocation != NULL;
+    if (n_answers && !(snap->revocations = malloc(n_answers * sizeof(*snap->revocations))))
+        goto out;
+    if (view->n_crls) {
+        snap->crls = malloc(view->n_crls * sizeof(*snap->crls));
+        snap->crl_copies = malloc(view->n_crls * sizeof(*snap->crl_copies));
+        snap->crl_files = malloc(view->n_crls * sizeof(*snap->crl_files));
+        if (!snap->crls || !snap->crl_copies || !snap->crl_files)
+            goto out;
+    }
     r = copy_keystores(snap, view, &index, &is_failed);
     if (r < 0)
         goto out;
+    n_answers = 0;
     for (size_t i = 0; i < view->n_records; i++) {
         const struct kigen_record *from = &view->records[i];
         struct kigen_record *to = &records[i];
@@ -210,6 +224,18 @@ int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **re
         else if (from->holder_email)
             to->holder_email = copy_str(snap, from->holder_email, &is_failed);
         to->holder_language = copy_str(snap, from->holder_language, &is_failed);
+        to->wants_revocation = from->wants_revocation;
+        if (from->revocation) {
+            snap->revocations[n_answers] = *from->revocation;
+            to->revocation = &snap->revocations[n_answers++];
+        }
+    }
+    for (size_t i = 0; i < view->n_crls; i++) {
+        copy_file(snap, view->crls[i].file, &snap->crl_files[i], &is_failed);
+        snap->crl_copies[i] = *view->crls[i].crl;
+        snap->crl_copies[i].issuer = copy_str(snap, view->crls[i].crl->issuer, &is_failed);
+        snap->crls[i] = (struct kigen_crl_record){ &snap->crl_files[i], &snap->crl_copies[i],
+                                                   view->crls[i].is_stale };
     }
     for (size_t i = 0; i < view->n_errors; i++) {
         copy_file(snap, view->errors[i], &snap->files[n_files], &is_failed);
@@ -230,6 +256,7 @@ int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **re
     snap->view.records = records;
     snap->view.errors = errors;
     snap->view.probes = snap->probes;
+    snap->view.crls = snap->crls;
     records = NULL;
     errors = NULL;
     *ret_snapshot = snap;
@@ -257,6 +284,10 @@ void kigen_snapshot_free(struct kigen_snapshot *snap)
         free(snap->keystores[i].labels.v);
     free(snap->keystores);
     free(snap->probes);
+    free(snap->revocations);
+    free(snap->crls);
+    free(snap->crl_copies);
+    free(snap->crl_files);
     free(snap->certs);
     free(snap->files);
     free((void *)snap->view.records);

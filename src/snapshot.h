@@ -25,6 +25,10 @@ struct kigen_snapshot {
     struct kigen_keystore *keystores;
     size_t n_keystores;
     struct kigen_probe_status *probes;
+    struct kigen_revocation_status *revocations; /* one per record that has an answer */
+    struct kigen_crl_record *crls;
+    struct kigen_crl *crl_copies;
+    struct kigen_file *crl_files;
     struct snapshot_block *blocks; /* the strings */
 };
 

@@ -226,6 +226,7 @@ static void test_status_counts_the_whole_inventory(void **state)
     assert_int_equal(num(s, "not_yet_valid"), 1);
     assert_int_equal(num(s, "errors"), 1);
     assert_int_equal(num(s, "probes_down"), 0);
+    assert_null(json_object_get(s, "revoked")); /* no rule asks for revocation (SPEC §13) */
     assert_int_equal(json_object_size(s), 9);
     assert_int_equal(num(j, "exit_status"), 2);
     assert_int_equal(num(j, "keystores"), 2);

@@ -273,8 +273,8 @@ maintenance: []
                   query='count by (instance) ({__name__=~"kigen_cert_.*"})')
         per = {r["metric"]["instance"]: int(r["value"][1])
                for r in got.get("data", {}).get("result", [])}
-        # A: 3 locations x 2 series; B: 1 location x (3 dates + 5 states).
-        check(per == {inst_a: 6, inst_b: 8}, "series per instance (lean A, full B): %s" % per)
+        # A: 3 locations x 2 series; B: 1 location x (3 dates + 6 states).
+        check(per == {inst_a: 6, inst_b: 9}, "series per instance (lean A, full B): %s" % per)
 
         # The certificate in its renewal window: one notification for both copies.
         cases += 1
