@@ -922,7 +922,8 @@ static int evaluate_errors(struct kigen_engine *engine, const struct kigen_confi
         e->seen = true;
         snprintf(message, sizeof(message),
                  _(config->language, "Cannot read '%s' in keystore %s (%s): %s."), f->path,
-                 f->keystore, kigen_err_name(f->error), f->message ? f->message : "");
+                 f->keystore, kigen_err_text(config->language, f->error),
+                 f->message ? f->message : "");
         a = kigen_alert_new(KIGEN_EVENT_SCAN_ERROR, message);
         if (!a || kigen_alert_add(a, "KIGEN_PATHS", f->path) < 0 ||
             kigen_alert_add(a, "KIGEN_KEYSTORE", f->keystore) < 0 ||
