@@ -512,6 +512,13 @@ static int add_action_fields(const struct kigen_engine *engine, struct kigen_ale
         engine->maint_fn(KIGEN_LANGUAGE_EN, now, g->worst->cert->not_after, maint, sizeof(maint),
                          engine->maint_data))
         r = kigen_alert_add(a, "KIGEN_MAINTENANCE", maint);
+    /* The same sentence for the holder's mail, in their language (mail.c). */
+    if (r == 0 && h && h->holder_language && kigen_alert_get(a, "KIGEN_MAINTENANCE") &&
+        engine->maint_fn(
+            strcmp(h->holder_language, "ja") == 0 ? KIGEN_LANGUAGE_JA : KIGEN_LANGUAGE_EN, now,
+            g->worst->cert->not_after, maint, sizeof(maint), engine->maint_data) &&
+        !(a->holder_maintenance = strdup(maint)))
+        r = -ENOMEM;
     return r;
 }
 
