@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "duration.h"
+#include "err.h"
 #include "i18n.h"
 #include "policy.h"
 #include "timeutil.h"
@@ -47,6 +48,7 @@ struct options {
     const char *holder;
     const char *cmd;
     const char *sha256;
+    enum kigen_language lang; /* of what is said to the user (LANG, LC_MESSAGES, LANGUAGE) */
 };
 
 /* How tables are drawn on this output. */
@@ -82,15 +84,47 @@ static long long jint(json_t *o, const char *key)
     return (long long)json_integer_value(json_object_get(o, key));
 }
 
-/* An RFC 3339 time of the answer in the configured zone; the text as is if it is not one. */
-static void local_date(const char *rfc3339, char *out, size_t outlen)
+/*
+ * An RFC 3339 time of the answer in the configured zone, as people reading lang write it
+ * (i18n.h); the text as is if it is not one.
+ */
+static void local_date(enum kigen_language lang, const char *rfc3339, char *out, size_t outlen)
 {
     int64_t t;
 
     if (kigen_time_parse(rfc3339, &t) == 0)
-        kigen_time_format_local(t, out, outlen);
+        kigen_i18n_time(lang, NULL, t, out, outlen);
     else
         snprintf(out, outlen, "%s", rfc3339);
+}
+
+/*
+ * A state of the answer ("renewal_open", "down") for people: English shows the SPEC name as
+ * the JSON has it, other languages their words for it. Unknown names are shown as they are.
+ */
+static const char *state_label(const struct term *t, const char *state)
+{
+    static const struct {
+        const char *name, *label;
+    } labels[] = {
+        { "ok", N_("ok") },
+        { "renewal_open", N_("renewal open") },
+        { "critical", N_("critical") },
+        { "expired", N_("expired") },
+        { "not_yet_valid", N_("not yet valid") },
+        /* probes (SPEC §8) */
+        { "up", N_("up") },
+        { "down", N_("down") },
+        { "maintenance", N_("maintenance") },
+        { "unknown", N_("unknown") },
+    };
+
+    if (t->lang == KIGEN_LANGUAGE_EN)
+        return state;
+    for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
+        if (strcmp(labels[i].name, state) == 0)
+            return kigen_tr(t->lang, labels[i].label);
+    return state;
 }
 
 static const char *state_colour(const struct term *t, const char *state)
@@ -238,7 +272,7 @@ static int show_status(const struct options *o, const struct term *t, json_t *a)
     printf(_(lang, "%lld of %lld\n"), jint(s, "probes_down"), jint(a, "probe_targets"));
     heading(t, "", _(lang, "last scan"));
     if (json_is_string(json_object_get(a, "last_scan"))) {
-        local_date(jstr(a, "last_scan"), date, sizeof(date));
+        local_date(lang, jstr(a, "last_scan"), date, sizeof(date));
         printf(_(lang, "%s, %.2f s (%lld scans; %lld files read, %lld unchanged)%s\n"), date,
                json_number_value(json_object_get(a, "scan_seconds")), jint(a, "scans"),
                jint(a, "files_read"), jint(a, "files_unchanged"),
@@ -287,12 +321,28 @@ static size_t max_sz(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+/* An unreadable file's kind of error for people (err.h): the SPEC name in English. */
+static const char *error_label(const struct term *t, json_t *error)
+{
+    const char *name = jstr(error, "error");
+    int e = kigen_err_from_name(name);
+
+    return e ? kigen_err_text(t->lang, e) : name;
+}
+
 static int show_list(const struct options *o, const struct term *t, json_t *a)
 {
+    const enum kigen_language lang = t->lang;
+    const char *const h_state = _(lang, "STATE"), *const h_days = _(lang, "DAYS");
+    const char *const h_date = _(lang, "NOT AFTER"), *const h_ks = _(lang, "KEYSTORE");
+    const char *const h_holder = _(lang, "HOLDER"), *const h_loc = _(lang, "LOCATION");
+    const char *const h_subj = _(lang, "SUBJECT");
     json_t *certs = json_object_get(a, "certificates"), *errors = json_object_get(a, "errors");
     json_t *s = json_object_get(a, "summary"), *c;
-    size_t n = json_array_size(certs), i, w_state = 5, w_days = 4, w_date = 9, w_ks = 8;
-    size_t w_holder = 6, w_loc = 8, w_subj = 7, room;
+    size_t n = json_array_size(certs), i, w_state = text_width(h_state),
+           w_days = text_width(h_days);
+    size_t w_date = text_width(h_date), w_ks = text_width(h_ks), w_holder = text_width(h_holder);
+    size_t w_loc = text_width(h_loc), w_subj = text_width(h_subj), room;
     bool two_lines = false;
     struct row *rows = calloc(n ? n : 1, sizeof(*rows));
     char date[64];
@@ -305,21 +355,22 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
 
         r->state = jstr(c, "state");
         snprintf(r->days, sizeof(r->days), "%lld", jint(c, "days_left"));
-        local_date(jstr(c, "not_after"), r->date, sizeof(r->date));
+        local_date(lang, jstr(c, "not_after"), r->date, sizeof(r->date));
         r->keystore = jstr(c, "keystore");
         r->holder = json_is_object(json_object_get(c, "holder"))
                         ? jstr(json_object_get(c, "holder"), "name")
                         : "-";
         /* A location kept as last seen (its keystore root is unavailable) says since when. */
         if (strcmp(jstr(c, "last_seen"), jstr(a, "generated_at")) != 0 && *jstr(c, "last_seen"))
-            local_date(jstr(c, "last_seen"), date, sizeof(date));
+            local_date(lang, jstr(c, "last_seen"), date, sizeof(date));
         else
             date[0] = '\0';
-        if (asprintf(&r->location, "%s [%s]%s%s%s", jstr(c, "path"), jstr(c, "entry"),
-                     date[0] ? " (last seen " : "", date, date[0] ? ")" : "") < 0)
+        if ((date[0] ? asprintf(&r->location, _(lang, "%s [%s] (last seen %s)"), jstr(c, "path"),
+                                jstr(c, "entry"), date)
+                     : asprintf(&r->location, "%s [%s]", jstr(c, "path"), jstr(c, "entry"))) < 0)
             r->location = NULL;
         r->subject = jstr(c, "subject");
-        w_state = max_sz(w_state, strlen(r->state));
+        w_state = max_sz(w_state, text_width(state_label(t, r->state)));
         w_days = max_sz(w_days, strlen(r->days));
         w_date = max_sz(w_date, text_width(r->date));
         w_ks = max_sz(w_ks, text_width(r->keystore));
@@ -355,21 +406,26 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
         }
     }
     if (n) {
-        printf("%-*s %*s  ", (int)w_state, "STATE", (int)w_days, "DAYS");
-        cell(t, "NOT AFTER", w_date, false, true);
+        cell(t, h_state, w_state, false, true);
+        for (size_t w = text_width(h_days); w < w_days + 1; w++)
+            putchar(' ');
+        fputs(h_days, stdout);
         fputs("  ", stdout);
-        cell(t, "KEYSTORE", w_ks, false, true);
+        cell(t, h_date, w_date, false, true);
         fputs("  ", stdout);
-        cell(t, "HOLDER", w_holder, false, true);
+        cell(t, h_ks, w_ks, false, true);
         fputs("  ", stdout);
-        cell(t, "LOCATION", w_loc, false, !two_lines);
-        fputs(two_lines ? "\n    SUBJECT\n" : "  SUBJECT\n", stdout);
+        cell(t, h_holder, w_holder, false, true);
+        fputs("  ", stdout);
+        cell(t, h_loc, w_loc, false, !two_lines);
+        printf("%s%s\n", two_lines ? "\n    " : "  ", h_subj);
     }
     for (i = 0; i < n; i++) {
         struct row *r = &rows[i];
 
-        printf("%s%-*s%s %*s  ", state_colour(t, r->state), (int)w_state, r->state, reset(t),
-               (int)w_days, r->days);
+        fputs(state_colour(t, r->state), stdout);
+        cell(t, state_label(t, r->state), w_state, false, true);
+        printf("%s %*s  ", reset(t), (int)w_days, r->days);
         cell(t, r->date, w_date, false, true);
         fputs("  ", stdout);
         cell(t, r->keystore, w_ks, false, true);
@@ -384,29 +440,38 @@ static int show_list(const struct options *o, const struct term *t, json_t *a)
     }
     free(rows);
     if (json_array_size(errors)) {
-        printf("%sERROR            KEYSTORE          PATH: REASON\n", n ? "\n" : "");
+        /* 16 columns as before, wider for a longer kind or heading. */
+        size_t w_err = max_sz(16, text_width(_(lang, "ERROR")));
+
+        json_array_foreach(errors, i, c) w_err = max_sz(w_err, text_width(error_label(t, c)));
+        if (n)
+            putchar('\n');
+        cell(t, _(lang, "ERROR"), w_err + 1, false, true);
+        cell(t, _(lang, "KEYSTORE"), 18, false, true);
+        printf("%s\n", _(lang, "PATH: REASON"));
         json_array_foreach(errors, i, c)
         {
             char *line = NULL;
 
-            printf("%-16s ", jstr(c, "error"));
+            cell(t, error_label(t, c), w_err + 1, false, true);
             cell(t, jstr(c, "keystore"), 16, false, true);
             fputs("  ", stdout);
             if (asprintf(&line, "%s: %s", jstr(c, "path"), jstr(c, "message")) >= 0) {
-                cell(t, line, t->width > 36 ? t->width - 36 : 0, false, false);
+                cell(t, line, t->width > w_err + 20 ? t->width - w_err - 20 : 0, false, false);
                 free(line);
             }
             putchar('\n');
         }
     }
-    local_date(jstr(a, "generated_at"), date, sizeof(date));
-    printf("%s%lld certificates (%lld unique) at %s:\n%lld ok, %lld renewal open, %lld critical, "
-           "%lld expired, %lld not yet valid; %lld unreadable files",
-           n || json_array_size(errors) ? "\n" : "", jint(s, "certificates"), jint(s, "unique"),
-           date, jint(s, "ok"), jint(s, "renewal_open"), jint(s, "critical"), jint(s, "expired"),
-           jint(s, "not_yet_valid"), jint(s, "errors"));
+    local_date(lang, jstr(a, "generated_at"), date, sizeof(date));
+    if (n || json_array_size(errors))
+        putchar('\n');
+    printf(_(lang, "%lld certificates (%lld unique) at %s:\n%lld ok, %lld renewal open, "
+                   "%lld critical, %lld expired, %lld not yet valid; %lld unreadable files"),
+           jint(s, "certificates"), jint(s, "unique"), date, jint(s, "ok"), jint(s, "renewal_open"),
+           jint(s, "critical"), jint(s, "expired"), jint(s, "not_yet_valid"), jint(s, "errors"));
     if (jint(s, "probes_down"))
-        printf("; %lld probes down", jint(s, "probes_down"));
+        printf(_(lang, "; %lld probes down"), jint(s, "probes_down"));
     putchar('\n');
     return 0;
 }
@@ -431,31 +496,46 @@ static void labels_text(json_t *labels, char *out, size_t outlen)
     }
 }
 
+/* "label" padded to 14 columns (never cut) and a space: the show lines' heading. */
+static void show_label(const struct term *t, const char *label)
+{
+    cell(t, label, 14, false, true);
+    putchar(' ');
+}
+
 static int show_show(const struct options *o, const struct term *t, json_t *a)
 {
-    static const char *const dates[] = { "not_before", "not_after", "renewal_opens" };
+    const enum kigen_language lang = t->lang;
+    static const struct {
+        const char *key, *label;
+    } dates[] = {
+        { "not_before", N_("not before") },
+        { "not_after", N_("not after") },
+        { "renewal_opens", N_("renewal opens") },
+    };
     json_t *v;
     size_t i, w_ks = 0;
     char date[64], labels[512];
 
-    printf("%-14s %s\n", "sha256", jstr(a, "sha256"));
-    printf("%-14s %s\n", "subject", jstr(a, "subject"));
-    printf("%-14s %s\n", "issuer", jstr(a, "issuer"));
-    printf("%-14s %s\n", "serial", jstr(a, "serial"));
+    show_label(t, "sha256");
+    printf("%s\n", jstr(a, "sha256"));
+    show_label(t, _(lang, "subject"));
+    printf("%s\n", jstr(a, "subject"));
+    show_label(t, _(lang, "issuer"));
+    printf("%s\n", jstr(a, "issuer"));
+    show_label(t, _(lang, "serial"));
+    printf("%s\n", jstr(a, "serial"));
     for (i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
-        char label[32];
-
-        local_date(jstr(a, dates[i]), date, sizeof(date));
-        snprintf(label, sizeof(label), "%s", dates[i]);
-        for (char *p = label; *p; p++)
-            if (*p == '_')
-                *p = ' ';
-        printf("%-14s %s\n", label, date);
+        local_date(lang, jstr(a, dates[i].key), date, sizeof(date));
+        show_label(t, kigen_tr(lang, dates[i].label));
+        printf("%s\n", date);
     }
-    printf("%-14s %lld\n", "days left", jint(a, "days_left"));
-    printf("%-14s %s%s%s\n", "state", state_colour(t, jstr(a, "state")), jstr(a, "state"),
+    show_label(t, _(lang, "days left"));
+    printf("%lld\n", jint(a, "days_left"));
+    show_label(t, _(lang, "state"));
+    printf("%s%s%s\n", state_colour(t, jstr(a, "state")), state_label(t, jstr(a, "state")),
            reset(t));
-    printf("\nlocations\n");
+    printf("\n%s\n", _(lang, "locations"));
     json_array_foreach(json_object_get(a, "locations"), i, v) w_ks =
         max_sz(w_ks, text_width(jstr(v, "keystore")));
     json_array_foreach(json_object_get(a, "locations"), i, v)
@@ -466,12 +546,12 @@ static int show_show(const struct options *o, const struct term *t, json_t *a)
         printf("  %s [%s]  %s%s%s\n", jstr(v, "path"), jstr(v, "entry"), jstr(v, "format"),
                labels[0] ? "  " : "", labels);
     }
-    printf("\nalerts sent\n");
+    printf("\n%s\n", _(lang, "alerts sent"));
     if (json_array_size(json_object_get(a, "alerts")) == 0)
-        printf("  none\n");
+        printf("  %s\n", _(lang, "none"));
     json_array_foreach(json_object_get(a, "alerts"), i, v)
     {
-        local_date(jstr(v, "sent"), date, sizeof(date));
+        local_date(lang, jstr(v, "sent"), date, sizeof(date));
         printf("  %-18s %s\n", jstr(v, "event"), date);
     }
     return 0;
@@ -481,15 +561,20 @@ static int show_show(const struct options *o, const struct term *t, json_t *a)
 
 static int show_probes(const struct options *o, const struct term *t, json_t *a)
 {
+    const enum kigen_language lang = t->lang;
     json_t *probes = json_object_get(a, "probes"), *p;
     size_t i;
 
     if (json_array_size(probes) == 0) {
-        printf("No probe targets are configured.\n");
+        printf("%s\n", _(lang, "No probe targets are configured."));
         return 0;
     }
-    printf("%-16s %-30s %-12s %10s  %s\n", "NAME", "HOST:PORT", "STATE", "CONNECT",
-           "SERVER CERTIFICATE UNTIL");
+    cell(t, _(lang, "NAME"), 17, false, true);
+    cell(t, _(lang, "HOST:PORT"), 31, false, true);
+    cell(t, _(lang, "STATE"), 12, false, true);
+    for (size_t w = text_width(_(lang, "CONNECT")); w < 11; w++)
+        putchar(' ');
+    printf("%s  %s\n", _(lang, "CONNECT"), _(lang, "SERVER CERTIFICATE UNTIL"));
     json_array_foreach(probes, i, p)
     {
         json_t *ms = json_object_get(p, "connect_ms");
@@ -499,18 +584,20 @@ static int show_probes(const struct options *o, const struct term *t, json_t *a)
         if (json_is_number(ms))
             snprintf(connect, sizeof(connect), "%.1f ms", json_number_value(ms));
         if (json_is_string(json_object_get(p, "tls_not_after")))
-            local_date(jstr(p, "tls_not_after"), until, sizeof(until));
+            local_date(lang, jstr(p, "tls_not_after"), until, sizeof(until));
         snprintf(where, sizeof(where), "%s%s%s:%lld", strchr(host, ':') ? "[" : "", host,
                  strchr(host, ':') ? "]" : "", jint(p, "port"));
-        printf("%-16s %-30s %s%-12s%s %10s  %s\n", jstr(p, "name"), where,
+        printf("%-16s %-30s %s", jstr(p, "name"), where,
                state_colour(t, strcmp(state, "up") == 0     ? "ok"
                                : strcmp(state, "down") == 0 ? "expired"
-                                                            : "renewal_open"),
-               state, reset(t), connect, until);
+                                                            : "renewal_open"));
+        cell(t, state_label(t, state), 12, false, true);
+        printf("%s %10s  %s\n", reset(t), connect, until);
         /* The last failure, in words: what an operator takes to the network team. */
-        if (json_is_string(json_object_get(p, "error")))
-            printf("%-16s %s: %s (%lld in a row)\n", "", jstr(p, "error"), jstr(p, "detail"),
-                   jint(p, "consecutive_failures"));
+        if (json_is_string(json_object_get(p, "error"))) {
+            printf("%-16s %s: %s ", "", jstr(p, "error"), jstr(p, "detail"));
+            printf(_(lang, "(%lld in a row)\n"), jint(p, "consecutive_failures"));
+        }
     }
     return 0;
 }
@@ -650,34 +737,38 @@ static int ask(const struct options *o, char **ret_line, size_t *ret_len)
     int fd = -1, r;
 
     if (!req) {
-        fprintf(stderr, "kigenctl: out of memory\n");
+        fprintf(stderr, _(o->lang, "kigenctl: out of memory\n"));
         return -ENOMEM;
     }
     fd = connect_socket(o->socket_path);
     if (fd < 0) {
         r = -errno;
-        fprintf(stderr, "kigenctl: cannot connect to %s: %s\n", o->socket_path, strerror(-r));
+        fprintf(stderr, _(o->lang, "kigenctl: cannot connect to %s: %s\n"), o->socket_path,
+                strerror(-r));
         goto out;
     }
     r = send_all(fd, req, strlen(req));
     if (r == 0)
         r = send_all(fd, "\n", 1);
     if (r < 0) {
-        fprintf(stderr, "kigenctl: cannot send the request to %s: %s\n", o->socket_path,
+        fprintf(stderr, _(o->lang, "kigenctl: cannot send the request to %s: %s\n"), o->socket_path,
                 strerror(-r));
         goto out;
     }
     r = read_line(fd, &line, ret_len);
     if (r == -EAGAIN)
-        fprintf(stderr, "kigenctl: no answer from %s within %d s\n", o->socket_path, TIMEOUT_S);
+        fprintf(stderr, _(o->lang, "kigenctl: no answer from %s within %d s\n"), o->socket_path,
+                TIMEOUT_S);
     else if (r == -EPIPE)
-        fprintf(stderr, "kigenctl: %s closed the connection without answering\n", o->socket_path);
+        fprintf(stderr, _(o->lang, "kigenctl: %s closed the connection without answering\n"),
+                o->socket_path);
     else if (r == -EFBIG)
-        fprintf(stderr, "kigenctl: the answer from %s is larger than %u MiB, refusing it\n",
+        fprintf(stderr,
+                _(o->lang, "kigenctl: the answer from %s is larger than %u MiB, refusing it\n"),
                 o->socket_path, MAX_ANSWER >> 20);
     else if (r < 0)
-        fprintf(stderr, "kigenctl: cannot read the answer from %s: %s\n", o->socket_path,
-                strerror(-r));
+        fprintf(stderr, _(o->lang, "kigenctl: cannot read the answer from %s: %s\n"),
+                o->socket_path, strerror(-r));
     if (r == 0)
         *ret_line = line;
 out:
@@ -691,38 +782,40 @@ out:
 
 static const struct command commands[] = {
     { "status", "status",
-      "Shows how many certificates the daemon watches, how many are in their renewal window,\n"
-      "critical or expired, unreadable files, probes down and the last scan. Exits 0 when all\n"
-      "is well, 1 when something needs attention, 2 when anything is critical or expired.\n",
+      N_("Shows how many certificates the daemon watches, how many are in their renewal window,\n"
+         "critical or expired, unreadable files, probes down and the last scan. Exits 0 when all\n"
+         "is well, 1 when something needs attention, 2 when anything is critical or expired.\n"),
       show_status },
     { "list", "list [--state STATE] [--within DURATION] [--keystore NAME] [--holder NAME]",
-      "Lists the certificates (one line per file and entry) and the files that cannot be read.\n"
-      "Exits 0/1/2 over what it lists, like status. With --json, prints the SPEC report document.\n"
-      "\n"
-      "      --state STATE        only ok, renewal_open, critical, expired or not_yet_valid\n"
-      "      --within DURATION    only those ending within DURATION (30d, 12h, 2w), expired "
-      "included\n"
-      "      --keystore NAME      only the keystore NAME (its unreadable files too)\n"
-      "      --holder NAME        only those NAME holds (the holder's name or e-mail, exactly;\n"
-      "                           no unreadable files)\n",
+      N_("Lists the certificates (one line per file and entry) and the files that cannot be read.\n"
+         "Exits 0/1/2 over what it lists, like status. With --json, prints the SPEC report "
+         "document.\n"
+         "\n"
+         "      --state STATE        only ok, renewal_open, critical, expired or not_yet_valid\n"
+         "      --within DURATION    only those ending within DURATION (30d, 12h, 2w), expired "
+         "included\n"
+         "      --keystore NAME      only the keystore NAME (its unreadable files too)\n"
+         "      --holder NAME        only those NAME holds (the holder's name or e-mail, exactly;\n"
+         "                           no unreadable files)\n"),
       show_list },
     { "show", "show SHA256",
-      "Shows one certificate by its SHA-256 fingerprint: its facts, every location that holds\n"
-      "it, and the alerts sent about it.\n",
+      N_("Shows one certificate by its SHA-256 fingerprint: its facts, every location that holds\n"
+         "it, and the alerts sent about it.\n"),
       show_show },
     { "probes", "probes",
-      "Shows whether the hosts needed for renewal can be reached: each target's state (up,\n"
-      "down after failures_before_alert failures, maintenance while a window covers it,\n"
-      "unknown before enough results), the TCP connect time, its TLS server certificate's\n"
-      "end of validity and the last failure in words. Exits 1 when a target is down.\n",
+      N_("Shows whether the hosts needed for renewal can be reached: each target's state (up,\n"
+         "down after failures_before_alert failures, maintenance while a window covers it,\n"
+         "unknown before enough results), the TCP connect time, its TLS server certificate's\n"
+         "end of validity and the last failure in words. Exits 1 when a target is down.\n"),
       show_probes },
     { "rescan", "rescan",
-      "Starts a full scan of every keystore now. Needs root or the daemon's user.\n", show_ok },
+      N_("Starts a full scan of every keystore now. Needs root or the daemon's user.\n"), show_ok },
     { "reload", "reload",
-      "Re-reads the configuration; a bad one is rejected and the running one stays. Needs root\n"
-      "or the daemon's user.\n",
+      N_("Re-reads the configuration; a bad one is rejected and the running one stays. Needs root\n"
+         "or the daemon's user.\n"),
       show_ok },
-    { "metrics", "metrics", "Prints the Prometheus text the daemon would export.\n", show_metrics },
+    { "metrics", "metrics", N_("Prints the Prometheus text the daemon would export.\n"),
+      show_metrics },
 };
 
 static const struct command *find_command(const char *name)
@@ -733,42 +826,46 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* The defaults are written out: a msgid cannot hold a macro (xgettext reads the source). */
 static const char common_options[] =
-    "  -s, --socket PATH   the daemon's socket (default: socket: of the configuration,\n"
-    "                      else " DEFAULT_SOCKET ")\n"
-    "  -c, --config FILE   where the socket and timezone come from (default " DEFAULT_CONFIG ")\n"
-    "  -j, --json          print the daemon's answer as is, one JSON line\n"
-    "  -h, --help          this text\n";
+    N_("  -s, --socket PATH   the daemon's socket (default: socket: of the configuration,\n"
+       "                      else /run/kigen/kigen.sock)\n"
+       "  -c, --config FILE   where the socket and timezone come from (default "
+       "/etc/kigen/kigen.yaml)\n"
+       "  -j, --json          print the daemon's answer as is, one JSON line\n"
+       "  -h, --help          this text\n");
 
-static void usage(FILE *out)
+/* In the user's language (LANG, LC_MESSAGES, LANGUAGE), as every CLI speaks. */
+static void usage(FILE *out, enum kigen_language lang)
 {
     fprintf(out,
-            "Usage: kigenctl [OPTIONS] COMMAND [ARGS]\n"
-            "\n"
-            "Asks a running kigend over its status socket.\n"
-            "\n"
-            "Commands:\n"
-            "  status              counts and the last scan; exits 0/1/2 like a Nagios check\n"
-            "  list                the certificates (--state, --within, --keystore, --holder)\n"
-            "  show SHA256         one certificate, its locations and the alerts sent\n"
-            "  probes              whether the renewal hosts can be reached\n"
-            "  rescan              scan every keystore now (root or the daemon's user)\n"
-            "  reload              re-read the configuration (root or the daemon's user)\n"
-            "  metrics             the Prometheus text\n"
-            "\n"
-            "Options:\n"
-            "%s"
-            "      --version       the version\n"
-            "\n"
-            "Run 'kigenctl COMMAND --help' for one command. Exit status: 0 ok, 1 attention or\n"
-            "a refused request, 2 critical or expired, 3 usage error or no daemon.\n",
-            common_options);
+            _(lang,
+              "Usage: kigenctl [OPTIONS] COMMAND [ARGS]\n"
+              "\n"
+              "Asks a running kigend over its status socket.\n"
+              "\n"
+              "Commands:\n"
+              "  status              counts and the last scan; exits 0/1/2 like a Nagios check\n"
+              "  list                the certificates (--state, --within, --keystore, --holder)\n"
+              "  show SHA256         one certificate, its locations and the alerts sent\n"
+              "  probes              whether the renewal hosts can be reached\n"
+              "  rescan              scan every keystore now (root or the daemon's user)\n"
+              "  reload              re-read the configuration (root or the daemon's user)\n"
+              "  metrics             the Prometheus text\n"
+              "\n"
+              "Options:\n"
+              "%s"
+              "      --version       the version\n"
+              "\n"
+              "Run 'kigenctl COMMAND --help' for one command. Exit status: 0 ok, 1 attention or\n"
+              "a refused request, 2 critical or expired, 3 usage error or no daemon.\n"),
+            kigen_tr(lang, common_options));
 }
 
-static void command_usage(const struct command *c)
+static void command_usage(const struct command *c, enum kigen_language lang)
 {
-    printf("Usage: kigenctl [OPTIONS] %s\n\n%s\nOptions:\n%s", c->synopsis, c->help,
-           common_options);
+    printf(_(lang, "Usage: kigenctl [OPTIONS] %s\n\n%s\nOptions:\n%s"), c->synopsis,
+           kigen_tr(lang, c->help), kigen_tr(lang, common_options));
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -824,7 +921,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             printf("kigenctl %s\n", KIGEN_VERSION);
             exit(0);
         default:
-            fprintf(stderr, "Try 'kigenctl --help'.\n");
+            fprintf(stderr, _(o->lang, "Try 'kigenctl --help'.\n"));
             return -EINVAL;
         }
     }
@@ -833,7 +930,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     if (o->cmd && strcmp(o->cmd, "show") == 0 && optind < argc)
         o->sha256 = argv[optind++];
     if (optind < argc) {
-        fprintf(stderr, "kigenctl: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, _(o->lang, "kigenctl: unexpected argument '%s'\n"), argv[optind]);
         return -EINVAL;
     }
     return 0;
@@ -846,34 +943,40 @@ static int check_options(const struct options *o)
     bool known = false;
 
     if (!o->cmd) {
-        usage(stderr);
+        usage(stderr, o->lang);
         return -EINVAL;
     }
     if (!find_command(o->cmd)) {
-        fprintf(stderr, "kigenctl: unknown command '%s'; try 'kigenctl --help'\n", o->cmd);
+        fprintf(stderr, _(o->lang, "kigenctl: unknown command '%s'; try 'kigenctl --help'\n"),
+                o->cmd);
         return -EINVAL;
     }
     if (strcmp(o->cmd, "list") != 0 && (o->state || o->within || o->keystore || o->holder)) {
-        fprintf(stderr, "kigenctl: --state, --within, --keystore and --holder go with list\n");
+        fprintf(stderr,
+                _(o->lang, "kigenctl: --state, --within, --keystore and --holder go with list\n"));
         return -EINVAL;
     }
     if (strcmp(o->cmd, "show") == 0 && !o->sha256) {
-        fprintf(stderr, "kigenctl: show needs a SHA-256 fingerprint (kigenctl list shows them)\n");
+        fprintf(
+            stderr,
+            _(o->lang, "kigenctl: show needs a SHA-256 fingerprint (kigenctl list shows them)\n"));
         return -EINVAL;
     }
     for (int s = 0; o->state && s < KIGEN_STATE_COUNT; s++)
         known |= strcmp(o->state, kigen_state_name(s)) == 0;
     if (o->state && !known) {
         fprintf(stderr,
-                "kigenctl: --state must be ok, renewal_open, critical, expired or not_yet_valid, "
-                "not '%s'\n",
+                _(o->lang,
+                  "kigenctl: --state must be ok, renewal_open, critical, expired or not_yet_valid, "
+                  "not '%s'\n"),
                 o->state);
         return -EINVAL;
     }
     if (o->within && kigen_duration_parse(o->within, &d) < 0) {
         fprintf(stderr,
-                "kigenctl: --within '%s' is not a duration (an integer and one of s m h d w, "
-                "like 30d)\n",
+                _(o->lang,
+                  "kigenctl: --within '%s' is not a duration (an integer and one of s m h d w, "
+                  "like 30d)\n"),
                 o->within);
         return -EINVAL;
     }
@@ -890,8 +993,8 @@ static int load_config(struct options *o, struct kigen_config **ret_config)
     char err[1024];
     int r;
 
-    r = kigen_config_load(o->config_path ? o->config_path : DEFAULT_CONFIG, &config, err,
-                          sizeof(err));
+    r = kigen_config_load_lang(o->config_path ? o->config_path : DEFAULT_CONFIG, o->lang, &config,
+                               err, sizeof(err));
     if (r < 0 && o->config_path) {
         fprintf(stderr, "kigenctl: %s\n", err);
         return r;
@@ -997,15 +1100,21 @@ int main(int argc, char **argv)
     json_error_t jerr;
     int status = EXIT_UNKNOWN;
 
-    setlocale(LC_CTYPE, "");
+    /*
+     * Widths of Japanese text need a UTF-8 character type: a Japanese LANG whose locale is
+     * not generated (the catalogue is read by kigen, it needs none) falls back to C.UTF-8.
+     */
+    o.lang = kigen_language_from_env();
+    if (!setlocale(LC_CTYPE, "") && o.lang != KIGEN_LANGUAGE_EN)
+        (void)setlocale(LC_CTYPE, "C.UTF-8");
     if (parse_options(argc, argv, &o) < 0)
         return EXIT_UNKNOWN;
     if (o.help) {
         cmd = o.cmd ? find_command(o.cmd) : NULL;
         if (cmd)
-            command_usage(cmd);
+            command_usage(cmd, o.lang);
         else
-            usage(stdout);
+            usage(stdout, o.lang);
         return 0;
     }
     if (check_options(&o) < 0 || load_config(&o, &config) < 0)
@@ -1018,8 +1127,8 @@ int main(int argc, char **argv)
     if (!answer)
         answer = json_loadb(line, len, 0, &jerr);
     if (!json_is_object(answer)) {
-        fprintf(stderr, "kigenctl: the answer from %s is not a JSON object%s%s\n", o.socket_path,
-                answer ? "" : ": ", answer ? "" : jerr.text);
+        fprintf(stderr, _(o.lang, "kigenctl: the answer from %s is not a JSON object%s%s\n"),
+                o.socket_path, answer ? "" : ": ", answer ? "" : jerr.text);
         goto out;
     }
     status = answer_status(&o, answer);
@@ -1031,12 +1140,12 @@ int main(int argc, char **argv)
     } else {
         term_setup(&t);
         if (cmd->show(&o, &t, answer) < 0) {
-            fprintf(stderr, "kigenctl: out of memory\n");
+            fprintf(stderr, _(o.lang, "kigenctl: out of memory\n"));
             status = EXIT_UNKNOWN;
         }
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "kigenctl: cannot write the output: %s\n", strerror(errno));
+        fprintf(stderr, _(o.lang, "kigenctl: cannot write the output: %s\n"), strerror(errno));
         status = EXIT_UNKNOWN;
     }
 out:

@@ -49,6 +49,7 @@ struct options {
     enum format format;
     bool has_now;
     int64_t now;
+    enum kigen_language lang; /* of what the command line says to its user (LANG, ...) */
 };
 
 struct once {
@@ -58,25 +59,29 @@ struct once {
     int64_t now; /* --now, for the maintenance windows */
 };
 
-static void usage(FILE *out)
+/* In the language of the user's locale (LANG, LC_MESSAGES, LANGUAGE), as every CLI speaks. */
+static void usage(FILE *out, enum kigen_language lang)
 {
-    fprintf(out, "Usage: kigend [--config FILE] [--once [--format json|table] [--now RFC3339]]\n"
-                 "       kigend --check-config FILE\n"
-                 "\n"
-                 "Watches certificates and tells people before they run out.\n"
-                 "\n"
-                 "  -c, --config FILE        configuration (default /etc/kigen/kigen.yaml)\n"
-                 "      --once               scan once, print the report, exit 0/1/2 (Nagios)\n"
-                 "      --format FORMAT      json or table (default: table on a terminal)\n"
-                 "      --now TIME           evaluate at TIME (RFC 3339) instead of now; for the\n"
-                 "                           daemon, its clock starts at TIME (tests, rehearsals)\n"
-                 "      --check-config FILE  validate FILE and exit 0, or 3 with the error\n"
-                 "  -h, --help               this text\n"
-                 "      --version            the version\n");
+    fputs(_(lang,
+            "Usage: kigend [--config FILE] [--once [--format json|table] [--now RFC3339]]\n"
+            "       kigend --check-config FILE\n"
+            "\n"
+            "Watches certificates and tells people before they run out.\n"
+            "\n"
+            "  -c, --config FILE        configuration (default /etc/kigen/kigen.yaml)\n"
+            "      --once               scan once, print the report, exit 0/1/2 (Nagios)\n"
+            "      --format FORMAT      json or table (default: table on a terminal)\n"
+            "      --now TIME           evaluate at TIME (RFC 3339) instead of now; for the\n"
+            "                           daemon, its clock starts at TIME (tests, rehearsals)\n"
+            "      --check-config FILE  validate FILE and exit 0, or 3 with the error\n"
+            "  -h, --help               this text\n"
+            "      --version            the version\n"),
+          out);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
+    const enum kigen_language lang = o->lang;
     enum {
         OPT_ONCE = 256,
         OPT_FORMAT,
@@ -111,15 +116,16 @@ static int parse_options(int argc, char **argv, struct options *o)
             else if (strcmp(optarg, "table") == 0)
                 o->format = FORMAT_TABLE;
             else {
-                fprintf(stderr, "kigend: --format must be json or table, not '%s'\n", optarg);
+                fprintf(stderr, _(lang, "kigend: --format must be json or table, not '%s'\n"),
+                        optarg);
                 return -EINVAL;
             }
             break;
         case OPT_NOW:
             if (kigen_time_parse(optarg, &o->now) < 0) {
                 fprintf(stderr,
-                        "kigend: --now '%s' is not an RFC 3339 time "
-                        "(like 2026-11-24T12:00:00Z)\n",
+                        _(lang, "kigend: --now '%s' is not an RFC 3339 time "
+                                "(like 2026-11-24T12:00:00Z)\n"),
                         optarg);
                 return -EINVAL;
             }
@@ -129,22 +135,22 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->check_path = optarg;
             break;
         case 'h':
-            usage(stdout);
+            usage(stdout, lang);
             exit(0);
         case OPT_VERSION:
             printf("kigend %s\n", KIGEN_VERSION);
             exit(0);
         default:
-            usage(stderr);
+            usage(stderr, lang);
             return -EINVAL;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "kigend: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, _(lang, "kigend: unexpected argument '%s'\n"), argv[optind]);
         return -EINVAL;
     }
     if (o->format != FORMAT_AUTO && !o->once) {
-        fprintf(stderr, "kigend: --format goes with --once\n");
+        fputs(_(lang, "kigend: --format goes with --once\n"), stderr);
         return -EINVAL;
     }
     return 0;
@@ -156,10 +162,11 @@ static void journal_stream_log(enum kigen_log_level level, const char *message, 
     fprintf(stderr, "<%d>%s\n", (int)level, message);
 }
 
-static int load_config(const char *path, struct kigen_config **ret_config)
+/* A configuration error for the person at the command line, in their language. */
+static int load_config(const char *path, enum kigen_language lang, struct kigen_config **ret_config)
 {
     char err[1024];
-    int r = kigen_config_load(path, ret_config, err, sizeof(err));
+    int r = kigen_config_load_lang(path, lang, ret_config, err, sizeof(err));
 
     if (r < 0)
         fprintf(stderr, "kigend: %s\n", err);
@@ -250,7 +257,7 @@ static int cmp_part(const void *pa, const void *pb)
     return (a->part > b->part) - (a->part < b->part);
 }
 
-static int check_register(const struct kigen_config *config)
+static int check_register(const struct kigen_config *config, enum kigen_language lang)
 {
     struct kigen_inventory *inventory = NULL;
     const struct kigen_file **bad = NULL;
@@ -271,7 +278,7 @@ static int check_register(const struct kigen_config *config)
     for (size_t i = 0; i < n; i++)
         fprintf(stderr, "%s%s%s (%s)\n", bad[i]->part ? "" : config->holders.register_path,
                 bad[i]->part ? "" : ": ", bad[i]->message ? bad[i]->message : "",
-                kigen_err_name(bad[i]->error));
+                kigen_err_text(lang, bad[i]->error));
     free(bad);
     kigen_inventory_free(inventory);
     return r < 0 ? r : (int)n;
@@ -425,28 +432,31 @@ int main(int argc, char **argv)
 
     /* Before anything allocates through OpenSSL: passwords must not stay in freed memory. */
     (void)kigen_secret_wipe_openssl_frees();
+    o.lang = kigen_language_from_env();
     if (parse_options(argc, argv, &o) < 0)
         return EXIT_USAGE;
     if (o.check_path) {
-        if (load_config(o.check_path, &config) < 0)
+        if (load_config(o.check_path, o.lang, &config) < 0)
             return EXIT_USAGE;
-        status = check_register(config);
+        status = check_register(config, o.lang);
         if (status != 0) {
             if (status < 0)
                 kigen_log_errno(KIGEN_LOG_ERR, status, "Cannot check the holders' register");
-            fprintf(stderr, "%s: the holders' register '%s' has %d problem%s\n", o.check_path,
-                    config->holders.register_path, status, status == 1 ? "" : "s");
+            fprintf(stderr,
+                    P_(o.lang, "%s: the holders' register '%s' has %d problem\n",
+                       "%s: the holders' register '%s' has %d problems\n", (unsigned long)status),
+                    o.check_path, config->holders.register_path, status);
             kigen_config_free(config);
             return EXIT_USAGE;
         }
-        printf("%s: configuration is valid (%zu keystores, %zu probe targets)\n", o.check_path,
-               config->n_keystores, config->probes.n_targets);
+        printf(_(o.lang, "%s: configuration is valid (%zu keystores, %zu probe targets)\n"),
+               o.check_path, config->n_keystores, config->probes.n_targets);
         kigen_config_free(config);
         return 0;
     }
     if (!o.once && getenv("JOURNAL_STREAM"))
         kigen_log_setup(journal_stream_log, NULL, KIGEN_LOG_INFO);
-    if (load_config(o.config_path, &config) < 0)
+    if (load_config(o.config_path, o.lang, &config) < 0)
         return EXIT_USAGE;
     kigen_time_use_zone(config->timezone);
     if (!o.once) {

@@ -736,7 +736,7 @@ static void send_digest(struct service *svc)
         const struct kigen_file *f = view.errors[i];
         char why[1024];
 
-        snprintf(why, sizeof(why), "%s: %s", kigen_err_name(f->error),
+        snprintf(why, sizeof(why), "%s: %s", kigen_err_text(svc->config->language, f->error),
                  f->message ? f->message : "");
         r = add_digest_item(items, KIGEN_DIGEST_UNREADABLE, f->path, why, NULL, 0, 0);
     }
@@ -1742,7 +1742,8 @@ static int reload(struct service *svc, char *errbuf, size_t errlen)
     struct kigen_metrics_http *metrics_http = NULL;
 
     sd_notify(0, "RELOADING=1");
-    r = kigen_config_load(svc->config_path, &config, err, sizeof(err));
+    /* The reason goes into a config.rejected alert: in the running configuration's language. */
+    r = kigen_config_load_lang(svc->config_path, svc->config->language, &config, err, sizeof(err));
     if (r == 0)
         r = read_webhook_urls(svc, config, err, sizeof(err));
     if (r < 0) {

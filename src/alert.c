@@ -114,6 +114,8 @@ struct kigen_alert *kigen_alert_dup(const struct kigen_alert *alert)
     for (size_t i = 0; i < alert->n_fields; i++)
         if (kigen_alert_add(a, alert->fields[i].name, alert->fields[i].value) < 0)
             goto fail;
+    if (alert->holder_maintenance && !(a->holder_maintenance = strdup(alert->holder_maintenance)))
+        goto fail;
     return a;
 fail:
     kigen_alert_free(a);
@@ -130,5 +132,6 @@ void kigen_alert_free(struct kigen_alert *alert)
     }
     free(alert->fields);
     free(alert->message);
+    free(alert->holder_maintenance);
     free(alert);
 }

@@ -49,6 +49,12 @@ struct kigen_alert {
     struct kigen_alert_field *fields; /* KIGEN_EVENT first, then the facts that apply */
     size_t n_fields;
     size_t cap;
+    /*
+     * KIGEN_MAINTENANCE's sentence in the holder's own language (KIGEN_LANGUAGE), for their
+     * mail; NULL when there is none. Not a field: no sink shows it, so the KIGEN_* facts stay
+     * the same whatever the languages; a delivery file keeps it with the alert.
+     */
+    char *holder_maintenance;
 };
 
 /* A new alert for event with the message; KIGEN_EVENT is its first field. NULL on ENOMEM. */

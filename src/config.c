@@ -45,6 +45,7 @@
 
 #include "alert.h"
 #include "duration.h"
+#include "i18n.h"
 #include "maint.h"
 #include "secret.h"
 #include "tz.h"
@@ -84,7 +85,8 @@ struct ctx {
     const char *name; /* the file name used in messages */
     char *errbuf;
     size_t errlen;
-    char path[512]; /* the key path of the node being read: "keystores[0].labels" */
+    enum kigen_language lang; /* of the reasons (i18n.h); the FILE:LINE:COLUMN: PATH: stays */
+    char path[512];           /* the key path of the node being read: "keystores[0].labels" */
     size_t path_len;
 };
 
@@ -115,7 +117,7 @@ static int vfail(struct ctx *c, size_t line, size_t column, const char *fmt, va_
     off = snprintf(c->errbuf, c->errlen, "%s:%zu:%zu: %s%s", c->name, line, column, c->path,
                    c->path_len > 0 ? ": " : "");
     if (off >= 0 && (size_t)off < c->errlen)
-        vsnprintf(c->errbuf + off, c->errlen - (size_t)off, fmt, ap);
+        vsnprintf(c->errbuf + off, c->errlen - (size_t)off, kigen_tr(c->lang, fmt), ap);
     return -EINVAL;
 }
 
@@ -162,7 +164,7 @@ static int fail_file(struct ctx *c, int r, const char *fmt, ...)
     off = snprintf(c->errbuf, c->errlen, "%s: ", c->name);
     if (off >= 0 && (size_t)off < c->errlen) {
         va_start(ap, fmt);
-        vsnprintf(c->errbuf + off, c->errlen - (size_t)off, fmt, ap);
+        vsnprintf(c->errbuf + off, c->errlen - (size_t)off, kigen_tr(c->lang, fmt), ap);
         va_end(ap);
     }
     return r;
@@ -269,7 +271,7 @@ static int node_add(struct node *parent, struct node *kid)
 
 static int oom(struct ctx *c)
 {
-    return fail_file(c, -ENOMEM, "out of memory");
+    return fail_file(c, -ENOMEM, N_("out of memory"));
 }
 
 static int syntax_error(struct ctx *c, const yaml_parser_t *p, const char *text, size_t len)
@@ -290,15 +292,15 @@ static int syntax_error(struct ctx *c, const yaml_parser_t *p, const char *text,
                 column++;
             }
         }
-        return fail_at(c, line, column, "cannot read YAML: %s", problem);
+        return fail_at(c, line, column, N_("cannot read YAML: %s"), problem);
     default:
         break;
     }
     if (p->context)
         return fail_at(c, p->problem_mark.line + 1, p->problem_mark.column + 1,
-                       "YAML syntax error: %s (%s)", problem, p->context);
-    return fail_at(c, p->problem_mark.line + 1, p->problem_mark.column + 1, "YAML syntax error: %s",
-                   problem);
+                       N_("YAML syntax error: %s (%s)"), problem, p->context);
+    return fail_at(c, p->problem_mark.line + 1, p->problem_mark.column + 1,
+                   N_("YAML syntax error: %s"), problem);
 }
 
 /*
@@ -312,7 +314,7 @@ static int check_event(struct ctx *c, const yaml_event_t *ev)
 
     switch (ev->type) {
     case YAML_ALIAS_EVENT:
-        return fail_at(c, line, column, "YAML aliases are not supported");
+        return fail_at(c, line, column, N_("YAML aliases are not supported"));
     case YAML_SCALAR_EVENT:
         anchor = ev->data.scalar.anchor;
         tag = ev->data.scalar.tag;
@@ -329,9 +331,9 @@ static int check_event(struct ctx *c, const yaml_event_t *ev)
         break;
     }
     if (anchor)
-        return fail_at(c, line, column, "YAML anchors are not supported");
+        return fail_at(c, line, column, N_("YAML anchors are not supported"));
     if (tag)
-        return fail_at(c, line, column, "YAML tags are not supported");
+        return fail_at(c, line, column, N_("YAML tags are not supported"));
     return 0;
 }
 
@@ -398,7 +400,7 @@ static int build_tree(struct ctx *c, const char *text, size_t len, struct node *
         case YAML_DOCUMENT_START_EVENT:
             if (docs++ > 0) {
                 r = fail_at(c, event.start_mark.line + 1, event.start_mark.column + 1,
-                            "only one YAML document is allowed");
+                            N_("only one YAML document is allowed"));
                 goto out;
             }
             break;
@@ -415,19 +417,19 @@ static int build_tree(struct ctx *c, const char *text, size_t len, struct node *
                 goto out;
             if (++nodes > MAX_NODES) {
                 r = fail_at(c, event.start_mark.line + 1, event.start_mark.column + 1,
-                            "more than %d YAML nodes", MAX_NODES);
+                            N_("more than %d YAML nodes"), MAX_NODES);
                 goto out;
             }
             parent = depth > 0 ? stack[depth - 1] : NULL;
             if (event.type != YAML_SCALAR_EVENT) {
                 if (depth == MAX_DEPTH) {
                     r = fail_at(c, event.start_mark.line + 1, event.start_mark.column + 1,
-                                "nested deeper than %d levels", MAX_DEPTH);
+                                N_("nested deeper than %d levels"), MAX_DEPTH);
                     goto out;
                 }
                 if (parent && parent->type == NODE_MAP && parent->n % 2 == 0) {
                     r = fail_at(c, event.start_mark.line + 1, event.start_mark.column + 1,
-                                "a mapping key must be a string");
+                                N_("a mapping key must be a string"));
                     goto out;
                 }
             }
@@ -605,12 +607,12 @@ static const char *quote(const struct node *n, char *buf, size_t size)
 }
 
 /* The value of n for a message: "text", null, a list or a mapping. */
-static const char *describe(const struct node *n, char *buf, size_t size)
+static const char *describe(const struct ctx *c, const struct node *n, char *buf, size_t size)
 {
     if (n->type == NODE_MAP)
-        return "a mapping";
+        return _(c->lang, "a mapping");
     if (n->type == NODE_SEQ)
-        return "a list";
+        return _(c->lang, "a list");
     if (is_null(n))
         return "null";
     return quote(n, buf, size);
@@ -620,7 +622,8 @@ static int type_error(struct ctx *c, const struct node *n, const char *expected)
 {
     char buf[300];
 
-    return fail(c, n, "expected %s, got %s", expected, describe(n, buf, sizeof(buf)));
+    return fail(c, n, N_("expected %s, got %s"), kigen_tr(c->lang, expected),
+                describe(c, n, buf, sizeof(buf)));
 }
 
 static int unknown_key(struct ctx *c, const struct node *k, size_t parent_len)
@@ -628,19 +631,19 @@ static int unknown_key(struct ctx *c, const struct node *k, size_t parent_len)
     char buf[300];
 
     path_pop(c, parent_len);
-    return fail(c, k, "unknown key %s", quote(k, buf, sizeof(buf)));
+    return fail(c, k, N_("unknown key %s"), quote(k, buf, sizeof(buf)));
 }
 
 static int missing_key(struct ctx *c, const struct node *map, const char *key)
 {
-    return fail(c, map, "missing key \"%s\"", key);
+    return fail(c, map, N_("missing key \"%s\""), key);
 }
 
 /* Keys that must not be null, e.g. a keystore's path. */
 static int require_value(struct ctx *c, const struct node *n)
 {
     if (is_null(n))
-        return fail(c, n, "a value is required");
+        return fail(c, n, N_("a value is required"));
     return 0;
 }
 
@@ -737,7 +740,7 @@ static int expect_map(struct ctx *c, const struct node *n)
     int r = 0;
 
     if (n->type != NODE_MAP)
-        return type_error(c, n, "a mapping");
+        return type_error(c, n, N_("a mapping"));
     if (n->n < 4)
         return 0;
     keys = calloc(n->n / 2, sizeof(*keys));
@@ -751,7 +754,7 @@ static int expect_map(struct ctx *c, const struct node *n)
     }
     dup = find_duplicate(keys, n->n / 2, false, &first);
     if (dup)
-        r = fail(c, dup->at, "duplicate key %s (first at line %zu)",
+        r = fail(c, dup->at, N_("duplicate key %s (first at line %zu)"),
                  quote(dup->at, buf, sizeof(buf)), first->at->line);
     free(keys);
     return r;
@@ -760,7 +763,7 @@ static int expect_map(struct ctx *c, const struct node *n)
 static int expect_seq(struct ctx *c, const struct node *n)
 {
     if (n->type != NODE_SEQ)
-        return type_error(c, n, "a list");
+        return type_error(c, n, N_("a list"));
     return 0;
 }
 
@@ -773,18 +776,18 @@ static int get_string(struct ctx *c, const struct node *n, unsigned flags, char 
     char *s;
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "a string");
+        return type_error(c, n, N_("a string"));
     if (is_null(n))
         return 0;
     if (n->len == 0) {
         if (!(flags & STR_EMPTY_IS_OFF))
-            return fail(c, n, "must not be empty");
+            return fail(c, n, N_("must not be empty"));
         free(*dst);
         *dst = NULL;
         return 0;
     }
     if (memchr(n->value, '\0', n->len))
-        return fail(c, n, "must not contain a NUL character");
+        return fail(c, n, N_("must not contain a NUL character"));
     s = strdup(n->value);
     if (!s)
         return oom(c);
@@ -831,14 +834,15 @@ static int get_bool(struct ctx *c, const struct node *n, bool *dst)
     char buf[300];
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "a boolean");
+        return type_error(c, n, N_("a boolean"));
     if (is_null(n))
         return 0;
     if (!n->is_plain)
-        return fail(c, n, "expected a boolean (true or false), got the quoted string %s",
+        return fail(c, n, N_("expected a boolean (true or false), got the quoted string %s"),
                     quote(n, buf, sizeof(buf)));
     if (!parse_bool(n, dst))
-        return fail(c, n, "expected a boolean (true or false), got %s", quote(n, buf, sizeof(buf)));
+        return fail(c, n, N_("expected a boolean (true or false), got %s"),
+                    quote(n, buf, sizeof(buf)));
     return 0;
 }
 
@@ -854,25 +858,25 @@ static int get_uint(struct ctx *c, const struct node *n, uint64_t lo, uint64_t h
     bool overflow = false;
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "an integer");
+        return type_error(c, n, N_("an integer"));
     if (is_null(n))
         return 0;
     if (!n->is_plain)
-        return fail(c, n, "expected an integer, got the quoted string %s",
+        return fail(c, n, N_("expected an integer, got the quoted string %s"),
                     quote(n, buf, sizeof(buf)));
     for (i = 0; i < n->len; i++) {
         char ch = n->value[i];
 
         if (ch < '0' || ch > '9' || (i == 0 && ch == '0' && n->len > 1))
-            return fail(c, n, "expected a decimal integer, got %s", quote(n, buf, sizeof(buf)));
+            return fail(c, n, N_("expected a decimal integer, got %s"), quote(n, buf, sizeof(buf)));
         if (v > (UINT64_MAX - (uint64_t)(ch - '0')) / 10)
             overflow = true;
         else
             v = v * 10 + (uint64_t)(ch - '0');
     }
     if (overflow || v < lo || v > hi)
-        return fail(c, n, "%s is out of range (%" PRIu64 " to %" PRIu64 ")",
-                    quote(n, buf, sizeof(buf)), lo, hi);
+        return fail(c, n, N_("%s is out of range (%llu to %llu)"), quote(n, buf, sizeof(buf)),
+                    (unsigned long long)lo, (unsigned long long)hi);
     *dst = v;
     return 0;
 }
@@ -885,17 +889,18 @@ static int get_duration(struct ctx *c, const struct node *n, int64_t min, int64_
     int r;
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "a duration");
+        return type_error(c, n, N_("a duration"));
     if (is_null(n))
         return 0;
     r = strlen(n->value) == n->len ? kigen_duration_parse(n->value, &v) : -EINVAL;
     if (r == -ERANGE || (r == 0 && v > MAX_DURATION))
-        return fail(c, n, "duration %s is too long (at most 36500d)", quote(n, buf, sizeof(buf)));
+        return fail(c, n, N_("duration %s is too long (at most 36500d)"),
+                    quote(n, buf, sizeof(buf)));
     if (r < 0)
-        return fail(c, n, "bad duration %s (use an integer and one of s m h d w, e.g. 28d)",
+        return fail(c, n, N_("bad duration %s (use an integer and one of s m h d w, e.g. 28d)"),
                     quote(n, buf, sizeof(buf)));
     if (v < min)
-        return fail(c, n, "must be longer than 0s");
+        return fail(c, n, N_("must be longer than 0s"));
     *dst = v;
     return 0;
 }
@@ -907,16 +912,16 @@ static int get_size(struct ctx *c, const struct node *n, uint64_t *dst)
     int r;
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "a size");
+        return type_error(c, n, N_("a size"));
     if (is_null(n))
         return 0;
     r = strlen(n->value) == n->len ? kigen_size_parse(n->value, &v) : -EINVAL;
     if (r == -ERANGE)
-        return fail(c, n, "size %s is too large", quote(n, buf, sizeof(buf)));
+        return fail(c, n, N_("size %s is too large"), quote(n, buf, sizeof(buf)));
     if (r < 0)
-        return fail(c, n, "bad size %s (use KiB, MiB or GiB)", quote(n, buf, sizeof(buf)));
+        return fail(c, n, N_("bad size %s (use KiB, MiB or GiB)"), quote(n, buf, sizeof(buf)));
     if (v == 0)
-        return fail(c, n, "must be larger than 0");
+        return fail(c, n, N_("must be larger than 0"));
     *dst = v;
     return 0;
 }
@@ -933,7 +938,7 @@ static int check_unique(struct ctx *c, struct named *names, size_t n, const char
     if (!dup)
         return 0;
     saved = path_push_index(c, dup->idx);
-    r = fail(c, dup->at, "duplicate %s %s (first at line %zu)", what,
+    r = fail(c, dup->at, N_("duplicate %s %s (first at line %zu)"), kigen_tr(c->lang, what),
              quote_str(dup->s, dup->len, buf, sizeof(buf)), first->at->line);
     path_pop(c, saved);
     return r;
@@ -1100,13 +1105,14 @@ static int check_timezone(struct ctx *c, const struct node *n, const char *name)
             break;
     }
     if (i < len || len > 255 || name[0] == '/' || strstr(name, "..")) {
-        r = fail(c, n, "bad timezone %s (use an IANA name such as Asia/Tokyo)",
+        r = fail(c, n, N_("bad timezone %s (use an IANA name such as Asia/Tokyo)"),
                  quote(n, buf, sizeof(buf)));
         goto out;
     }
     snprintf(path, sizeof(path), "%s%s", ZONEINFO_DIR, name);
     if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-        r = fail(c, n, "unknown timezone %s (not in %s)", quote(n, buf, sizeof(buf)), ZONEINFO_DIR);
+        r = fail(c, n, N_("unknown timezone %s (not in %s)"), quote(n, buf, sizeof(buf)),
+                 ZONEINFO_DIR);
         goto out;
     }
     r = kigen_tz_load(name, &tz);
@@ -1114,11 +1120,11 @@ static int check_timezone(struct ctx *c, const struct node *n, const char *name)
         r = oom(c);
     else if (r == -EOPNOTSUPP)
         r = fail(c, n,
-                 "timezone %s counts leap seconds, which kigen does not (use the zone "
-                 "without right/)",
+                 N_("timezone %s counts leap seconds, which kigen does not (use the zone "
+                    "without right/)"),
                  quote(n, buf, sizeof(buf)));
     else if (r < 0)
-        r = fail(c, n, "unknown timezone %s (%s%s is not a time zone file)",
+        r = fail(c, n, N_("unknown timezone %s (%s%s is not a time zone file)"),
                  quote(n, buf, sizeof(buf)), ZONEINFO_DIR, name);
     kigen_tz_free(tz);
 out:
@@ -1157,7 +1163,7 @@ static int get_every(struct ctx *c, const struct node *n, struct kigen_every *re
     int i;
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "a schedule");
+        return type_error(c, n, N_("a schedule"));
     if (n->len >= sizeof(copy) || strlen(n->value) != n->len)
         goto bad;
     memcpy(copy, n->value, n->len + 1);
@@ -1192,8 +1198,8 @@ good:
     return 0;
 bad:
     return fail(c, n,
-                "bad schedule %s (use daily, weekly <weekday> or "
-                "first|second|third|fourth|last <weekday>)",
+                N_("bad schedule %s (use daily, weekly <weekday> or "
+                   "first|second|third|fourth|last <weekday>)"),
                 quote(n, buf, sizeof(buf)));
 }
 
@@ -1206,7 +1212,7 @@ static int get_at(struct ctx *c, const struct node *n, int *ret_minute)
     int h = 0, m = 0;
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "a time");
+        return type_error(c, n, N_("a time"));
     if (n->len != 4 && n->len != 5)
         goto bad;
     for (i = 0; i < n->len; i++) {
@@ -1226,7 +1232,7 @@ static int get_at(struct ctx *c, const struct node *n, int *ret_minute)
     *ret_minute = h * 60 + m;
     return 0;
 bad:
-    return fail(c, n, "bad time %s (use HH:MM, 24-hour clock)", quote(n, buf, sizeof(buf)));
+    return fail(c, n, N_("bad time %s (use HH:MM, 24-hour clock)"), quote(n, buf, sizeof(buf)));
 }
 
 /*
@@ -1242,7 +1248,7 @@ static int get_validity(struct ctx *c, const struct node *n, struct kigen_validi
     int part = 0; /* 1 after the years, 2 after the months */
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "a validity");
+        return type_error(c, n, N_("a validity"));
     if (is_null(n))
         return 0;
     while (i < n->len) {
@@ -1267,21 +1273,21 @@ static int get_validity(struct ctx *c, const struct node *n, struct kigen_validi
     if (part == 0)
         goto bad;
     if (v[0] > 0 && v[1] > 11)
-        return fail(c, n, "validity %s has more than 11 months after the years",
+        return fail(c, n, N_("validity %s has more than 11 months after the years"),
                     quote(n, buf, sizeof(buf)));
     if (v[0] * 12 + v[1] > 1200)
         goto too_long;
     if (v[0] * 12 + v[1] == 0)
-        return fail(c, n, "validity %s must be at least one month", quote(n, buf, sizeof(buf)));
+        return fail(c, n, N_("validity %s must be at least one month"), quote(n, buf, sizeof(buf)));
     dst->years = (int)v[0];
     dst->months = (int)v[1];
     return 0;
 too_long:
-    return fail(c, n, "validity %s is too long (at most 100y)", quote(n, buf, sizeof(buf)));
+    return fail(c, n, N_("validity %s is too long (at most 100y)"), quote(n, buf, sizeof(buf)));
 bad:
     return fail(c, n,
-                "bad validity %s (use years and months, e.g. 5y1m, 5y or 18m; m means months "
-                "here)",
+                N_("bad validity %s (use years and months, e.g. 5y1m, 5y or 18m; m means months "
+                   "here)"),
                 quote(n, buf, sizeof(buf)));
 }
 
@@ -1315,8 +1321,8 @@ static int unknown_choice(struct ctx *c, const struct node *n, const char *what,
 {
     char list[400], buf[300];
 
-    return fail(c, n, "unknown %s %s (one of %s)", what, quote(n, buf, sizeof(buf)),
-                join_choices(names, count, list, sizeof(list)));
+    return fail(c, n, N_("unknown %s %s (one of %s)"), kigen_tr(c->lang, what),
+                quote(n, buf, sizeof(buf)), join_choices(names, count, list, sizeof(list)));
 }
 
 /* A string that must be one of names; *dst gets its index; null keeps *dst. */
@@ -1327,8 +1333,9 @@ static int get_choice(struct ctx *c, const struct node *n, const char *what,
     int i;
 
     if (n->type != NODE_SCALAR)
-        return fail(c, n, "expected one of %s, got %s",
-                    join_choices(names, count, list, sizeof(list)), describe(n, buf, sizeof(buf)));
+        return fail(c, n, N_("expected one of %s, got %s"),
+                    join_choices(names, count, list, sizeof(list)),
+                    describe(c, n, buf, sizeof(buf)));
     if (is_null(n))
         return 0;
     i = find_choice(names, count, n->value, n->len);
@@ -1379,7 +1386,8 @@ static int check_each(struct ctx *c, const struct node *n, const struct kigen_st
         if (is_good(sv->v[i]))
             continue;
         saved = path_push_index(c, i);
-        r = fail(c, n->kids[i], "%s %s", bad, quote(n->kids[i], buf, sizeof(buf)));
+        r = fail(c, n->kids[i], "%s %s", kigen_tr(c->lang, bad),
+                 quote(n->kids[i], buf, sizeof(buf)));
         path_pop(c, saved);
     }
     return r;
@@ -1434,7 +1442,7 @@ static bool looks_numeric(const struct node *n)
  */
 static int get_command(struct ctx *c, const struct node *n, struct kigen_strv *argv)
 {
-    const char *what = "a command (a path, or a list of strings)";
+    const char *what = N_("a command (a path, or a list of strings)");
 
     if (n->type == NODE_SEQ)
         return get_strv(c, n, argv);
@@ -1446,7 +1454,7 @@ static int get_command(struct ctx *c, const struct node *n, struct kigen_strv *a
     if (n->len == 0)
         return 0;
     if (memchr(n->value, '\0', n->len))
-        return fail(c, n, "must not contain a NUL character");
+        return fail(c, n, N_("must not contain a NUL character"));
     return strv_single(argv, n->value) < 0 ? oom(c) : 0;
 }
 
@@ -1458,7 +1466,7 @@ static int get_header_text(struct ctx *c, const struct node *n, char **dst)
     r = get_string(c, n, STR_EMPTY_IS_OFF, dst);
     for (size_t i = 0; r == 0 && *dst && (*dst)[i]; i++)
         if ((unsigned char)(*dst)[i] < ' ' || (*dst)[i] == 0x7f)
-            r = fail(c, n, "must not contain a control character or line break");
+            r = fail(c, n, N_("must not contain a control character or line break"));
     return r;
 }
 
@@ -1577,7 +1585,7 @@ static int parse_match(struct ctx *c, const struct node *n, struct kigen_rule *r
         path_pop(c, saved);
     }
     if (r == 0 && !rule->keystore && !rule->issuer && !rule->subject)
-        r = fail(c, n, "needs at least one of keystore, issuer or subject");
+        r = fail(c, n, N_("needs at least one of keystore, issuer or subject"));
     return r;
 }
 
@@ -1645,7 +1653,7 @@ static int get_password(struct ctx *c, const struct node *n, struct kigen_passwo
     if (r < 0)
         return r;
     if (n->n != 2)
-        return fail(c, n, "expected exactly one of file, credential or env");
+        return fail(c, n, N_("expected exactly one of file, credential or env"));
     k = n->kids[0];
     v = n->kids[1];
     for (kind = 0; kind < 3; kind++)
@@ -1659,10 +1667,10 @@ static int get_password(struct ctx *c, const struct node *n, struct kigen_passwo
     /* A credential is a file name inside $CREDENTIALS_DIRECTORY, never a path. */
     if (r == 0 && pw->kind == KIGEN_PASSWORD_CREDENTIAL &&
         (strchr(pw->value, '/') || strcmp(pw->value, ".") == 0 || strcmp(pw->value, "..") == 0))
-        r = fail(c, v, "bad credential name %s (a file name, without /)",
+        r = fail(c, v, N_("bad credential name %s (a file name, without /)"),
                  quote(v, buf, sizeof(buf)));
     if (r == 0 && pw->kind == KIGEN_PASSWORD_ENV && !is_ident(v->value, v->len))
-        r = fail(c, v, "bad environment variable name %s", quote(v, buf, sizeof(buf)));
+        r = fail(c, v, N_("bad environment variable name %s"), quote(v, buf, sizeof(buf)));
     path_pop(c, saved);
     return r;
 }
@@ -1713,19 +1721,19 @@ static int get_labels(struct ctx *c, const struct node *n, struct kigen_labels *
 
         if (!is_ident(k->value, k->len)) {
             r = fail(c, k,
-                     "bad label name %s (use letters, digits and _, not starting with a digit)",
+                     N_("bad label name %s (use letters, digits and _, not starting with a digit)"),
                      quote(k, buf, sizeof(buf)));
             goto out;
         }
         if (k->len >= 2 && k->value[0] == '_' && k->value[1] == '_') {
             r = fail(c, k,
-                     "label name %s is reserved (names starting with __ belong to Prometheus)",
+                     N_("label name %s is reserved (names starting with __ belong to Prometheus)"),
                      quote(k, buf, sizeof(buf)));
             goto out;
         }
         for (j = 0; j < sizeof(reserved) / sizeof(reserved[0]); j++) {
             if (key_is(k, reserved[j])) {
-                r = fail(c, k, "label name %s is reserved (kigen sets it itself)",
+                r = fail(c, k, N_("label name %s is reserved (kigen sets it itself)"),
                          quote(k, buf, sizeof(buf)));
                 goto out;
             }
@@ -1745,8 +1753,8 @@ static int get_labels(struct ctx *c, const struct node *n, struct kigen_labels *
     dup = find_duplicate(names, count, true, &first);
     if (dup)
         r = fail(c, dup->at,
-                 "duplicate label %s (first at line %zu; names differing only in case collide "
-                 "as journald fields)",
+                 N_("duplicate label %s (first at line %zu; names differing only in case collide "
+                    "as journald fields)"),
                  quote(dup->at, buf, sizeof(buf)), first->at->line);
 out:
     free(names);
@@ -1811,15 +1819,15 @@ static int parse_keystore(struct ctx *c, const struct node *n, void *item, struc
     /* The server certificates of probe targets live in the inventory as keystore probe:NAME. */
     if (strncmp(ks->name, KIGEN_PROBE_KEYSTORE_PREFIX, strlen(KIGEN_PROBE_KEYSTORE_PREFIX)) == 0)
         return fail(c, name ? name : path,
-                    "keystore name '%s' is reserved: names starting with '%s' hold the server "
-                    "certificates of probe targets",
+                    N_("keystore name '%s' is reserved: names starting with '%s' hold the server "
+                       "certificates of probe targets"),
                     escape(ks->name, strlen(ks->name), buf, sizeof(buf)),
                     KIGEN_PROBE_KEYSTORE_PREFIX);
     /* Declared certificates of the holders' register (SPEC §12) live under keystore register. */
     if (strcmp(ks->name, KIGEN_REGISTER_KEYSTORE) == 0)
         return fail(c, name ? name : path,
-                    "keystore name '%s' is reserved for the certificates declared in the "
-                    "holders' register",
+                    N_("keystore name '%s' is reserved for the certificates declared in the "
+                       "holders' register"),
                     KIGEN_REGISTER_KEYSTORE);
     ret_name->s = ks->name;
     ret_name->len = strlen(ks->name);
@@ -1829,7 +1837,7 @@ static int parse_keystore(struct ctx *c, const struct node *n, void *item, struc
 
 static int parse_keystores(struct ctx *c, const struct node *n, struct kigen_config *config)
 {
-    return parse_named_list(c, n, sizeof(*config->keystores), parse_keystore, "keystore name",
+    return parse_named_list(c, n, sizeof(*config->keystores), parse_keystore, N_("keystore name"),
                             &config->keystores, &config->n_keystores);
 }
 
@@ -1857,7 +1865,7 @@ static int parse_target(struct ctx *c, const struct node *n, void *item, struct 
             host = v;
             r = get_required_string(c, v, &t->host);
             if (r == 0 && !is_host(v->value, v->len))
-                r = fail(c, v, "bad host %s", quote(v, buf, sizeof(buf)));
+                r = fail(c, v, N_("bad host %s"), quote(v, buf, sizeof(buf)));
         } else if (key_is(k, "port")) {
             r = get_uint(c, v, 1, 65535, &port);
         } else if (key_is(k, "tls")) {
@@ -1894,7 +1902,7 @@ static int parse_targets(struct ctx *c, const struct node *n, struct kigen_probe
     if (!is_null(n) && n->type != NODE_SEQ)
         return expect_seq(c, n);
     targets_free(probes);
-    return parse_named_list(c, n, sizeof(*probes->targets), parse_target, "target name",
+    return parse_named_list(c, n, sizeof(*probes->targets), parse_target, N_("target name"),
                             &probes->targets, &probes->n_targets);
 }
 
@@ -1908,7 +1916,7 @@ static int get_proxy(struct ctx *c, const struct node *n, char **dst)
         return r;
     if (strncmp(*dst, "http://", 7) == 0 && is_host_port(*dst + 7))
         return 0;
-    return fail(c, n, "bad proxy %s (use \"\", env or http://host:port)",
+    return fail(c, n, N_("bad proxy %s (use \"\", env or http://host:port)"),
                 quote(n, buf, sizeof(buf)));
 }
 
@@ -1973,7 +1981,8 @@ static int parse_window(struct ctx *c, const struct node *n, void *item, struct 
                 r = get_duration(c, v, 1, &w->duration);
             /* The longest window the search of maint.c handles. */
             if (r == 0 && w->duration > KIGEN_MAINT_MAX_DURATION)
-                r = fail(c, v, "duration %s is too long for a maintenance window (at most 366d)",
+                r = fail(c, v,
+                         N_("duration %s is too long for a maintenance window (at most 366d)"),
                          quote(v, buf, sizeof(buf)));
         } else {
             r = unknown_key(c, k, saved);
@@ -2004,7 +2013,7 @@ static int parse_maintenance(struct ctx *c, const struct node *n, struct kigen_c
         return expect_seq(c, n);
     maintenance_free(config);
     return parse_named_list(c, n, sizeof(*config->maintenance), parse_window,
-                            "maintenance window name", &config->maintenance,
+                            N_("maintenance window name"), &config->maintenance,
                             &config->n_maintenance);
 }
 
@@ -2036,8 +2045,8 @@ static int get_secret(struct ctx *c, const struct node *n, struct kigen_password
     r = require_value(c, n);
     if (r == 0 && n->type == NODE_SCALAR)
         r = fail(c, n,
-                 "expected a secret source, { file | credential | env: ... }; the URL itself "
-                 "does not belong in the configuration");
+                 N_("expected a secret source, { file | credential | env: ... }; the URL itself "
+                    "does not belong in the configuration"));
     if (r == 0)
         r = get_password(c, n, src);
     return r;
@@ -2073,7 +2082,7 @@ static int webhook_key(struct ctx *c, const struct node *k, const struct node *v
         return get_secret(c, v, &w->url);
     }
     if (key_is(k, "format")) {
-        r = get_choice(c, v, "format", formats, 3, &format);
+        r = get_choice(c, v, N_("format"), formats, 3, &format);
         w->format = (enum kigen_webhook_format)format;
         return r;
     }
@@ -2085,9 +2094,9 @@ static int webhook_key(struct ctx *c, const struct node *k, const struct node *v
         return KEY_UNKNOWN;
     for (size_t i = 0; i < KIGEN_EVENT_COUNT; i++)
         events[i] = kigen_event_name((enum kigen_event)i);
-    r = get_choice_set(c, v, "event", events, KIGEN_EVENT_COUNT, &w->events);
+    r = get_choice_set(c, v, N_("event"), events, KIGEN_EVENT_COUNT, &w->events);
     if (r == 0 && w->events == 0)
-        r = fail(c, v, "lists no event (leave events out to send every event)");
+        r = fail(c, v, N_("lists no event (leave events out to send every event)"));
     return r;
 }
 
@@ -2113,7 +2122,7 @@ static int parse_webhook(struct ctx *c, const struct node *n, void *item, struct
 
 static int parse_webhooks(struct ctx *c, const struct node *n, struct kigen_alerts *alerts)
 {
-    return parse_named_list(c, n, sizeof(*alerts->webhooks), parse_webhook, "webhook name",
+    return parse_named_list(c, n, sizeof(*alerts->webhooks), parse_webhook, N_("webhook name"),
                             &alerts->webhooks, &alerts->n_webhooks);
 }
 
@@ -2126,10 +2135,10 @@ static int holders_key(struct ctx *c, const struct node *k, const struct node *v
         return get_string(c, v, STR_EMPTY_IS_OFF, &holders->register_path);
     if (!key_is(k, "admins"))
         return KEY_UNKNOWN;
-    r = get_strv_named(c, v, "admin address", &holders->admins);
+    r = get_strv_named(c, v, N_("admin address"), &holders->admins);
     if (r == 0)
         r = check_each(c, v, &holders->admins, is_address,
-                       "bad address (use local@domain, without a display name)");
+                       N_("bad address (use local@domain, without a display name)"));
     return r;
 }
 
@@ -2146,10 +2155,11 @@ static int revocation_key(struct ctx *c, const struct node *k, const struct node
         return get_size(c, v, &rev->max_size);
     if (!key_is(k, "hosts"))
         return KEY_UNKNOWN;
-    r = get_strv_named(c, v, "host", &rev->hosts);
+    r = get_strv_named(c, v, N_("host"), &rev->hosts);
     if (r == 0)
-        r = check_each(c, v, &rev->hosts, is_host_glob,
-                       "bad host glob (a host name such as *.naccs.jp, no scheme, port or path)");
+        r = check_each(
+            c, v, &rev->hosts, is_host_glob,
+            N_("bad host glob (a host name such as *.naccs.jp, no scheme, port or path)"));
     return r;
 }
 
@@ -2160,7 +2170,7 @@ static int metrics_key(struct ctx *c, const struct node *k, const struct node *v
     struct kigen_metrics *metrics = section;
 
     if (key_is(k, "labels"))
-        return get_choice_set(c, v, "label", labels, 4, &metrics->labels);
+        return get_choice_set(c, v, N_("label"), labels, 4, &metrics->labels);
     if (key_is(k, "not_before"))
         return get_bool(c, v, &metrics->not_before);
     if (key_is(k, "state_series"))
@@ -2171,7 +2181,7 @@ static int metrics_key(struct ctx *c, const struct node *k, const struct node *v
 static int check_socket_path(struct ctx *c, const struct node *n, const char *path)
 {
     if (path && strlen(path) > MAX_SOCKET_PATH)
-        return fail(c, n, "socket path longer than %d bytes", MAX_SOCKET_PATH);
+        return fail(c, n, N_("socket path longer than %d bytes"), MAX_SOCKET_PATH);
     return 0;
 }
 
@@ -2182,7 +2192,7 @@ static int get_syslog(struct ctx *c, const struct node *n, char **dst)
     int r;
 
     if (n->type != NODE_SCALAR)
-        return type_error(c, n, "a boolean or a socket path");
+        return type_error(c, n, N_("a boolean or a socket path"));
     if (is_null(n))
         return 0;
     if (parse_bool(n, &on)) {
@@ -2254,7 +2264,7 @@ static int parse_top(struct ctx *c, const struct node *n, struct kigen_config *c
         } else if (key_is(k, "metrics_listen")) {
             r = get_string(c, v, STR_EMPTY_IS_OFF, &config->metrics_listen);
             if (r == 0 && config->metrics_listen && !is_host_port(config->metrics_listen))
-                r = fail(c, v, "bad address %s (use host:port, e.g. 127.0.0.1:9793)",
+                r = fail(c, v, N_("bad address %s (use host:port, e.g. 127.0.0.1:9793)"),
                          quote(v, buf, sizeof(buf)));
         } else if (key_is(k, "policy")) {
             r = parse_section(c, v, policy_key, &config->policy);
@@ -2271,7 +2281,7 @@ static int parse_top(struct ctx *c, const struct node *n, struct kigen_config *c
         } else if (key_is(k, "holders")) {
             r = parse_section(c, v, holders_key, &config->holders);
         } else if (key_is(k, "language")) {
-            r = get_choice(c, v, "language", languages, 2, &language);
+            r = get_choice(c, v, N_("language"), languages, 2, &language);
             config->language = (enum kigen_language)language;
         } else if (key_is(k, "revocation")) {
             r = parse_section(c, v, revocation_key, &config->revocation);
@@ -2445,7 +2455,16 @@ void kigen_config_free(struct kigen_config *config)
 int kigen_config_parse(const char *name, const char *text, size_t len,
                        struct kigen_config **ret_config, char *errbuf, size_t errlen)
 {
-    struct ctx c = { .name = name ? name : "(config)", .errbuf = errbuf, .errlen = errlen };
+    return kigen_config_parse_lang(name, text, len, KIGEN_LANGUAGE_EN, ret_config, errbuf, errlen);
+}
+
+int kigen_config_parse_lang(const char *name, const char *text, size_t len,
+                            enum kigen_language lang, struct kigen_config **ret_config,
+                            char *errbuf, size_t errlen)
+{
+    struct ctx c = {
+        .name = name ? name : "(config)", .errbuf = errbuf, .errlen = errlen, .lang = lang
+    };
     struct kigen_config *config = NULL;
     struct node *root = NULL;
     int r;
@@ -2453,7 +2472,7 @@ int kigen_config_parse(const char *name, const char *text, size_t len,
     if (errbuf && errlen > 0)
         errbuf[0] = '\0';
     if (len > MAX_FILE_SIZE) {
-        r = fail_file(&c, -EFBIG, "larger than 1 MiB (%zu bytes), refusing to read it", len);
+        r = fail_file(&c, -EFBIG, N_("larger than 1 MiB (%zu bytes), refusing to read it"), len);
         goto out;
     }
     r = config_new(c.name, &config);
@@ -2530,7 +2549,13 @@ out:
 int kigen_config_load(const char *path, struct kigen_config **ret_config, char *errbuf,
                       size_t errlen)
 {
-    struct ctx c = { .name = path, .errbuf = errbuf, .errlen = errlen };
+    return kigen_config_load_lang(path, KIGEN_LANGUAGE_EN, ret_config, errbuf, errlen);
+}
+
+int kigen_config_load_lang(const char *path, enum kigen_language lang,
+                           struct kigen_config **ret_config, char *errbuf, size_t errlen)
+{
+    struct ctx c = { .name = path, .errbuf = errbuf, .errlen = errlen, .lang = lang };
     char *buf = NULL, ebuf[128];
     size_t len = 0;
     int fd = -1, r;
@@ -2543,14 +2568,14 @@ int kigen_config_load(const char *path, struct kigen_config **ret_config, char *
     }
     r = read_all(fd, &buf, &len);
     if (r == -EFBIG) {
-        fail_file(&c, r, "larger than 1 MiB, refusing to read it");
+        fail_file(&c, r, N_("larger than 1 MiB, refusing to read it"));
         goto out;
     }
     if (r < 0) {
         fail_file(&c, r, "%s", strerror_r(-r, ebuf, sizeof(ebuf)));
         goto out;
     }
-    r = kigen_config_parse(path, buf, len, ret_config, errbuf, errlen);
+    r = kigen_config_parse_lang(path, buf, len, lang, ret_config, errbuf, errlen);
 out:
     if (fd >= 0)
         close(fd);

@@ -257,6 +257,17 @@ int kigen_config_load(const char *path, struct kigen_config **ret_config, char *
 int kigen_config_parse(const char *name, const char *text, size_t len,
                        struct kigen_config **ret_config, char *errbuf, size_t errlen);
 
+/*
+ * The same, with the reason in errbuf written for people reading lang (i18n.h): only the
+ * text after "FILE:LINE:COLUMN: PATH: " changes, never the location, the return value or
+ * an errno text (strerror, libyaml's problem), which stay as the library wrote them.
+ */
+int kigen_config_load_lang(const char *path, enum kigen_language lang,
+                           struct kigen_config **ret_config, char *errbuf, size_t errlen);
+int kigen_config_parse_lang(const char *name, const char *text, size_t len,
+                            enum kigen_language lang, struct kigen_config **ret_config,
+                            char *errbuf, size_t errlen);
+
 void kigen_config_free(struct kigen_config *config);
 
 /* The configured keystore of that name, or NULL. */

@@ -276,6 +276,11 @@ static json_t *alert_json(const struct kigen_alert *a)
         }
     j = json_pack("{s:s, s:i, s:o, s:o}", "event", kigen_event_name(a->event), "priority",
                   a->priority, "message", text_json(a->message), "fields", fields);
+    if (j && a->holder_maintenance &&
+        json_object_set_new(j, "holder_maintenance", text_json(a->holder_maintenance)) < 0) {
+        json_decref(j);
+        return NULL;
+    }
     return j;
 }
 
@@ -643,19 +648,24 @@ out:
 
 static struct kigen_alert *alert_from_json(json_t *j)
 {
-    const char *event, *message;
+    const char *event, *message, *holder_maintenance = NULL;
     json_t *fields, *v;
     struct kigen_alert *a;
     int priority, ev;
     size_t i;
 
-    if (json_unpack(j, "{s:s, s:i, s:s, s:o}", "event", &event, "priority", &priority, "message",
-                    &message, "fields", &fields) < 0 ||
+    if (json_unpack(j, "{s:s, s:i, s:s, s:o, s?s}", "event", &event, "priority", &priority,
+                    "message", &message, "fields", &fields, "holder_maintenance",
+                    &holder_maintenance) < 0 ||
         (ev = kigen_event_from_name(event)) < 0 || !json_is_array(fields))
         return NULL;
     a = kigen_alert_new(ev, message);
     if (!a)
         return NULL;
+    if (holder_maintenance && !(a->holder_maintenance = strdup(holder_maintenance))) {
+        kigen_alert_free(a);
+        return NULL;
+    }
     a->priority = priority;
     json_array_foreach(fields, i, v)
     {

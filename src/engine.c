@@ -547,6 +547,13 @@ static int add_action_fields(const struct kigen_engine *engine, struct kigen_ale
         engine->maint_fn(KIGEN_LANGUAGE_EN, now, g->worst->cert->not_after, maint, sizeof(maint),
                          engine->maint_data))
         r = kigen_alert_add(a, "KIGEN_MAINTENANCE", maint);
+    /* The same sentence for the holder's mail, in their language (mail.c). */
+    if (r == 0 && h && h->holder_language && kigen_alert_get(a, "KIGEN_MAINTENANCE") &&
+        engine->maint_fn(
+            strcmp(h->holder_language, "ja") == 0 ? KIGEN_LANGUAGE_JA : KIGEN_LANGUAGE_EN, now,
+            g->worst->cert->not_after, maint, sizeof(maint), engine->maint_data) &&
+        !(a->holder_maintenance = strdup(maint)))
+        r = -ENOMEM;
     return r;
 }
 
@@ -959,7 +966,8 @@ static int evaluate_errors(struct kigen_engine *engine, const struct kigen_confi
         e->seen = true;
         snprintf(message, sizeof(message),
                  _(config->language, "Cannot read '%s' in keystore %s (%s): %s."), f->path,
-                 f->keystore, kigen_err_name(f->error), f->message ? f->message : "");
+                 f->keystore, kigen_err_text(config->language, f->error),
+                 f->message ? f->message : "");
         a = kigen_alert_new(KIGEN_EVENT_SCAN_ERROR, message);
         if (!a || kigen_alert_add(a, "KIGEN_PATHS", f->path) < 0 ||
             kigen_alert_add(a, "KIGEN_KEYSTORE", f->keystore) < 0 ||

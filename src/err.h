@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "config.h"
+
 /*
  * File errors of SPEC §4. Functions return them negated (-KIGEN_E_MALFORMED) so that
  * they never collide with a count; they sit above every errno value.
@@ -25,6 +27,17 @@ enum kigen_err {
 
 /* The SPEC name of an error code ("malformed"), given positive or negative; NULL if unknown. */
 const char *kigen_err_name(int err);
+
+/* The error code of a SPEC name ("malformed" gives KIGEN_E_MALFORMED), or 0 if unknown. */
+int kigen_err_from_name(const char *name);
+
+/*
+ * The kind of error err (positive or negative) for people reading lang: English keeps the
+ * SPEC name ("malformed", as messages have always said it); other languages say what it
+ * means ("破損しているか、想定した形式ではありません"). NULL if unknown. Lives as long as
+ * the process.
+ */
+const char *kigen_err_text(enum kigen_language lang, int err);
 
 /*
  * Writes a one-line reason into errbuf (printf format, may be NULL/0) and returns -err.

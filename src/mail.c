@@ -48,7 +48,8 @@ static const char *const event_titles[KIGEN_EVENT_COUNT] = {
 #define T_TODO           N_("What to do")
 #define T_RENEW_AT       N_("Renew here: ")
 #define T_REISSUE        N_("The certificate has expired and must be re-issued: ")
-#define T_MAINTENANCE    "" /* KIGEN_MAINTENANCE is a sentence of its own: "Mind that ..." */
+/* TRANSLATORS: a sentence (KIGEN_MAINTENANCE: "Mind that ...") and its full stop. */
+#define T_MAINTENANCE    N_("%s.\n")
 #define T_LOCATIONS      N_("Where it is kept")
 #define T_FOOTER         N_("Sent by kigen on %s (event %s%s%s).")
 #define T_DIGEST_SUBJECT N_("[kigen] Daily summary: %zu open items")
@@ -362,8 +363,10 @@ static void alert_body(struct text *t, const struct kigen_mail_ctx *ctx, enum ki
             add_indented(t, "", steps);
         if (reissue && is_expired)
             addf(t, "%s%s\n", kigen_tr(lang, T_REISSUE), reissue);
+        /* KIGEN_MAINTENANCE is English; the engine said it again in the holder's language. */
         if (maint && !is_maint_said)
-            addf(t, "%s%s.\n", T_MAINTENANCE, maint);
+            addf(t, kigen_tr(lang, T_MAINTENANCE),
+                 is_other_language && a->holder_maintenance ? a->holder_maintenance : maint);
     }
     if (paths && *paths) {
         addf(t, "\n%s\n\n", kigen_tr(lang, T_LOCATIONS));

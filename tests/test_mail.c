@@ -251,6 +251,44 @@ static void test_language_ja_and_a_holder_row_language_choose_the_text(void **st
     kigen_tz_free(tz);
 }
 
+/*
+ * A row's ja under language: en: KIGEN_MAINTENANCE is English, as every field; the holder
+ * reads the engine's Japanese sentence for it (holder_maintenance), with a Japanese full stop.
+ */
+static void test_holder_language_says_the_maintenance_in_it(void **state)
+{
+    static const char ja[] =
+        "ご注意ください: 有効期限より前に naccs-web の定期メンテナンスが"
+        "あります（2026年12月13日(日) 22:00 JST ～ 2026年12月14日(月) 06:00 JST）";
+    struct kigen_tz *tz = NULL;
+    struct kigen_alert *a = cert_alert(KIGEN_EVENT_CERT_RENEWAL_OPEN, true);
+    struct kigen_mail_ctx ctx;
+    char *subject, *body;
+
+    assert_int_equal(kigen_tz_load("Asia/Tokyo", &tz), 0);
+    ctx = ctx_of(tz);
+    ctx.language = KIGEN_LANGUAGE_EN;
+    assert_int_equal(kigen_alert_add(a, "KIGEN_LANGUAGE", "ja"), 0);
+    a->holder_maintenance = strdup(ja);
+    assert_non_null(a->holder_maintenance);
+    compose_parsed(&ctx, a, &subject, &body);
+    assert_non_null(strstr(body, ja));
+    assert_non_null(strstr(body, "06:00 JST）。\n"));
+    assert_null(strstr(body, "2026-12-15 22:00 JST to 08:00"));
+    free(subject);
+    g_free(body);
+
+    /* The copy a delivery file kept from before: the English sentence, still said. */
+    free(a->holder_maintenance);
+    a->holder_maintenance = NULL;
+    compose_parsed(&ctx, a, &subject, &body);
+    assert_non_null(strstr(body, "2026-12-15 22:00 JST to 08:00。\n"));
+    free(subject);
+    g_free(body);
+    kigen_alert_free(a);
+    kigen_tz_free(tz);
+}
+
 static void test_message_id_is_the_same_for_the_same_key(void **state)
 {
     struct kigen_alert *a = cert_alert(KIGEN_EVENT_CERT_EXPIRED, false);
@@ -370,6 +408,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_holder_is_to_and_admins_cc_with_encoded_subject),
         cmocka_unit_test(test_language_ja_and_a_holder_row_language_choose_the_text),
+        cmocka_unit_test(test_holder_language_says_the_maintenance_in_it),
         cmocka_unit_test(test_message_id_is_the_same_for_the_same_key),
         cmocka_unit_test(test_probe_events_go_to_admins_only),
         cmocka_unit_test(test_holder_without_to_holders_is_not_mailed),

@@ -9,6 +9,7 @@ mid-answer.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -144,6 +145,33 @@ def case_commands():
                      "copy.pem", "broken.p12"]:
             check(name in p.stdout, "list shows %s: %r" % (name, p.stdout))
         check("\033[" not in p.stdout, "no colour when stdout is not a terminal")
+        check(p.stdout.startswith("STATE         DAYS  NOT AFTER") and "renewal_open" in p.stdout
+              and "ERROR            KEYSTORE          PATH: REASON" in p.stdout and
+              "\nmalformed        naccs" in p.stdout, "list headings in English: %r" % p.stdout)
+        # Japanese headings, states and error kinds under a Japanese LANG; the JSON the same,
+        # byte for byte but for the instant it was made at.
+        p = subprocess.run([KIGENCTL, "--socket", sock, "list"], capture_output=True, text=True,
+                           env=ja_env, timeout=60)
+        check(p.returncode == 2 and p.stdout.startswith("状態") and "有効期限" in p.stdout and
+              "担当者" in p.stdout and "更新期間中" in p.stdout and "期限切れ" in p.stdout and
+              "renewal_open" not in p.stdout and "破損しているか" in p.stdout and
+              "証明書 6 件（重複を除き 5 件、" in p.stdout and "年" in p.stdout,
+              "list in Japanese: %r" % p.stdout)
+        lines = [ln for ln in p.stdout.splitlines() if "tanaka.pem" in ln or ln.startswith("状態")]
+        check(len(lines) == 2 and lines[0].index("保管場所") < len(lines[0]),
+              "the Japanese list has its heading line and rows: %r" % lines)
+        jsons = {}
+        for name, env in (("ja", ja_env), ("C", c_env)):
+            for args in (("list",), ("show", expired), ("probes",)):
+                p = subprocess.run([KIGENCTL, "--socket", sock, "--json"] + list(args),
+                                   capture_output=True, text=True, env=env, timeout=60)
+                # The instant of the answer (generated_at, and last_seen of what is seen now).
+                at = re.search(r'"generated_at":"([^"]*)"', p.stdout)
+                jsons[(name, args)] = (p.returncode,
+                                       p.stdout.replace(at.group(1), "") if at else p.stdout)
+        for args in (("list",), ("show", expired), ("probes",)):
+            check(jsons[("ja", args)] == jsons[("C", args)] and jsons[("C", args)][1],
+                  "%s --json is the same under both: %r" % (args, jsons[("ja", args)][1][:200]))
 
         # Filters, and the exit status over what is shown.
         for args, n, errors, status in [
@@ -186,6 +214,13 @@ def case_commands():
         p = kigenctl(sock, "show", expired.upper())
         check(p.returncode == 0 and "takahashi.pem" in p.stdout and "copy.pem" in p.stdout and
               "cert.expired" in p.stdout, "show for people: %r" % p.stdout)
+        check("\nstate          expired\n" in p.stdout and "\nalerts sent\n" in p.stdout,
+              "show labels in English: %r" % p.stdout)
+        p = subprocess.run([KIGENCTL, "--socket", sock, "show", expired], capture_output=True,
+                           text=True, env=ja_env, timeout=60)
+        check(p.returncode == 0 and "\n状態           期限切れ\n" in p.stdout and
+              "\n送信済みの通知\n" in p.stdout and "2026年11月1日(日)" in p.stdout and
+              "cert.expired" in p.stdout, "show in Japanese: %r" % p.stdout)
         p = kigenctl(sock, "show", "0" * 64)
         check(p.returncode == 1 and "unknown certificate" in p.stderr,
               "show of an unknown certificate exits 1: %d %r" % (p.returncode, p.stderr))
@@ -194,6 +229,10 @@ def case_commands():
         check(rc == 0 and a == {"ok": True, "probes": []}, "probes --json with probing off: %r" % a)
         p = kigenctl(sock, "probes")
         check(p.returncode == 0 and "No probe" in p.stdout, "probes for people: %r" % p.stdout)
+        p = subprocess.run([KIGENCTL, "--socket", sock, "probes"], capture_output=True,
+                           text=True, env=ja_env, timeout=60)
+        check(p.returncode == 0 and "プローブの対象が設定されていません。" in p.stdout,
+              "probes in Japanese: %r" % p.stdout)
 
         p = kigenctl(sock, "metrics")
         check(p.returncode == 0 and 'kigen_cert_not_after_seconds{keystore="naccs"' in p.stdout and
