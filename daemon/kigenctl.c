@@ -559,6 +559,32 @@ static int show_show(const struct options *o, const struct term *t, json_t *a)
 
 /* ---- probes, metrics, actions ---- */
 
+/*
+ * When a certificate of the chain (SPEC §8) ends before the server's own: when, and which.
+ * Times of the answer are UTC RFC 3339 with Z, so text order is time order.
+ */
+static void show_chain_end(const struct term *t, json_t *p)
+{
+    const char *leaf = jstr(p, "tls_not_after"), *end = jstr(p, "tls_chain_not_after");
+    const char *subject = "";
+    char date[64];
+    json_t *c;
+    size_t i;
+
+    if (!*end || !*leaf || strcmp(end, leaf) >= 0)
+        return;
+    json_array_foreach(json_object_get(p, "chain"), i, c)
+    {
+        if (strcmp(jstr(c, "not_after"), end) == 0) {
+            subject = jstr(c, "subject");
+            break;
+        }
+    }
+    local_date(t->lang, end, date, sizeof(date));
+    printf("%-16s ", "");
+    printf(_(t->lang, "certificate chain until %s: %s\n"), date, subject);
+}
+
 static int show_probes(const struct options *o, const struct term *t, json_t *a)
 {
     const enum kigen_language lang = t->lang;
@@ -593,6 +619,7 @@ static int show_probes(const struct options *o, const struct term *t, json_t *a)
                                                             : "renewal_open"));
         cell(t, state_label(t, state), 12, false, true);
         printf("%s %10s  %s\n", reset(t), connect, until);
+        show_chain_end(t, p);
         /* The last failure, in words: what an operator takes to the network team. */
         if (json_is_string(json_object_get(p, "error"))) {
             printf("%-16s %s: %s ", "", jstr(p, "error"), jstr(p, "detail"));

@@ -232,8 +232,9 @@ static void add_probe_sample(struct out *o, const char *metric, const struct kig
 }
 
 /*
- * kigen_probe_up, _duration_seconds and _tls_not_after_seconds of SPEC §10 once a target has
- * a result, and kigen_probe_state, which says what the alerts say: down only after
+ * kigen_probe_up, _duration_seconds, _tls_not_after_seconds (SPEC §10) and
+ * _tls_chain_not_after_seconds (§8) once a target has a result (the TLS ones once it has a
+ * chain), and kigen_probe_state, which says what the alerts say: down only after
  * failures_before_alert failures, maintenance while a window covers the failures.
  */
 static void add_probes(struct out *o, const struct kigen_probe_status *v, size_t n)
@@ -260,6 +261,15 @@ static void add_probes(struct out *o, const struct kigen_probe_status *v, size_t
             continue;
         snprintf(buf, sizeof(buf), "%lld", (long long)v[i].tls_not_after);
         add_probe_sample(o, "kigen_probe_tls_not_after_seconds", &v[i], NULL, buf);
+    }
+    add_header(o, "kigen_probe_tls_chain_not_after_seconds",
+               "End of the validity of the certificate of the target's TLS chain (server "
+               "certificates and trust anchor) that ends first, in Unix time.");
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].tls_chain_not_after)
+            continue;
+        snprintf(buf, sizeof(buf), "%lld", (long long)v[i].tls_chain_not_after);
+        add_probe_sample(o, "kigen_probe_tls_chain_not_after_seconds", &v[i], NULL, buf);
     }
     add_header(o, "kigen_probe_state",
                "1 for the target's current state (unknown, up, down, maintenance), 0 for the "

@@ -39,7 +39,8 @@ void kigen_metrics_extra_add_sink(struct kigen_metrics_extra *extra, const char 
  * kigen_certificates{state} for every state; the kigen_scan_errors kinds, always all present;
  * kigen_scan_duration_seconds; the durable sinks' kigen_alert_deliveries_failed_total; and for
  * the view's probes (kigen_view_set_probes) kigen_probe_up, kigen_probe_duration_seconds,
- * kigen_probe_tls_not_after_seconds and kigen_probe_state. Label values are escaped as the
+ * kigen_probe_tls_not_after_seconds, kigen_probe_tls_chain_not_after_seconds and
+ * kigen_probe_state. Label values are escaped as the
  * format requires. extra may be NULL (the defaults). About 400 bytes per certificate by
  * default, 3.1 KB with every option (bench/metrics_size.sh). Returns 0 or -ENOMEM.
  */

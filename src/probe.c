@@ -299,6 +299,10 @@ static void apply_result(struct probe *p, double duration_ms)
         st->server = p->server;
         memset(&p->server, 0, sizeof(p->server));
         st->tls_not_after = st->server.v[0].not_after;
+        st->tls_chain_not_after = st->tls_not_after;
+        for (size_t i = 1; i < st->server.n; i++)
+            if (st->server.v[i].not_after < st->tls_chain_not_after)
+                st->tls_chain_not_after = st->server.v[i].not_after;
     }
     kigen_probe_state_next(st, p->fail == FAIL_NONE, pr->maint, now,
                            pr->is_once ? 1 : pr->failures_before_alert);
@@ -462,11 +466,62 @@ static void tls_reason(int ssl_error, char *buf, size_t len)
         snprintf(buf, len, "SSL error %d", ssl_error);
 }
 
+/* Whether x is one of the first n certificates of chain (NULL: none). */
+static bool chain_has(STACK_OF(X509) * chain, int n, const X509 *x)
+{
+    for (int i = 0; i < n; i++)
+        if (X509_cmp(sk_X509_value(chain, i), x) == 0)
+            return true;
+    return false;
+}
+
 /*
- * The handshake is done: record the leaf, then judge the verification OpenSSL made during
+ * Records the chain in p->server as entries "0" (the leaf), "1", ... (SPEC §8). When it
+ * verified: the chain OpenSSL verified, from the leaf to the trust anchor, then whatever else
+ * the server sent, in its order. Otherwise only what the server sent, as it sent it: OpenSSL's
+ * chain may then be incomplete or wrong, and nothing is a trust anchor. Each certificate once,
+ * at most KIGEN_PROBE_MAX_CHAIN. Without the leaf nothing is recorded; another certificate that
+ * cannot be decoded is left out.
+ */
+static void record_chain(struct probe *p, bool is_verified)
+{
+    const struct target *t = target_of(p);
+    STACK_OF(X509) *verified = is_verified ? SSL_get0_verified_chain(p->ssl) : NULL;
+    STACK_OF(X509) *sent = SSL_get_peer_cert_chain(p->ssl);
+    int n_verified = verified ? sk_X509_num(verified) : 0, n_sent = sent ? sk_X509_num(sent) : 0;
+    char entry[16];
+    int r;
+
+    for (int i = 0; i < n_verified + n_sent; i++) {
+        X509 *x = i < n_verified ? sk_X509_value(verified, i) : sk_X509_value(sent, i - n_verified);
+
+        if (i >= n_verified &&
+            (chain_has(verified, n_verified, x) || chain_has(sent, i - n_verified, x)))
+            continue;
+        if (p->server.n >= KIGEN_PROBE_MAX_CHAIN) {
+            kigen_log_debug("Probe '%s': the chain holds more than %d certificates, ignoring "
+                            "the rest",
+                            t->name, KIGEN_PROBE_MAX_CHAIN);
+            return;
+        }
+        snprintf(entry, sizeof(entry), "%zu", p->server.n);
+        r = kigen_certs_add_x509(&p->server, p->prober->read_ctx, x, entry);
+        if (r < 0 && p->server.n == 0) {
+            kigen_log_debug("Probe '%s': cannot record the server certificate (%d), ignoring",
+                            t->name, r);
+            return;
+        }
+        if (r < 0)
+            kigen_log_debug("Probe '%s': cannot record a certificate of the chain (%d), ignoring",
+                            t->name, r);
+    }
+}
+
+/*
+ * The handshake is done: record the chain, then judge the verification OpenSSL made during
  * the handshake. The context verifies with SSL_VERIFY_NONE so that a chain that fails still
- * completes the handshake and the leaf is recorded: an expired server certificate must reach
- * the inventory. Nothing is sent over an unverified connection; it is closed at once.
+ * completes the handshake and is recorded: an expired server certificate must reach the
+ * inventory. Nothing is sent over an unverified connection; it is closed at once.
  */
 static void tls_done(struct probe *p)
 {
@@ -474,14 +529,10 @@ static void tls_done(struct probe *p)
     X509 *leaf = SSL_get0_peer_certificate(p->ssl);
     long vr = SSL_get_verify_result(p->ssl);
     char closing[256];
-    int r, n;
+    int n;
 
-    if (leaf) {
-        r = kigen_certs_add_x509(&p->server, p->prober->read_ctx, leaf, "0");
-        if (r < 0)
-            kigen_log_debug("Probe '%s': cannot record the server certificate (%d), ignoring",
-                            t->name, r);
-    }
+    if (leaf)
+        record_chain(p, vr == X509_V_OK);
     /*
      * A close_notify, best effort: it fits any socket buffer, and a server that does not
      * read it loses nothing.
@@ -1562,6 +1613,7 @@ void kigen_prober_adopt(struct kigen_prober *pr, struct kigen_prober *old)
         st->duration_ms = was->duration_ms;
         st->last_probe = was->last_probe;
         st->tls_not_after = was->tls_not_after;
+        st->tls_chain_not_after = was->tls_chain_not_after;
         st->is_down_announced = was->is_down_announced;
         st->changed = false;
         kigen_certs_clear(&st->server);

@@ -1,7 +1,7 @@
 /*
  * Reachability probes (SPEC §3 `probes`, §8): for each target, resolve its name, connect over
  * TCP (through an HTTP CONNECT proxy when configured) and, for `tls: true`, complete a TLS
- * handshake that verifies the chain and the host name and records the server's certificate.
+ * handshake that verifies the chain and the host name and records the server's chain.
  * Everything runs on the libuv loop and nothing blocks once the prober is made: names are
  * resolved by uv_getaddrinfo (libuv runs lookups as "slow I/O" on at most half of its thread
  * pool, so they never starve the scan), sockets are libuv streams, and OpenSSL speaks over a
@@ -50,6 +50,12 @@
 #define KIGEN_PROBE_MAX_PROXY_ANSWER 8192
 /* A TLS handshake that makes the server send more than this is abandoned (tls_handshake). */
 #define KIGEN_PROBE_MAX_TLS_READ (256 * 1024)
+/*
+ * A target's chain in the inventory holds at most this many certificates (leaf,
+ * intermediates, trust anchor and anything else the server sent); the rest are left out.
+ * Real chains have three to five.
+ */
+#define KIGEN_PROBE_MAX_CHAIN 32
 /* The first periodic probe of each target starts at random within min(interval, this). */
 #define KIGEN_PROBE_JITTER_MS 10000
 /* The proxy port when `https_proxy` names none, as curl assumes. */
@@ -76,11 +82,16 @@ struct kigen_probe_status {
     double duration_ms; /* the whole probe */
     int64_t last_probe; /* when the last probe ended (the prober's clock), 0 before the first */
     /*
-     * The server's leaf certificate (entry "0") and its not_after, from the last handshake
-     * that got one, even when it failed verification (an expired server certificate must
-     * reach the inventory). Kept across later failures that got none; empty and 0 until then.
+     * The server's chain from the last handshake that got one, even when it failed
+     * verification (an expired server certificate must reach the inventory): entry "0" the
+     * leaf, then "1", ...: after a verification that succeeded, the verified chain up to its
+     * trust anchor and then anything else the server sent; after one that failed, only what
+     * the server sent, in its order (SPEC §8). tls_not_after is the leaf's not_after,
+     * tls_chain_not_after the earliest of the chain. Kept across later failures that got none;
+     * empty and 0 until then.
      */
     int64_t tls_not_after;
+    int64_t tls_chain_not_after;
     struct kigen_certs server;
     /*
      * Whether the last result calls for an alert: probe.down when state is DOWN, probe.up
@@ -165,7 +176,7 @@ const struct kigen_probe_status *kigen_prober_status(const struct kigen_prober *
 
 /*
  * Takes over from old (a prober of the previous configuration, e.g. on reload) the state,
- * failure count, last result and server certificate of each target that kept its name,
+ * failure count, last result and server chain of each target that kept its name,
  * host, port and tls, so that a reload neither resets nor re-announces a down target. The
  * certificates move: old's records of those targets are emptied. Call before starting.
  */

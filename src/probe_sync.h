@@ -1,11 +1,11 @@
 /*
- * Server certificates of probe targets in the inventory (SPEC §8: server certificates are
+ * Server chains of probe targets in the inventory (SPEC §8: server certificates are
  * certificates too, and take part in alerts). A target whose last handshakes recorded a
- * certificate is one location of the inventory:
+ * chain is one location of the inventory:
  *
  *   keystore  "probe:<target name>"         (KIGEN_PROBE_KEYSTORE_PREFIX)
  *   path      "<host>:<port>", "[<IPv6>]:<port>" for an IPv6 literal
- *   format    der, entry "0" (the leaf)
+ *   format    der, entry "0" (the leaf), "1", ... the rest of the chain (probe.h)
  *
  * so that the report, the socket, the metrics and the alert engine treat it like any file.
  * The scanner never sweeps these locations; the daemon keeps them in step with the prober.
@@ -32,16 +32,17 @@ bool kigen_probe_location_parse(const char *keystore, const char *path, const ch
                                 char *host, size_t hostlen, const char **ret_port);
 
 /*
- * Makes the inventory hold status's server certificate (or nothing, when it has none).
+ * Makes the inventory hold status's server chain (or nothing, when it has none).
  * *ret_changed (may be NULL) tells whether the location was added, replaced or removed; an
- * unchanged certificate leaves the record as it was. Returns 0 or -ENOMEM.
+ * unchanged chain (the same certificates as the same entries) leaves the record as it was. Returns
+ * 0 or -ENOMEM.
  */
 int kigen_probe_sync(struct kigen_inventory *inventory, const struct kigen_probe_status *status,
                      bool *ret_changed);
 
 /*
  * Removes every probe location that is not the current location of one of the n statuses
- * with a certificate: targets removed or renamed by a reload. Returns how many went.
+ * with a chain: targets removed or renamed by a reload. Returns how many went.
  */
 size_t kigen_probe_prune(struct kigen_inventory *inventory,
                          const struct kigen_probe_status *statuses, size_t n);

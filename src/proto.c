@@ -629,9 +629,40 @@ out:
 
 /* ---- probes, metrics ---- */
 
+/* One certificate of a probe's chain: what names it and when it ends. */
+static json_t *chain_cert_json(const struct kigen_cert *c, bool with_entry)
+{
+    json_t *o = json_object();
+    char hex[65];
+
+    kigen_cert_sha256_hex(c, hex);
+    if (!o || (with_entry && !set(o, "entry", json_string(c->entry))) ||
+        !set(o, "sha256", json_string(hex)) ||
+        !set(o, "subject", kigen_report_text_json(c->subject)) ||
+        !set(o, "issuer", kigen_report_text_json(c->issuer)) ||
+        !set(o, "not_after", time_json(c->not_after))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *chain_json(const struct kigen_certs *chain)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr && i < chain->n; i++) {
+        if (json_array_append_new(arr, chain_cert_json(&chain->v[i], true)) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
 /*
  * The §6 entries with what an operator asks next: since when and how often it failed, how
- * long the last probe took and which server certificate it saw.
+ * long the last probe took and which server certificate and chain it saw.
  */
 static json_t *probes_json(const struct kigen_proto_ctx *ctx)
 {
@@ -640,7 +671,6 @@ static json_t *probes_json(const struct kigen_proto_ctx *ctx)
     for (size_t i = 0; arr && i < ctx->n_probes; i++) {
         const struct kigen_probe_status *st = &ctx->probes[i];
         json_t *o = kigen_report_probe_json(st);
-        char hex[65];
         bool good;
 
         good = o && set(o, "tls", json_boolean(st->tls)) &&
@@ -648,15 +678,9 @@ static json_t *probes_json(const struct kigen_proto_ctx *ctx)
                set(o, "duration_ms",
                    st->last_probe ? json_real(round(st->duration_ms * 100) / 100) : json_null()) &&
                set(o, "last_probe", st->last_probe ? time_json(st->last_probe) : json_null());
-        if (good && st->server.n) {
-            kigen_cert_sha256_hex(&st->server.v[0], hex);
-            good = set(o, "server",
-                       json_pack("{s:s,s:s,s:s,s:o}", "sha256", hex, "subject",
-                                 st->server.v[0].subject, "issuer", st->server.v[0].issuer,
-                                 "not_after", time_json(st->server.v[0].not_after)));
-        } else if (good) {
-            good = set(o, "server", json_null());
-        }
+        good = good && set(o, "server",
+                           st->server.n ? chain_cert_json(&st->server.v[0], false) : json_null());
+        good = good && set(o, "chain", chain_json(&st->server));
         if (!good || json_array_append_new(arr, o) < 0) {
             if (!good)
                 json_decref(o);

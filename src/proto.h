@@ -21,7 +21,8 @@
  *   {"cmd":"probes"}
  *       {"ok":true,"probes":[{SPEC §6 probe entry and "tls","consecutive_failures",
  *        "duration_ms","last_probe":T|null,"server":{"sha256","subject","issuer",
- *        "not_after"}|null}]}
+ *        "not_after"}|null,"chain":[{"entry","sha256","subject","issuer","not_after"}]}]}
+ *       (server: the leaf; chain: every certificate of the probe:<name> location, SPEC §8)
  *   {"cmd":"rescan"} {"cmd":"reload"} {"ok":true}; privileged peers only
  *   {"cmd":"metrics"}                {"ok":true,"metrics":"<Prometheus text>"}
  *

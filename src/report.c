@@ -472,6 +472,8 @@ struct json_t *kigen_report_probe_json(const struct kigen_probe_status *st)
                                             : json_null());
     json_object_set_new(o, "tls_not_after",
                         st->tls_not_after ? time_json(st->tls_not_after) : json_null());
+    json_object_set_new(o, "tls_chain_not_after",
+                        st->tls_chain_not_after ? time_json(st->tls_chain_not_after) : json_null());
     json_object_set_new(o, "error", failed ? json_string(st->error) : json_null());
     json_object_set_new(o, "detail", failed ? text_json(st->detail) : json_null());
     return o;
@@ -775,6 +777,12 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
                 kigen_time_format_local(p->tls_not_after, date, sizeof(date));
                 fprintf(out, "%-12s %-16s %-32s ", "", "", "");
                 fprintf(out, _(lang, "server certificate until %s\n"), date);
+            }
+            /* The earliest of the chain, when an intermediate or the root ends first. */
+            if (p->tls_chain_not_after && p->tls_chain_not_after < p->tls_not_after) {
+                kigen_time_format_local(p->tls_chain_not_after, date, sizeof(date));
+                fprintf(out, "%-12s %-16s %-32s ", "", "", "");
+                fprintf(out, _(lang, "certificate chain until %s\n"), date);
             }
         }
     }

@@ -147,8 +147,9 @@ struct json_t *kigen_report_revocation_json(const struct kigen_revocation_status
 
 /*
  * One entry of the document's "probes": name, host, port, state, connect_ms (null before a
- * connection), tls_not_after (null without a server certificate), error (the failure kind,
- * null after a success) and detail (the failure in words, null after a success).
+ * connection), tls_not_after (the leaf's; null without a server certificate),
+ * tls_chain_not_after (the earliest of the recorded chain; null likewise), error (the failure
+ * kind, null after a success) and detail (the failure in words, null after a success).
  */
 struct json_t *kigen_report_probe_json(const struct kigen_probe_status *status);
 

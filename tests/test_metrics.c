@@ -353,7 +353,8 @@ static void test_probe_results_give_up_duration_expiry_and_state(void **state)
           .state = KIGEN_PROBE_UP,
           .duration_ms = 125.0,
           .last_probe = 1,
-          .tls_not_after = 1800000000 },
+          .tls_not_after = 1800000000,
+          .tls_chain_not_after = 1861920000 /* the root, 2029-01-01 */ },
         { .name = "naccs-cert",
           .host = "cert.nac.naccs.jp",
           .port = 443,
@@ -383,6 +384,9 @@ static void test_probe_results_give_up_duration_expiry_and_state(void **state)
     assert_line(
         text, "kigen_probe_tls_not_after_seconds{name=\"webnaccs\",host=\"web-prod.nac.naccs.jp\","
               "port=\"443\"} 1800000000");
+    /* SPEC §8: the earliest of the chain, one series per target with a chain. */
+    assert_line(text, "kigen_probe_tls_chain_not_after_seconds{name=\"webnaccs\","
+                      "host=\"web-prod.nac.naccs.jp\",port=\"443\"} 1861920000");
     assert_line(text,
                 "kigen_probe_state{name=\"naccs-cert\",host=\"cert.nac.naccs.jp\",port=\"443\","
                 "state=\"maintenance\"} 1");
@@ -392,6 +396,7 @@ static void test_probe_results_give_up_duration_expiry_and_state(void **state)
     assert_int_equal(count(text, "kigen_probe_up{name=\"new\""), 0);
     assert_int_equal(count(text, "kigen_probe_duration_seconds{name=\"new\""), 0);
     assert_int_equal(count(text, "kigen_probe_tls_not_after_seconds{"), 1);
+    assert_int_equal(count(text, "kigen_probe_tls_chain_not_after_seconds{"), 1);
     assert_int_equal(count(text, "kigen_probe_state{"), 12);
     free(text);
 

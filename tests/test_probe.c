@@ -32,12 +32,14 @@
 /* The servers every test shares, started once by group_setup. */
 struct servers {
     char dir[64]; /* a private scratch directory */
-    pid_t pids[8];
+    pid_t pids[16];
     size_t n_pids;
     unsigned good, expired, wronghost, unknown; /* s_server ports */
-    unsigned proxy;                             /* tinyproxy: CONNECT allowed to good only */
-    unsigned closed;                            /* bound, not listening: refuses */
-    unsigned silent;                            /* listening, never accepts nor speaks */
+    unsigned chain;                             /* chain.pem, sending chain-inter.pem too */
+    unsigned chain_extra; /* chain.pem, sending chain-inter.pem and an unrelated CA */
+    unsigned proxy;       /* tinyproxy: CONNECT allowed to good only */
+    unsigned closed;      /* bound, not listening: refuses */
+    unsigned silent;      /* listening, never accepts nor speaks */
     int closed_fd, silent_fd;
 };
 
@@ -82,18 +84,32 @@ static pid_t spawn(char *const argv[], const char *log)
     return pid;
 }
 
-/* Starts s_server on 127.0.0.1 with a kernel-chosen port and returns the port it prints. */
-static unsigned start_s_server(const char *name)
+/* PROBE/name.suffix into buf. */
+static char *probe_file(char *buf, size_t len, const char *name, const char *suffix)
 {
-    char cert[4096], key[4096], log[128], buf[4096];
-    char *argv[] = { "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
-                     cert,      "-key",     key,       "-www",        NULL };
+    snprintf(buf, len, "%s", fixture_path("probe/"));
+    snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", name, suffix);
+    return buf;
+}
 
-    snprintf(cert, sizeof(cert), "%s", fixture_path("probe/"));
-    snprintf(cert + strlen(cert), sizeof(cert) - strlen(cert), "%s.pem", name);
-    snprintf(key, sizeof(key), "%s", fixture_path("probe/"));
-    snprintf(key + strlen(key), sizeof(key) - strlen(key), "%s.key", name);
-    snprintf(log, sizeof(log), "%s/s_server-%s.log", srv.dir, name);
+/*
+ * Starts s_server on 127.0.0.1 with a kernel-chosen port and returns the port it prints:
+ * PROBE/name.pem and its key, and when chain is not NULL the certificates of PROBE/chain.pem
+ * sent after it.
+ */
+static unsigned start_s_server(const char *name, const char *chain)
+{
+    char cert[4096], key[4096], extra[4096], log[128], buf[4096];
+    char *argv[] = { "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", cert,
+                     "-key",    key,        "-www",    "-cert_chain", extra,   NULL };
+
+    probe_file(cert, sizeof(cert), name, ".pem");
+    probe_file(key, sizeof(key), name, ".key");
+    if (chain)
+        probe_file(extra, sizeof(extra), chain, ".pem");
+    else
+        argv[9] = NULL;
+    snprintf(log, sizeof(log), "%s/s_server-%s-%s.log", srv.dir, name, chain ? chain : "");
     spawn(argv, log);
     for (int i = 0; i < 1000; i++) {
         FILE *f = fopen(log, "re");
@@ -171,10 +187,12 @@ static int group_setup(void **state)
     snprintf(srv.dir, sizeof(srv.dir), "/tmp/kigen-test-probe-XXXXXX");
     if (!mkdtemp(srv.dir))
         return -1;
-    srv.good = start_s_server("good");
-    srv.expired = start_s_server("expired");
-    srv.wronghost = start_s_server("wronghost");
-    srv.unknown = start_s_server("unknown");
+    srv.good = start_s_server("good", NULL);
+    srv.expired = start_s_server("expired", NULL);
+    srv.wronghost = start_s_server("wronghost", NULL);
+    srv.unknown = start_s_server("unknown", NULL);
+    srv.chain = start_s_server("chain", "chain-inter");
+    srv.chain_extra = start_s_server("chain", "chain-extra");
     srv.proxy = start_tinyproxy(srv.good);
     srv.closed_fd = loopback_socket(&srv.closed);
     srv.silent_fd = loopback_socket(&srv.silent);
@@ -329,6 +347,7 @@ static void test_probe_good_chain_is_up_with_its_certificate(void **state)
     char t[3][512], targets[2048], hex[65];
     char *want_sha = fixture_text("probe/good.sha256");
     char *want_end = fixture_text("probe/good.not_after");
+    char *ca_sha = fixture_text("probe/ca.sha256");
     struct kigen_prober *pr;
 
     (void)state;
@@ -348,19 +367,120 @@ static void test_probe_good_chain_is_up_with_its_certificate(void **state)
             assert_int_equal(st->tls_not_after, 0);
             continue;
         }
-        assert_int_equal(st->server.n, 1);
+        /* The server sends its leaf alone; the CA of ca_file is the trust anchor. */
+        assert_int_equal(st->server.n, 2);
         assert_string_equal(st->server.v[0].entry, "0");
         kigen_cert_sha256_hex(&st->server.v[0], hex);
         assert_string_equal(hex, want_sha);
         assert_int_equal(st->tls_not_after, strtoll(want_end, NULL, 10));
         assert_int_equal(st->server.v[0].not_after, st->tls_not_after);
         assert_non_null(strstr(st->server.v[0].issuer, "CN=Kigen Probe Test CA"));
+        assert_string_equal(st->server.v[1].entry, "1");
+        kigen_cert_sha256_hex(&st->server.v[1], hex);
+        assert_string_equal(hex, ca_sha);
+        /* The CA ends in 2040, after the leaf: the leaf ends the chain. */
+        assert_int_equal(st->tls_chain_not_after, st->tls_not_after);
     }
     assert_string_equal(status_at(pr, 0)->name, "by-name");
     assert_string_equal(status_at(pr, 0)->host, "localhost");
     dispose(&loop, pr);
     free(want_sha);
     free(want_end);
+    free(ca_sha);
+}
+
+/* Whether st's chain is exactly the certificates PROBE/<names[i]>.pem, as entries "0", "1", ... */
+static void assert_chain(const struct kigen_probe_status *st, const char *const *names, size_t n)
+{
+    char hex[65], file[64], entry[8];
+
+    if (st->server.n != n)
+        fail_msg("%s: %zu certificates in the chain, want %zu", st->name, st->server.n, n);
+    for (size_t i = 0; i < n; i++) {
+        char *want;
+
+        snprintf(file, sizeof(file), "probe/%s.sha256", names[i]);
+        want = fixture_text(file);
+        kigen_cert_sha256_hex(&st->server.v[i], hex);
+        if (strcmp(hex, want) != 0)
+            fail_msg("%s: entry %zu is %s, want %s (%s)", st->name, i, st->server.v[i].subject,
+                     names[i], want);
+        snprintf(entry, sizeof(entry), "%zu", i);
+        assert_string_equal(st->server.v[i].entry, entry);
+        free(want);
+    }
+}
+
+static int64_t fixture_time(const char *name)
+{
+    char file[64], *text;
+    int64_t t;
+
+    snprintf(file, sizeof(file), "probe/%s.not_after", name);
+    text = fixture_text(file);
+    t = strtoll(text, NULL, 10);
+    free(text);
+    return t;
+}
+
+static void test_probe_chain_of_three_is_recorded_to_its_trust_anchor(void **state)
+{
+    static const char *const three[] = { "chain", "chain-inter", "chain-root" };
+    static const char *const partial[] = { "chain", "chain-inter" };
+    static const char *const extra[] = { "chain", "chain-inter", "chain-root", "ca" };
+    uv_loop_t loop;
+    char t[3][512], targets[2048], root[4096], inter[4096];
+    struct kigen_prober *pr;
+
+    (void)state;
+    probe_file(root, sizeof(root), "chain-root", ".pem");
+    probe_file(inter, sizeof(inter), "chain-inter", ".pem");
+    snprintf(targets, sizeof(targets), "%s%s%s",
+             target_line(t[0], 512, "root", "localhost", srv.chain, true, root),
+             target_line(t[1], 512, "partial", "localhost", srv.chain, true, inter),
+             target_line(t[2], 512, "extra", "localhost", srv.chain_extra, true, root));
+    pr = probe_targets(&loop, NULL, targets);
+    for (size_t i = 0; i < 3; i++) {
+        assert_up(status_at(pr, i));
+        assert_int_equal(status_at(pr, i)->tls_not_after, fixture_time("chain"));
+        /* The intermediate ends first (2027-06-01), before the leaf (2028) and the root. */
+        assert_true(fixture_time("chain-inter") < fixture_time("chain"));
+        assert_int_equal(status_at(pr, i)->tls_chain_not_after, fixture_time("chain-inter"));
+    }
+    /* Leaf, the intermediate it sent and the root of ca_file that verified them. */
+    assert_chain(status_at(pr, 0), three, 3);
+    /* ca_file names the intermediate: it is the trust anchor, recorded once. */
+    assert_chain(status_at(pr, 1), partial, 2);
+    /* A certificate the server sends that the chain does not need still counts, last. */
+    assert_chain(status_at(pr, 2), extra, 4);
+    dispose(&loop, pr);
+}
+
+static void test_probe_chain_that_fails_verification_records_what_was_sent(void **state)
+{
+    static const char *const sent[] = { "chain", "chain-inter" };
+    static const char *const sent_extra[] = { "chain", "chain-inter", "ca" };
+    uv_loop_t loop;
+    char t[3][512], targets[2048];
+    struct kigen_prober *pr;
+
+    (void)state;
+    /* Another CA, the system store (which knows neither), and the extra chain unverified. */
+    snprintf(targets, sizeof(targets), "%s%s%s",
+             target_line(t[0], 512, "wrong-ca", "localhost", srv.chain, true, test_ca()),
+             target_line(t[1], 512, "system", "localhost", srv.chain, true, NULL),
+             target_line(t[2], 512, "extra", "localhost", srv.chain_extra, true, NULL));
+    pr = probe_targets(&loop, NULL, targets);
+    for (size_t i = 0; i < 3; i++) {
+        assert_failure(status_at(pr, i), "tls_verify", "unable to get local issuer certificate");
+        assert_int_equal(status_at(pr, i)->tls_not_after, fixture_time("chain"));
+        assert_int_equal(status_at(pr, i)->tls_chain_not_after, fixture_time("chain-inter"));
+    }
+    /* What the server sent, as sent; no trust anchor verified it. */
+    assert_chain(status_at(pr, 0), sent, 2);
+    assert_chain(status_at(pr, 1), sent, 2);
+    assert_chain(status_at(pr, 2), sent_extra, 3);
+    dispose(&loop, pr);
 }
 
 static void test_probe_expired_certificate_is_tls_verify_and_still_recorded(void **state)
@@ -559,7 +679,7 @@ static void test_probe_through_proxy_opens_a_tunnel(void **state)
     assert_up(status_at(pr, 0));
     assert_up(status_at(pr, 1));
     assert_true(proxy_saw(srv.good));
-    assert_int_equal(status_at(pr, 0)->server.n, 1);
+    assert_int_equal(status_at(pr, 0)->server.n, 2); /* the leaf and the CA of ca_file */
     kigen_cert_sha256_hex(&status_at(pr, 0)->server.v[0], hex);
     assert_string_equal(hex, want_sha);
     dispose(&loop, pr);
@@ -920,22 +1040,24 @@ static void test_probe_prober_uses_its_clock_and_maintenance(void **state)
 static void test_probe_adopt_keeps_state_across_reload(void **state)
 {
     uv_loop_t loop;
-    char t[3][512], targets[2048], text[4096];
+    char t[4][512], targets[2048], text[4096];
     struct kigen_prober *old, *pr;
 
     (void)state;
-    snprintf(targets, sizeof(targets), "%s%s",
+    snprintf(targets, sizeof(targets), "%s%s%s",
              target_line(t[0], 512, "down", "127.0.0.1", srv.closed, false, NULL),
-             target_line(t[1], 512, "good", "localhost", srv.good, true, test_ca()));
+             target_line(t[1], 512, "good", "localhost", srv.good, true, test_ca()),
+             target_line(t[3], 512, "kept", "localhost", srv.good, true, test_ca()));
     old = probe_targets(&loop, NULL, targets);
     assert_int_equal(status_at(old, 0)->state, KIGEN_PROBE_DOWN);
-    assert_int_equal(status_at(old, 1)->server.n, 1);
+    assert_int_equal(status_at(old, 1)->server.n, 2);
 
-    /* The new configuration moves "good" elsewhere and keeps "down" as it was. */
-    snprintf(text, sizeof(text), "probes:\n  targets:\n%s%s%s",
+    /* The new configuration moves "good" elsewhere and keeps "down" and "kept" as they were. */
+    snprintf(text, sizeof(text), "probes:\n  targets:\n%s%s%s%s",
              target_line(t[0], 512, "down", "127.0.0.1", srv.closed, false, NULL),
              target_line(t[1], 512, "good", "localhost", srv.expired, true, test_ca()),
-             target_line(t[2], 512, "new", "localhost", srv.good, false, NULL));
+             target_line(t[2], 512, "new", "localhost", srv.good, false, NULL),
+             target_line(t[3], 512, "kept", "localhost", srv.good, true, test_ca()));
     pr = new_prober(&loop, text);
     kigen_prober_adopt(pr, old);
     assert_int_equal(status_at(pr, 0)->state, KIGEN_PROBE_DOWN);
@@ -946,6 +1068,13 @@ static void test_probe_adopt_keeps_state_across_reload(void **state)
     assert_int_equal(status_at(pr, 1)->state, KIGEN_PROBE_UNKNOWN);
     assert_int_equal(status_at(pr, 1)->server.n, 0);
     assert_int_equal(status_at(pr, 2)->state, KIGEN_PROBE_UNKNOWN);
+    /* The chain moves with its dates. */
+    assert_int_equal(status_at(pr, 3)->state, KIGEN_PROBE_UP);
+    assert_int_equal(status_at(pr, 3)->server.n, 2);
+    assert_int_equal(status_at(old, 2)->server.n, 0);
+    assert_int_equal(status_at(pr, 3)->tls_not_after, status_at(old, 2)->tls_not_after);
+    assert_true(status_at(pr, 3)->tls_chain_not_after > 0);
+    assert_int_equal(status_at(pr, 3)->tls_chain_not_after, status_at(old, 2)->tls_chain_not_after);
     kigen_prober_free(pr); /* never ran: no close needed */
     dispose(&loop, old);
 }
@@ -983,7 +1112,8 @@ static void test_probe_restored_down_needs_no_second_announcement(void **state)
 static void test_probe_server_certificate_joins_the_inventory_and_leaves_it(void **state)
 {
     uv_loop_t loop;
-    char t[3][512], targets[2048], path[64], hex[65];
+    static const char *const three[] = { "chain", "chain-inter", "chain-root" };
+    char t[4][512], targets[2048], path[64], hex[65], root[4096];
     char *want_sha = fixture_text("probe/good.sha256");
     struct kigen_inventory *inv;
     struct kigen_prober *pr;
@@ -994,19 +1124,31 @@ static void test_probe_server_certificate_joins_the_inventory_and_leaves_it(void
     bool changed;
 
     (void)state;
-    snprintf(targets, sizeof(targets), "%s%s%s",
+    probe_file(root, sizeof(root), "chain-root", ".pem");
+    snprintf(targets, sizeof(targets), "%s%s%s%s",
              target_line(t[0], 512, "good", "localhost", srv.good, true, test_ca()),
              target_line(t[1], 512, "plain", "localhost", srv.good, false, NULL),
-             target_line(t[2], 512, "down", "127.0.0.1", srv.closed, true, NULL));
+             target_line(t[2], 512, "down", "127.0.0.1", srv.closed, true, NULL),
+             target_line(t[3], 512, "chain", "localhost", srv.chain, true, root));
     pr = probe_targets(&loop, NULL, targets);
     st = kigen_prober_status(pr, &n);
     assert_int_equal(kigen_inventory_new(&inv), 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(kigen_probe_sync(inv, &st[i], &changed), 0);
-        assert_true(changed == (i == 0)); /* only "good" has a certificate */
+        assert_true(changed == (i == 0 || i == 3)); /* only these have a certificate */
     }
-    assert_int_equal(inv->n_files, 1);
-    assert_int_equal(inv->n_certs, 1);
+    assert_int_equal(inv->n_files, 2);
+    assert_int_equal(inv->n_certs, 2 + 3); /* good and its CA; chain, intermediate and root */
+    /* The whole chain is one location, entries "0", "1", "2" (SPEC §8). */
+    snprintf(path, sizeof(path), "localhost:%u", (unsigned)srv.chain);
+    f = kigen_inventory_find(inv, "probe:chain", path);
+    assert_non_null(f);
+    {
+        struct kigen_probe_status as_read = st[3];
+
+        as_read.server = f->certs;
+        assert_chain(&as_read, three, 3);
+    }
     snprintf(path, sizeof(path), "localhost:%u", (unsigned)srv.good);
     f = kigen_inventory_find(inv, "probe:good", path);
     assert_non_null(f);
@@ -1032,8 +1174,8 @@ static void test_probe_server_certificate_joins_the_inventory_and_leaves_it(void
     snprintf(path, sizeof(path), "[::1]:%u", (unsigned)srv.good);
     assert_non_null(kigen_inventory_find(inv, "probe:v6", path));
 
-    /* A reload that keeps only "plain" and "down": both certificates go. */
-    assert_int_equal(kigen_probe_prune(inv, &st[1], 2), 2);
+    /* A reload that keeps only "plain" and "down": every chain goes. */
+    assert_int_equal(kigen_probe_prune(inv, &st[1], 2), 3);
     assert_int_equal(inv->n_files, 0);
     assert_int_equal(inv->n_certs, 0);
     /* Nothing else is touched by a prune. */
@@ -1281,6 +1423,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe_good_chain_is_up_with_its_certificate),
+        cmocka_unit_test(test_probe_chain_of_three_is_recorded_to_its_trust_anchor),
+        cmocka_unit_test(test_probe_chain_that_fails_verification_records_what_was_sent),
         cmocka_unit_test(test_probe_expired_certificate_is_tls_verify_and_still_recorded),
         cmocka_unit_test(test_probe_wrong_host_name_is_tls_hostname),
         cmocka_unit_test(test_probe_unknown_ca_is_tls_verify),

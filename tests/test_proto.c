@@ -678,7 +678,9 @@ static void test_a_snapshot_renders_the_same_bytes(void **state)
                                         .detail = "no answer in 10 s",
                                         .connect_ms = -1,
                                         .duration_ms = 10000,
-                                        .last_probe = at(NOW) };
+                                        .last_probe = at(NOW),
+                                        .tls_not_after = at("2027-03-01T00:00:00Z"),
+                                        .tls_chain_not_after = at("2027-02-01T00:00:00Z") };
     struct kigen_view view;
     struct kigen_snapshot *snap;
     char *list, *metrics, *snap_list, *snap_metrics;
@@ -704,6 +706,8 @@ static void test_a_snapshot_renders_the_same_bytes(void **state)
         kigen_view_done(&view);
         render_both(&snap->view, &snap_list, &snap_metrics);
         assert_non_null(strstr(list, "\"last_seen\":\"2026-11-24T11:00:00Z\""));
+        assert_non_null(strstr(list, "\"tls_chain_not_after\":\"2027-02-01T00:00:00Z\""));
+        assert_non_null(strstr(metrics, "kigen_probe_tls_chain_not_after_seconds{"));
         assert_string_equal(snap_list, list);
         assert_string_equal(snap_metrics, metrics);
         free(snap_list);

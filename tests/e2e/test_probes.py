@@ -7,6 +7,11 @@ entries and exit status of --once, the server certificate in the inventory (keys
 probe:<name>), probe.down after failures_before_alert failures and exactly one probe.up, the
 same across a restart, maintenance windows that silence failures, the socket's `probes`
 answer, the metrics, and a reload that drops a target.
+
+Chains (SPEC §8): a server that sends its leaf and an intermediate, verified against a root
+given by ca_file, gives three entries of probe:<name> and `tls_chain_not_after` the
+intermediate's; unverified, the two certificates it sent; an intermediate that enters its
+renewal window is alerted on like any certificate.
 """
 import json
 import os
@@ -43,12 +48,14 @@ class Listener:
             self.sock = None
 
 
-def tls_server(name):
-    """openssl s_server with PROBE/name.pem on a free loopback port; returns (proc, port)."""
+def tls_server(name, chain=None):
+    """openssl s_server with PROBE/name.pem (and PROBE/chain.pem sent after it) on a free
+    loopback port; returns (proc, port)."""
     port = free_port()
+    extra = ["-cert_chain", os.path.join(PROBE, chain + ".pem")] if chain else []
     proc = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:%d" % port,
                              "-cert", os.path.join(PROBE, name + ".pem"),
-                             "-key", os.path.join(PROBE, name + ".key"), "-www", "-quiet"],
+                             "-key", os.path.join(PROBE, name + ".key"), "-www", "-quiet"] + extra,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     for _ in range(100):
@@ -122,10 +129,15 @@ probes:
     check(n["state"] == "down" and n["error"] == "dns", "unresolvable name: %s" % n)
     check(doc["summary"]["probes_down"] == 2, "probes_down 2: %s" % doc["summary"])
     check(rc == 1, "exit 1 with a probe down and all certificates fine, got %d" % rc)
-    server = [r for r in doc["certificates"] if r["keystore"] == "probe:good"]
-    check(len(server) == 1 and server[0]["sha256"] == sha and
+    server = sorted((r for r in doc["certificates"] if r["keystore"] == "probe:good"),
+                    key=lambda r: r["entry"])
+    check(len(server) == 2 and server[0]["sha256"] == sha and server[0]["entry"] == "0" and
           server[0]["path"] == "localhost:%d" % good_port and server[0]["not_after"] == not_after,
           "the server certificate is in the inventory as probe:good: %s" % server)
+    # The server sends its leaf alone: the CA of ca_file, its trust anchor, is entry 1.
+    check(len(server) == 2 and server[1]["sha256"] == fact("ca")[1] and server[1]["entry"] == "1",
+          "the trust anchor is entry 1 of probe:good: %s" % server)
+    check(g["tls_chain_not_after"] == not_after, "the leaf ends the chain: %s" % g)
 
     # The same targets inside a maintenance window: maintenance, not down; exit 0.
     write(config, open(config).read() + """maintenance:
@@ -290,17 +302,145 @@ def case_maintenance():
         d.close()
 
 
+CHAIN = ("chain", "chain-inter", "chain-root")  # leaf, intermediate, root (gen_probe.sh)
+CHAIN_LEAF_END = "2028-01-01T00:00:00Z"
+CHAIN_INTER_END = "2027-06-01T00:00:00Z"
+IN_INTER_WINDOW = "2027-05-20T12:00:00Z"  # 11 days before the intermediate ends: renewal_open
+
+
+def chain_records(doc, name):
+    """The records of keystore probe:<name>, by entry."""
+    return sorted((r for r in doc["certificates"] if r["keystore"] == "probe:" + name),
+                  key=lambda r: int(r["entry"]))
+
+
+def case_chain_once(tmp, chain_port):
+    """--once: the chain of three as entries 0 1 2, tls_chain_not_after, and unverified chains."""
+    global cases
+    cases += 1
+    config = os.path.join(tmp, "chain.yaml")
+    root = os.path.join(PROBE, "chain-root.pem")
+    write(config, """state_dir: %s/state-chain
+timezone: UTC
+keystores: []
+probes:
+  timeout: 5s
+  targets:
+    - { name: chain, host: localhost, port: %d, tls: true, ca_file: %s }
+    - { name: wrong-ca, host: localhost, port: %d, tls: true, ca_file: %s }
+    - { name: system, host: localhost, port: %d, tls: true }
+""" % (tmp, chain_port, root, chain_port, os.path.join(PROBE, "ca.pem"), chain_port))
+    rc, doc, err = once(config, NOW)
+    if not check(doc is not None, "--once prints JSON: %s" % err):
+        return
+    probes = {p["name"]: p for p in doc["probes"]}
+    c = probes["chain"]
+    check(c["state"] == "up" and c["tls_not_after"] == CHAIN_LEAF_END and
+          c["tls_chain_not_after"] == CHAIN_INTER_END,
+          "tls_chain_not_after is the intermediate's, tls_not_after the leaf's: %s" % c)
+    for p in doc["probes"]:
+        check(list(p).index("tls_chain_not_after") == list(p).index("tls_not_after") + 1,
+              "tls_chain_not_after follows tls_not_after as in SPEC §6: %s" % list(p))
+    recs = chain_records(doc, "chain")
+    check([r["sha256"] for r in recs] == [fact(n)[1] for n in CHAIN] and
+          [r["entry"] for r in recs] == ["0", "1", "2"] and
+          all(r["path"] == "localhost:%d" % chain_port and r["format"] == "der" for r in recs),
+          "leaf, intermediate and root are entries 0 1 2 of probe:chain: %s" % recs)
+    check([r["not_after"] for r in recs] == [CHAIN_LEAF_END, CHAIN_INTER_END,
+                                             "2040-01-01T00:00:00Z"], "their dates: %s" % recs)
+    # Failing verification: what the server sent (leaf and intermediate), no trust anchor.
+    for name in ("wrong-ca", "system"):
+        p = probes[name]
+        check(p["state"] == "down" and p["error"] == "tls_verify" and
+              p["tls_not_after"] == CHAIN_LEAF_END and p["tls_chain_not_after"] == CHAIN_INTER_END,
+              "%s: tls_verify, and the chain it sent still dated: %s" % (name, p))
+        recs = chain_records(doc, name)
+        check([r["sha256"] for r in recs] == [fact(n)[1] for n in CHAIN[:2]] and
+              [r["entry"] for r in recs] == ["0", "1"],
+              "%s: the two certificates the server sent are recorded: %s" % (name, recs))
+    check(rc == 1, "exit 1 with probes down, got %d" % rc)
+
+    # The intermediate enters its renewal window: its record says so and --once exits 1.
+    write(config, open(config).read().split("    - { name: wrong-ca")[0])
+    rc, doc, err = once(config, IN_INTER_WINDOW)
+    if check(doc is not None, "--once prints JSON: %s" % err):
+        states = [r["state"] for r in chain_records(doc, "chain")]
+        check(states == ["ok", "renewal_open", "ok"], "the intermediate's window is open: %s"
+              % states)
+        check(rc == 1 and doc["summary"]["renewal_open"] == 1,
+              "exit 1 for the intermediate (%d): %s" % (rc, doc["summary"]))
+    p = subprocess.run([KIGEND, "--config", config, "--once", "--format", "table", "--now",
+                        IN_INTER_WINDOW], capture_output=True, text=True, timeout=60)
+    check("certificate chain until 2027-06-01" in p.stdout,
+          "the table says when the chain ends: %s" % p.stdout)
+
+
+def case_chain_daemon(chain_port):
+    """The daemon alerts on an intermediate that enters its window; socket, kigenctl, metrics."""
+    global cases
+    cases += 1
+    root = os.path.join(PROBE, "chain-root.pem")
+    inter_sha = fact("chain-inter")[1]
+    d = Daemon("probechain", [], now=IN_INTER_WINDOW, extra="socket: SOCKET\n")
+    sock = os.path.join(d.dir, "kigen.sock")
+    write(d.config, open(d.config).read().replace("SOCKET", sock))
+    probe_config(d, "    - { name: chain, host: localhost, port: %d, tls: true, ca_file: %s }\n"
+                 % (chain_port, root))
+    try:
+        check(d.start(), "READY=1: %s" % d.stderr())
+        hits = d.wait_alert(lambda a: a["msgid"] == "cert.renewal_open", 20)
+        if check(hits, "cert.renewal_open for the intermediate: %s" % d.stderr()):
+            sd = hits[0]["sd"]
+            check(sd.get("sha256") == inter_sha and sd.get("probe") == "chain" and
+                  sd.get("host") == "localhost" and sd.get("port") == str(chain_port) and
+                  "Kigen Chain Test Intermediate" in sd.get("subject", ""),
+                  "the alert is about the intermediate of probe chain: %r" % sd)
+        time.sleep(1)
+        opened = [a for a in d.alerts() if a["msgid"] == "cert.renewal_open"]
+        check(len(opened) == 1, "only the intermediate's window is open: %s" % opened)
+
+        ans = socket_request(d, ["probes"])
+        p = (ans.get("probes") or [{}])[0]
+        check(p.get("tls_chain_not_after") == CHAIN_INTER_END and
+              [c["sha256"] for c in p.get("chain", [])] == [fact(n)[1] for n in CHAIN] and
+              [c["entry"] for c in p.get("chain", [])] == ["0", "1", "2"],
+              "the probes answer gives the chain: %s" % p)
+        table = subprocess.run([KIGENCTL, "--socket", sock, "probes"], capture_output=True,
+                               text=True, timeout=30)
+        check("certificate chain until 2027-06-01" in table.stdout and
+              "Kigen Chain Test Intermediate" in table.stdout,
+              "kigenctl probes names the certificate that ends the chain: %s" % table.stdout)
+        show = subprocess.run([KIGENCTL, "--socket", sock, "show", inter_sha],
+                              capture_output=True, text=True, timeout=30)
+        check("probe:chain" in show.stdout and "localhost:%d [1]" % chain_port in show.stdout,
+              "kigenctl show lists the intermediate's location: %s" % show.stdout)
+        metrics = socket_request(d, ["metrics"]).get("metrics", "")
+        check('kigen_probe_tls_chain_not_after_seconds{name="chain",host="localhost",port="%d"} '
+              '%s' % (chain_port, open(os.path.join(PROBE, "chain-inter.not_after")).read().strip())
+              in metrics, "kigen_probe_tls_chain_not_after_seconds in metrics")
+        check(metrics.count("kigen_probe_tls_chain_not_after_seconds{") == 1,
+              "one chain series per target")
+        check('entry="1"' in metrics and 'issuer_cn="Kigen Chain Test Root"' in metrics,
+              "the intermediate has its kigen_cert_* series")
+    finally:
+        d.close()
+
+
 def main():
     tmp = "/tmp/kigen-probes-%d" % os.getpid()
     os.makedirs(tmp, exist_ok=True)
     server, good_port = tls_server("good")
+    chain_server, chain_port = tls_server("chain", "chain-inter")
     try:
         case_once(tmp, good_port)
         case_daemon(tmp, good_port)
         case_maintenance()
+        case_chain_once(tmp, chain_port)
+        case_chain_daemon(chain_port)
     finally:
-        server.kill()
-        server.wait()
+        for s in (server, chain_server):
+            s.kill()
+            s.wait()
         subprocess.run(["rm", "-rf", tmp])
     finish("test_probes", cases)
 
