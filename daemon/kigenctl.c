@@ -112,6 +112,7 @@ static const char *state_label(const struct term *t, const char *state)
         { "critical", N_("critical") },
         { "expired", N_("expired") },
         { "not_yet_valid", N_("not yet valid") },
+        { "revoked", N_("revoked") },
         /* probes (SPEC §8) */
         { "up", N_("up") },
         { "down", N_("down") },
@@ -137,6 +138,8 @@ static const char *state_colour(const struct term *t, const char *state)
         return "\033[33m";
     if (strcmp(state, "critical") == 0 || strcmp(state, "expired") == 0)
         return "\033[31m";
+    if (strcmp(state, "revoked") == 0)
+        return "\033[1;31m"; /* bold: it cannot be renewed, only removed (SPEC §13) */
     return "";
 }
 
@@ -293,14 +296,25 @@ static int show_status(const struct options *o, const struct term *t, json_t *a)
     return 0;
 }
 
-/* SPEC §6 over a summary: what kigen_view_exit_status() computes in the daemon. */
-static int summary_status(json_t *s)
+/*
+ * SPEC §6 over a list answer: what kigen_view_exit_status() computes in the daemon, from its
+ * summary and its CRL files (a stale one needs attention, SPEC §13).
+ */
+static int list_status(json_t *a)
 {
-    if (jint(s, "critical") || jint(s, "expired"))
+    json_t *s = json_object_get(a, "summary"), *c;
+    size_t i;
+
+    if (jint(s, "critical") || jint(s, "expired") || jint(s, "revoked"))
         return 2;
     if (jint(s, "renewal_open") || jint(s, "not_yet_valid") || jint(s, "errors") ||
         jint(s, "probes_down"))
         return 1;
+    json_array_foreach(json_object_get(a, "crls"), i, c)
+    {
+        if (strcmp(jstr(c, "state"), "stale") == 0)
+            return 1;
+    }
     return 0;
 }
 
@@ -503,6 +517,36 @@ static void show_label(const struct term *t, const char *label)
     putchar(' ');
 }
 
+/* SPEC §13: the revocation answer, its source and when it was had; nothing when not asked. */
+static void show_revocation(const struct term *t, json_t *r)
+{
+    const enum kigen_language lang = t->lang;
+    char date[64];
+
+    if (!r)
+        return;
+    show_label(t, _(lang, "revocation"));
+    if (!json_is_object(r)) {
+        printf("%s\n", _(lang, "not checked yet"));
+        return;
+    }
+    printf("%s%s%s", state_colour(t, strcmp(jstr(r, "status"), "revoked") == 0 ? "revoked" : ""),
+           state_label(t, jstr(r, "status")), reset(t));
+    if (*jstr(r, "source"))
+        printf(" (%s)", jstr(r, "source"));
+    local_date(lang, jstr(r, "checked_at"), date, sizeof(date));
+    printf(_(lang, ", checked %s"), date);
+    if (*jstr(r, "revoked_at")) {
+        local_date(lang, jstr(r, "revoked_at"), date, sizeof(date));
+        printf(_(lang, "; revoked %s"), date);
+    }
+    if (*jstr(r, "reason"))
+        printf(" (%s)", jstr(r, "reason"));
+    if (*jstr(r, "error"))
+        printf(": %s", jstr(r, "error"));
+    putchar('\n');
+}
+
 static int show_show(const struct options *o, const struct term *t, json_t *a)
 {
     const enum kigen_language lang = t->lang;
@@ -535,6 +579,7 @@ static int show_show(const struct options *o, const struct term *t, json_t *a)
     show_label(t, _(lang, "state"));
     printf("%s%s%s\n", state_colour(t, jstr(a, "state")), state_label(t, jstr(a, "state")),
            reset(t));
+    show_revocation(t, json_object_get(a, "revocation"));
     printf("\n%s\n", _(lang, "locations"));
     json_array_foreach(json_object_get(a, "locations"), i, v) w_ks =
         max_sz(w_ks, text_width(jstr(v, "keystore")));
@@ -1072,7 +1117,7 @@ static int answer_status(const struct options *o, json_t *a)
         return s >= 0 && s <= 2 ? (int)s : EXIT_UNKNOWN;
     }
     if (strcmp(o->cmd, "list") == 0)
-        return summary_status(json_object_get(a, "summary"));
+        return list_status(a);
     if (strcmp(o->cmd, "probes") == 0) {
         json_t *p;
         size_t i;

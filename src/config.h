@@ -196,10 +196,7 @@ struct kigen_alerts {
     size_t n_webhooks;
 };
 
-/*
- * revocation (SPEC §13), for rules with `revocation: true`. Accepted and checked; used from a
- * later version.
- */
+/* revocation (SPEC §13), for rules with `revocation: true`: how revocation.c fetches. */
 struct kigen_revocation {
     struct kigen_strv hosts; /* host globs, no duplicates; default ["*.naccs.jp"]; [] = none */
     int64_t interval;        /* default 6h */

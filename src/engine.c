@@ -1151,6 +1151,21 @@ static bool is_kept_as_last_seen(const struct sweep *s, const struct kigen_track
     return false;
 }
 
+/* Whether every location t was last seen in is a probe's chain (keystore "probe:NAME"). */
+static bool is_probe_only(const struct kigen_tracked *t)
+{
+    const char *line, *end;
+    bool any = false;
+
+    for (line = t->locations; line && *line; line = *end ? end + 1 : end) {
+        end = line + strcspn(line, "\n");
+        if (strncmp(line, "probe:", 6) != 0)
+            return false;
+        any = true;
+    }
+    return any;
+}
+
 static void sweep_certs_cb(const char *key, void *value, void *data)
 {
     struct sweep *s = data;
@@ -1164,8 +1179,13 @@ static void sweep_certs_cb(const char *key, void *value, void *data)
     }
     if (is_kept_as_last_seen(s, t))
         return; /* its keystore's root is unavailable: unknown, not gone (SPEC §4) */
-    /* A declared certificate whose row a readable file now matches: the file won (§12). */
-    is_superseded = kigen_strmap_get(&s->inventory->superseded, key) != NULL;
+    /*
+     * A declared certificate whose row a readable file now matches: the file won (§12). A
+     * certificate only a probe's chain held (a server that changed its chain, or one that no
+     * longer verifies, so that its trust anchor is not recorded) is no cert.gone: the probe's
+     * own alerts say what happened to the server (SPEC §8).
+     */
+    is_superseded = kigen_strmap_get(&s->inventory->superseded, key) != NULL || is_probe_only(t);
     r = is_superseded ? 0 : evaluate_gone(s->engine, s->config, s->inventory, t, s->now);
     if (r < 0) {
         s->status = r;

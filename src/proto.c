@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "probe_sync.h"
+#include "revocation.h"
 #include "snapshot.h"
 #include "timeutil.h"
 
@@ -559,6 +560,7 @@ static int run_show(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
     size_t n = 0, cap = 0;
     const struct kigen_cert *c;
     struct kigen_policy policy;
+    const struct kigen_revocation_status *rs = NULL;
     enum kigen_state state;
     json_t *j = NULL, *arr = NULL;
     const char *s = NULL;
@@ -598,6 +600,11 @@ static int run_show(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
     c = locs[0].cert;
     kigen_config_policy_for(ctx->config, locs[0].file->keystore, c->subject, c->issuer, &policy);
     state = kigen_policy_state(&policy, c->not_before, c->not_after, ctx->now);
+    if (policy.revocation && locs[0].file->format != KIGEN_FORMAT_DECLARED) {
+        rs = kigen_strmap_get(&ctx->inventory->revocations, hex);
+        if (rs && rs->status == KIGEN_REV_REVOKED)
+            state = KIGEN_STATE_REVOKED; /* the first row of SPEC §5 */
+    }
     r = -ENOMEM;
     j = ok_object();
     arr = json_array();
@@ -614,7 +621,8 @@ static int run_show(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
         !set(j, "not_after", time_json(c->not_after)) ||
         !set(j, "renewal_opens", time_json(kigen_policy_renewal_opens(&policy, c->not_after))) ||
         !set(j, "days_left", json_integer(kigen_days_left(c->not_after, ctx->now))) ||
-        !set(j, "state", json_string(kigen_state_name(state))))
+        !set(j, "state", json_string(kigen_state_name(state))) ||
+        (policy.revocation && !set(j, "revocation", kigen_report_revocation_json(rs))))
         goto out;
     if (json_object_set(j, "locations", arr) < 0 || !set(j, "alerts", alerts_json(ctx, hex)))
         goto out;

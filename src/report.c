@@ -796,5 +796,17 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
             view->counts[KIGEN_STATE_RENEWAL_OPEN], view->counts[KIGEN_STATE_CRITICAL],
             view->counts[KIGEN_STATE_EXPIRED], view->counts[KIGEN_STATE_NOT_YET_VALID],
             view->n_errors, view->probes_down, view->n_probes);
+    if (view->counts[KIGEN_STATE_REVOKED])
+        fprintf(out, _(lang, "%zu revoked: they cannot be renewed; remove the files\n"),
+                view->counts[KIGEN_STATE_REVOKED]);
+    for (size_t i = 0; i < view->n_crls; i++) {
+        const struct kigen_crl_record *cr = &view->crls[i];
+
+        if (!cr->is_stale)
+            continue;
+        kigen_time_format_local(cr->crl->next_update, date, sizeof(date));
+        fprintf(out, _(lang, "stale CRL %s (%s): its next update was due %s\n"), cr->file->path,
+                cr->crl->issuer, date);
+    }
     return fflush(out) == 0 && !ferror(out) ? 0 : -EIO;
 }

@@ -746,15 +746,78 @@ set_unknown(struct kigen_revocation_status *s, enum kigen_rev_source source, con
     va_end(ap);
 }
 
+/*
+ * What crl says of cert at now, verified with issuer's key: NULL when it decided (good or
+ * revoked, in s), else the failure kind with the reason in s.
+ */
+static const char *crl_answer(X509_CRL *crl, X509 *cert, X509 *issuer, int64_t now,
+                              struct kigen_revocation_status *s)
+{
+    X509_REVOKED *rev = NULL;
+    char when[KIGEN_RFC3339_LEN];
+    int64_t next;
+    int r;
+
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0 ||
+        X509_CRL_verify(crl, X509_get0_pubkey(issuer)) != 1) {
+        ERR_clear_error();
+        set_unknown(s, KIGEN_REV_SOURCE_CRL, "the CRL is not signed by the certificate's issuer");
+        return "revocation_bad_signature";
+    }
+    next = asn1_unix(X509_CRL_get0_nextUpdate(crl));
+    if (next != KIGEN_NO_TIME && next <= now) {
+        kigen_time_format_utc(next, when);
+        set_unknown(s, KIGEN_REV_SOURCE_CRL, "the CRL is stale (next update %s)", when);
+        return "revocation_stale";
+    }
+    s->source = KIGEN_REV_SOURCE_CRL;
+    s->error[0] = '\0';
+    r = X509_CRL_get0_by_cert(crl, &rev, cert);
+    if (r == 1 && rev) {
+        ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
+
+        s->status = KIGEN_REV_REVOKED;
+        s->revoked_at = asn1_unix(X509_REVOKED_get0_revocationDate(rev));
+        s->reason = reason ? (int)ASN1_ENUMERATED_get(reason) : -1;
+        if (!kigen_crl_reason_name(s->reason))
+            s->reason = -1; /* none, or a value RFC 5280 does not name */
+        ASN1_ENUMERATED_free(reason);
+    } else {
+        s->status = KIGEN_REV_GOOD;
+    }
+    ERR_clear_error();
+    return NULL;
+}
+
+static void status_init(struct kigen_revocation_status *s, int64_t now)
+{
+    *s = (struct kigen_revocation_status){
+        .status = KIGEN_REV_UNKNOWN, .checked_at = now, .revoked_at = KIGEN_NO_TIME, .reason = -1
+    };
+}
+
+bool kigen_revocation_from_crl(const uint8_t *bytes, size_t len, X509 *cert, X509 *issuer,
+                               int64_t now, struct kigen_revocation_status *s)
+{
+    X509_CRL *crl = crl_decode(bytes, len);
+    const char *kind = "revocation_malformed";
+
+    status_init(s, now);
+    if (crl)
+        kind = crl_answer(crl, cert, issuer, now, s);
+    else
+        set_unknown(s, KIGEN_REV_SOURCE_CRL, "CRL: not a CRL");
+    X509_CRL_free(crl);
+    ERR_clear_error();
+    return !kind;
+}
+
 /* Returns true when the CRL of url decided (good or revoked), else leaves the reason in s. */
 static bool check_crl(struct kigen_revocation_run *run, struct kigen_revocation_memory *memory,
                       const char *url, X509 *cert, X509 *issuer, struct kigen_revocation_status *s)
 {
     struct answer *a = get_crl(run, memory, url);
-    X509_REVOKED *rev = NULL;
-    char when[KIGEN_RFC3339_LEN];
-    int64_t next;
-    int r;
+    const char *kind;
 
     if (!a) {
         set_unknown(s, KIGEN_REV_SOURCE_CRL, "out of memory");
@@ -766,38 +829,15 @@ static bool check_crl(struct kigen_revocation_run *run, struct kigen_revocation_
             add_failure(run, url, a->kind, s->error);
         return false;
     }
-    if (X509_NAME_cmp(X509_CRL_get_issuer(a->crl), X509_get_subject_name(issuer)) != 0 ||
-        X509_CRL_verify(a->crl, X509_get0_pubkey(issuer)) != 1) {
-        ERR_clear_error();
-        set_unknown(s, KIGEN_REV_SOURCE_CRL, "the CRL is not signed by the certificate's issuer");
-        add_failure(run, url, "revocation_bad_signature", s->error);
-        return false;
-    }
-    next = asn1_unix(X509_CRL_get0_nextUpdate(a->crl));
-    if (next != KIGEN_NO_TIME && next <= run->now) {
-        kigen_time_format_utc(next, when);
-        set_unknown(s, KIGEN_REV_SOURCE_CRL, "the CRL is stale (next update %s)", when);
-        if (a->kind) /* and a fresh one could not be fetched */
-            add_failure(run, url, a->kind, a->error);
-        else
-            add_failure(run, url, "revocation_stale", s->error);
-        return false;
-    }
-    s->source = KIGEN_REV_SOURCE_CRL;
-    s->error[0] = '\0';
-    r = X509_CRL_get0_by_cert(a->crl, &rev, cert);
-    if (r == 1 && rev) {
-        ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
-
-        s->status = KIGEN_REV_REVOKED;
-        s->revoked_at = asn1_unix(X509_REVOKED_get0_revocationDate(rev));
-        s->reason = reason ? (int)ASN1_ENUMERATED_get(reason) : -1;
-        ASN1_ENUMERATED_free(reason);
-    } else {
-        s->status = KIGEN_REV_GOOD;
-    }
-    ERR_clear_error();
-    return true;
+    kind = crl_answer(a->crl, cert, issuer, run->now, s);
+    if (!kind)
+        return true;
+    /* Stale, and a fresh one could not be fetched: the fetch's failure is the news. */
+    if (strcmp(kind, "revocation_stale") == 0 && a->kind)
+        add_failure(run, url, a->kind, a->error);
+    else
+        add_failure(run, url, kind, s->error);
+    return false;
 }
 
 /* ---- OCSP ---- */
@@ -835,6 +875,66 @@ static bool ocsp_verified(OCSP_BASICRESP *bs, X509 *issuer)
     return ok;
 }
 
+/*
+ * What bs says of the certificate id at now, verified against issuer: NULL when it decided
+ * (good or revoked, in s), else the failure kind with the reason in s.
+ */
+static const char *ocsp_answer(OCSP_BASICRESP *bs, OCSP_CERTID *id, X509 *issuer, int64_t now,
+                               struct kigen_revocation_status *s)
+{
+    ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
+    char when[KIGEN_RFC3339_LEN];
+    int status = -1, reason = -1;
+    int64_t next;
+
+    if (!OCSP_resp_find_status(bs, id, &status, &reason, &rev, &thisupd, &nextupd)) {
+        set_unknown(s, KIGEN_REV_SOURCE_OCSP, "the OCSP answer does not name the certificate");
+        return "revocation_malformed";
+    }
+    if (!ocsp_verified(bs, issuer)) {
+        set_unknown(s, KIGEN_REV_SOURCE_OCSP,
+                    "the OCSP answer is not signed by the issuer or its responder");
+        return "revocation_bad_signature";
+    }
+    next = asn1_unix(nextupd);
+    if (next != KIGEN_NO_TIME && next <= now) {
+        kigen_time_format_utc(next, when);
+        set_unknown(s, KIGEN_REV_SOURCE_OCSP, "the OCSP answer is stale (next update %s)", when);
+        return "revocation_stale";
+    }
+    s->source = KIGEN_REV_SOURCE_OCSP;
+    s->error[0] = '\0';
+    if (status == V_OCSP_CERTSTATUS_GOOD) {
+        s->status = KIGEN_REV_GOOD;
+    } else if (status == V_OCSP_CERTSTATUS_REVOKED) {
+        s->status = KIGEN_REV_REVOKED;
+        s->revoked_at = asn1_unix(rev);
+        s->reason = kigen_crl_reason_name(reason) ? reason : -1;
+    } else {
+        set_unknown(s, KIGEN_REV_SOURCE_OCSP, "the OCSP responder does not know the certificate");
+        return "revocation_unknown";
+    }
+    return NULL;
+}
+
+bool kigen_revocation_from_ocsp(const uint8_t *bytes, size_t len, X509 *cert, X509 *issuer,
+                                int64_t now, struct kigen_revocation_status *s)
+{
+    OCSP_CERTID *id = OCSP_cert_to_id(EVP_sha1(), cert, issuer);
+    const char *why = NULL, *kind = "revocation_malformed";
+    OCSP_BASICRESP *bs = ocsp_decode(bytes, len, &why);
+
+    status_init(s, now);
+    if (bs && id)
+        kind = ocsp_answer(bs, id, issuer, now, s);
+    else
+        set_unknown(s, KIGEN_REV_SOURCE_OCSP, "OCSP: %s", why ? why : "out of memory");
+    OCSP_BASICRESP_free(bs);
+    OCSP_CERTID_free(id);
+    ERR_clear_error();
+    return !kind;
+}
+
 static bool check_ocsp(struct kigen_revocation_run *run, struct kigen_revocation_memory *memory,
                        const char *url, X509 *cert, X509 *issuer, struct kigen_revocation_status *s)
 {
@@ -845,8 +945,8 @@ static bool check_ocsp(struct kigen_revocation_run *run, struct kigen_revocation
     struct answer a = { 0 };
     uint8_t *bytes = NULL;
     size_t len = 0;
-    char *key = NULL, when[KIGEN_RFC3339_LEN];
-    const char *why = NULL;
+    char *key = NULL;
+    const char *why = NULL, *kind;
     int status = -1, reason = -1, n, idlen;
     int64_t at = 0, next;
     bool decided = false;
@@ -901,41 +1001,17 @@ static bool check_ocsp(struct kigen_revocation_run *run, struct kigen_revocation
             add_failure(run, url, a.kind, s->error);
         goto out;
     }
-    if (!OCSP_resp_find_status(a.ocsp, id, &status, &reason, &rev, &thisupd, &nextupd)) {
-        set_unknown(s, KIGEN_REV_SOURCE_OCSP, "the OCSP answer does not name the certificate");
-        add_failure(run, url, "revocation_malformed", s->error);
-        goto out;
-    }
 decide:
-    if (!ocsp_verified(a.ocsp, issuer)) {
-        set_unknown(s, KIGEN_REV_SOURCE_OCSP,
-                    "the OCSP answer is not signed by the issuer or its responder");
-        add_failure(run, url, "revocation_bad_signature", s->error);
+    kind = ocsp_answer(a.ocsp, id, issuer, run->now, s);
+    if (kind) {
+        add_failure(run, url, strcmp(kind, "revocation_stale") == 0 && a.kind ? a.kind : kind,
+                    s->error);
         goto out;
     }
+    (void)OCSP_resp_find_status(a.ocsp, id, &status, &reason, &rev, &thisupd, &nextupd);
     next = asn1_unix(nextupd);
-    if (next != KIGEN_NO_TIME && next <= run->now) {
-        kigen_time_format_utc(next, when);
-        set_unknown(s, KIGEN_REV_SOURCE_OCSP, "the OCSP answer is stale (next update %s)", when);
-        add_failure(run, url, a.kind ? a.kind : "revocation_stale", s->error);
-        goto out;
-    }
     note_due(run, next != KIGEN_NO_TIME ? next : a.fetched_at + run->interval);
-    s->source = KIGEN_REV_SOURCE_OCSP;
-    s->error[0] = '\0';
-    if (status == V_OCSP_CERTSTATUS_GOOD) {
-        s->status = KIGEN_REV_GOOD;
-        decided = true;
-    } else if (status == V_OCSP_CERTSTATUS_REVOKED) {
-        s->status = KIGEN_REV_REVOKED;
-        s->revoked_at = asn1_unix(rev);
-        s->reason = reason >= 0 ? reason : -1;
-        decided = true;
-    } else {
-        set_unknown(s, KIGEN_REV_SOURCE_OCSP,
-                    "the OCSP responder does not know the "
-                    "certificate");
-    }
+    decided = true;
 out:
     OCSP_BASICRESP_free(a.ocsp);
     OCSP_REQUEST_free(req);
@@ -999,10 +1075,7 @@ static void check_item(struct kigen_revocation_run *run, struct kigen_revocation
     X509 *cert = NULL, *issuer = NULL;
     bool any = false, decided = false;
 
-    *s = (struct kigen_revocation_status){ .status = KIGEN_REV_UNKNOWN,
-                                           .checked_at = run->now,
-                                           .revoked_at = KIGEN_NO_TIME,
-                                           .reason = -1 };
+    status_init(s, run->now);
     if (!it->cert) {
         set_unknown(s, KIGEN_REV_SOURCE_NONE,
                     "the certificate names no CRL distribution point or OCSP responder");

@@ -110,6 +110,17 @@ void kigen_revocation_cancel(struct kigen_revocation_run *run);
 
 void kigen_revocation_run_free(struct kigen_revocation_run *run);
 
+/*
+ * The answer CRL bytes (DER or PEM) or OCSP response bytes (DER) give for cert, issued by
+ * issuer, at now, verified as a run verifies them: true when they decide (good or revoked),
+ * else false with the reason in *s. For the fuzz targets and the tests; the run uses the same
+ * code.
+ */
+bool kigen_revocation_from_crl(const uint8_t *bytes, size_t len, X509 *cert, X509 *issuer,
+                               int64_t now, struct kigen_revocation_status *s);
+bool kigen_revocation_from_ocsp(const uint8_t *bytes, size_t len, X509 *cert, X509 *issuer,
+                                int64_t now, struct kigen_revocation_status *s);
+
 /* Frees the answers of a map of hex fingerprint -> struct kigen_revocation_status *. */
 void kigen_revocation_map_clear(struct kigen_strmap *map);
 

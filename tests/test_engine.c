@@ -3,6 +3,7 @@
 #include "engine.h"
 #include "err.h"
 #include "readtest.h"
+#include "revocation.h"
 #include "timeutil.h"
 
 static int64_t notify[] = { 60 * 86400, 28 * 86400, 14 * 86400, 7 * 86400, 3 * 86400, 86400 };
@@ -406,6 +407,112 @@ static void test_scan_errors_fire_once_and_clear(void **state)
     assert_int_equal(fx->engine.errors.n, 0);
 }
 
+/* Saves and loads the engine back, as a restart does. */
+static void restart(struct fixture *fx)
+{
+    char *text, err[256];
+    size_t len;
+
+    assert_int_equal(kigen_engine_save(&fx->engine, &text, &len), 0);
+    kigen_engine_done(&fx->engine);
+    kigen_engine_init(&fx->engine);
+    assert_int_equal(kigen_engine_load(&fx->engine, text, len, err, sizeof(err)), 0);
+    free(text);
+}
+
+/* SPEC §13: a verified answer says revoked; cert.revoked once, never reminded, not after a restart.
+ */
+static void test_revoked_fires_once_and_never_reminds(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    struct kigen_revocation_status *rs = calloc(1, sizeof(*rs));
+    const struct kigen_alert *a;
+    struct kigen_file *f;
+    char hex[65];
+
+    fx->config.policy.revocation = true;
+    place(fx, "ok", "/srv/naccs/lost-phone.p12");
+    f = kigen_inventory_find(fx->inventory, "naccs", "/srv/naccs/lost-phone.p12");
+    kigen_cert_sha256_hex(&f->certs.v[0], hex);
+    *rs = (struct kigen_revocation_status){ .status = KIGEN_REV_REVOKED,
+                                            .source = KIGEN_REV_SOURCE_OCSP,
+                                            .checked_at = now,
+                                            .revoked_at = at("2026-11-20T09:00:00Z"),
+                                            .reason = 1 };
+    assert_int_equal(kigen_strmap_put(&fx->inventory->revocations, hex, rs), 0);
+    assert_int_equal(evaluate(fx, now), 1);
+    a = outbox(fx, 0);
+    assert_int_equal(a->event, KIGEN_EVENT_CERT_REVOKED);
+    assert_string_equal(kigen_alert_get(a, "KIGEN_REVOKED_AT"), "2026-11-20T09:00:00Z");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_REVOCATION_SOURCE"), "ocsp");
+    assert_string_equal(kigen_alert_get(a, "KIGEN_REVOCATION_REASON"), "keyCompromise");
+    assert_non_null(strstr(a->message, "remove the file"));
+    assert_non_null(strstr(a->message, "re-issue takes a day"));
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 3 * 86400), 0); /* no reminder, no threshold */
+    restart(fx);
+    assert_int_equal(evaluate(fx, now + 4 * 86400), 0);
+}
+
+/* crl.stale once per CRL (issuer and this_update), also after a restart; again for a new one. */
+static void test_stale_crl_fires_once_per_crl(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    struct kigen_file *f = kigen_file_new("naccs", "/srv/naccs/ca.crl");
+    struct kigen_crl *crl;
+
+    f->format = KIGEN_FORMAT_DER;
+    f->certs.crls = calloc(1, sizeof(*f->certs.crls));
+    f->certs.crls->v = calloc(1, sizeof(*f->certs.crls->v));
+    f->certs.crls->n = 1;
+    crl = &f->certs.crls->v[0];
+    crl->issuer = strdup("CN=NACCS Client CA,O=Test,C=JP");
+    crl->this_update = now - 40 * 86400;
+    crl->next_update = now + 86400;
+    assert_int_equal(kigen_inventory_put(fx->inventory, f), 0);
+    assert_int_equal(evaluate(fx, now), 0); /* fresh */
+    assert_int_equal(evaluate(fx, now + 86400 + 1), 1);
+    assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_CRL_STALE);
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_PATHS"), "/srv/naccs/ca.crl");
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_LABEL_TEAM"), "customs");
+    deliver_all(fx);
+    assert_int_equal(evaluate(fx, now + 2 * 86400), 0);
+    restart(fx);
+    assert_int_equal(evaluate(fx, now + 3 * 86400), 0);
+    /* A new CRL came and went stale in its turn: said again. */
+    crl->this_update = now + 3 * 86400;
+    crl->next_update = now + 4 * 86400;
+    assert_int_equal(evaluate(fx, now + 3 * 86400 + 60), 0);
+    assert_int_equal(evaluate(fx, now + 5 * 86400), 1);
+}
+
+/* One scan.error per URL and kind; quiet while it lasts, after a restart too; again once fixed. */
+static void test_revocation_failures_fire_once_per_url_and_kind(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = at("2026-11-24T12:00:00Z");
+    struct kigen_revocation_failure f[] = {
+        { "http://crl.example/ca.crl", "revocation_fetch", "HTTP status 503" },
+        { "http://ocsp.example/", "revocation_bad_signature", "not signed by the issuer" },
+    };
+
+    assert_int_equal(kigen_engine_revocation_failures(&fx->engine, &fx->config, f, 2, now), 2);
+    assert_int_equal(outbox(fx, 0)->event, KIGEN_EVENT_SCAN_ERROR);
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_PATHS"), "http://crl.example/ca.crl");
+    assert_string_equal(kigen_alert_get(outbox(fx, 0), "KIGEN_ERROR"), "revocation_fetch");
+    deliver_all(fx);
+    assert_int_equal(kigen_engine_revocation_failures(&fx->engine, &fx->config, f, 2, now), 0);
+    restart(fx);
+    assert_int_equal(kigen_engine_revocation_failures(&fx->engine, &fx->config, f, 2, now), 0);
+    /* The CRL works again; the OCSP answer now fails another way. */
+    f[1].kind = "revocation_stale";
+    assert_int_equal(kigen_engine_revocation_failures(&fx->engine, &fx->config, &f[1], 1, now), 1);
+    deliver_all(fx);
+    assert_int_equal(kigen_engine_revocation_failures(&fx->engine, &fx->config, f, 1, now), 1);
+}
+
 static void test_next_wakeup_is_the_next_step_or_reminder(void **state)
 {
     struct fixture *fx = *state;
@@ -573,6 +680,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_certificate_alerts_name_the_probe, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_scan_errors_fire_once_and_clear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_fires_once_and_never_reminds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_crl_fires_once_per_crl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_failures_fire_once_per_url_and_kind, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_next_wakeup_is_the_next_step_or_reminder, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_renewed_in_one_copy_while_another_copy_remains, setup,

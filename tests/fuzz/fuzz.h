@@ -97,4 +97,22 @@ struct fuzz_world {
 
 const struct fuzz_world *fuzz_world(void);
 
+/*
+ * The revocation targets' world (SPEC §13), made once in memory with OpenSSL: a CA "CN=Kigen
+ * Revocation Test CA,O=Test NACCS,C=JP" (tests/gen/revocation_ca.sh's name) with an EC key, and
+ * a leaf of serial 0x1001 (revoked.pem of that script, revoked in its CRLs) that it signed. Aborts
+ * on failure.
+ */
+struct fuzz_pki {
+    X509 *ca;
+    EVP_PKEY *ca_key;
+    X509 *leaf;
+};
+const struct fuzz_pki *fuzz_pki(void);
+
+/* Checks what kigen_revocation_from_crl/_ocsp answered: decided is good or revoked, else unknown
+ * with a reason; dates and names as the report writes them. */
+struct kigen_revocation_status;
+void fuzz_check_revocation(bool decided, const struct kigen_revocation_status *s, int64_t now);
+
 #endif

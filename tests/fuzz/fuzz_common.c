@@ -5,9 +5,13 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "err.h"
 #include "fuzz.h"
+#include "revocation.h"
 #include "timeutil.h"
 
 static const char *const passwords[] = { "changeit", "Tanaka-2026", "secret" };
@@ -251,4 +255,76 @@ int fuzz_one_read(fuzz_reader_fn read, const uint8_t *data, size_t size)
     fuzz_certs_free(&certs);
     ERR_clear_error();
     return 0;
+}
+
+/* ---- the revocation targets' world ---- */
+
+static X509 *pki_cert(X509_NAME *subject, X509_NAME *issuer, EVP_PKEY *key, EVP_PKEY *signer,
+                      long serial, bool is_ca)
+{
+    X509 *x = X509_new();
+    X509V3_CTX v3;
+    X509_EXTENSION *ext;
+
+    FUZZ_CHECK(x != NULL);
+    FUZZ_CHECK(X509_set_version(x, 2) == 1);
+    FUZZ_CHECK(ASN1_INTEGER_set(X509_get_serialNumber(x), serial) == 1);
+    FUZZ_CHECK(X509_set_subject_name(x, subject) == 1 && X509_set_issuer_name(x, issuer) == 1);
+    FUZZ_CHECK(ASN1_TIME_set(X509_getm_notBefore(x), 1767225600) != NULL); /* 2026-01-01 */
+    FUZZ_CHECK(ASN1_TIME_set(X509_getm_notAfter(x), 1927843200) != NULL);  /* 2031-02-01 */
+    FUZZ_CHECK(X509_set_pubkey(x, key) == 1);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, is_ca ? "CA:TRUE" : "CA:FALSE");
+    FUZZ_CHECK(ext != NULL && X509_add_ext(x, ext, -1) == 1);
+    X509_EXTENSION_free(ext);
+    FUZZ_CHECK(X509_sign(x, signer, EVP_sha256()) > 0);
+    return x;
+}
+
+const struct fuzz_pki *fuzz_pki(void)
+{
+    static struct fuzz_pki pki;
+    X509_NAME *ca_name, *leaf_name;
+    EVP_PKEY *leaf_key;
+
+    if (pki.ca)
+        return &pki;
+    pki.ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    leaf_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    FUZZ_CHECK(pki.ca_key != NULL && leaf_key != NULL);
+    ca_name = X509_NAME_new();
+    leaf_name = X509_NAME_new();
+    FUZZ_CHECK(ca_name && leaf_name);
+    FUZZ_CHECK(X509_NAME_add_entry_by_txt(ca_name, "C", MBSTRING_ASC, (const unsigned char *)"JP",
+                                          -1, -1, 0) == 1);
+    FUZZ_CHECK(X509_NAME_add_entry_by_txt(ca_name, "O", MBSTRING_ASC,
+                                          (const unsigned char *)"Test NACCS", -1, -1, 0) == 1);
+    FUZZ_CHECK(X509_NAME_add_entry_by_txt(ca_name, "CN", MBSTRING_ASC,
+                                          (const unsigned char *)"Kigen Revocation Test CA", -1, -1,
+                                          0) == 1);
+    FUZZ_CHECK(X509_NAME_add_entry_by_txt(leaf_name, "CN", MBSTRING_ASC,
+                                          (const unsigned char *)"revoked", -1, -1, 0) == 1);
+    pki.ca = pki_cert(ca_name, ca_name, pki.ca_key, pki.ca_key, 1, true);
+    pki.leaf = pki_cert(leaf_name, ca_name, leaf_key, pki.ca_key, 0x1001, false);
+    X509_NAME_free(ca_name);
+    X509_NAME_free(leaf_name);
+    EVP_PKEY_free(leaf_key);
+    return &pki;
+}
+
+void fuzz_check_revocation(bool decided, const struct kigen_revocation_status *s, int64_t now)
+{
+    FUZZ_CHECK(s->checked_at == now);
+    FUZZ_CHECK(strlen(s->error) < sizeof(s->error));
+    if (decided) {
+        FUZZ_CHECK(s->status == KIGEN_REV_GOOD || s->status == KIGEN_REV_REVOKED);
+        FUZZ_CHECK(s->source == KIGEN_REV_SOURCE_CRL || s->source == KIGEN_REV_SOURCE_OCSP);
+        FUZZ_CHECK(s->error[0] == '\0');
+        FUZZ_CHECK(s->reason == -1 || kigen_crl_reason_name(s->reason) != NULL);
+        FUZZ_CHECK(s->status == KIGEN_REV_REVOKED || s->revoked_at == KIGEN_NO_TIME);
+    } else {
+        /* Never revoked without a verified answer (SPEC §13). */
+        FUZZ_CHECK(s->status == KIGEN_REV_UNKNOWN);
+        FUZZ_CHECK(s->error[0] != '\0' && fuzz_is_one_line(s->error));
+    }
 }

@@ -2,8 +2,9 @@
 # Makes the seed corpora of the fuzz targets into OUTDIR/<target>/, from the fixtures that
 # tests/gen/make_fixtures.sh made in FIXTURES (real certificates, PKCS#12 files and Java
 # keystores by openssl and keytool), the example configurations in conf/, the zones in
-# /usr/share/zoneinfo, and hand-written socket requests, durations, schedules and state
-# files. Deterministic for given fixtures; OUTDIR is replaced as a whole.
+# /usr/share/zoneinfo, hand-written socket requests, durations, schedules and state files, and
+# the CRLs and OCSP answers of a revoking CA made here. Deterministic for given fixtures but for
+# those (the CA's key is new each time); OUTDIR is replaced as a whole.
 #
 #   make_seeds.sh FIXTURES OUTDIR
 set -eu
@@ -24,7 +25,7 @@ tmp=$out.tmp
 rm -rf "$tmp"
 mkdir -p "$tmp"
 for t in read_any read_pem read_der read_pkcs7 read_pkcs12 read_jks config maint duration tz \
-    proto engine_load register deliveries; do
+    proto engine_load register deliveries crl ocsp; do
     mkdir "$tmp/$t"
 done
 
@@ -234,6 +235,23 @@ line engine_load nosubject "{\"kigen_state\":1}
 "
 line engine_load probe '{"kigen_state":1}\n{"probe_down":"naccs-cert","sent":1795000000}\n{"end":1}\n'
 line engine_load truncated '{"kigen_state":1}\n{"cert":"ab","not_after":1,"sent":{},"threshold_step":0}\n'
+
+# --- CRLs and OCSP answers (SPEC §13), from the revoking CA of tests/gen/revocation_ca.sh ----
+# The ports only go into URLs in the certificates; nothing listens or is asked here.
+rev=$tmp/revocation-ca
+sh "$src/tests/gen/revocation_ca.sh" "$rev" 1 2 3
+for f in "$rev"/crl/*; do
+    cp "$f" "$tmp/crl/$(basename "$f")"
+done
+for leaf in ocsp-good ocsp-revoked revoked; do
+    openssl ocsp -issuer "$rev/ca/ca.pem" -cert "$rev/certs/$leaf.pem" -no_nonce \
+        -reqout "$rev/$leaf.req" 2>/dev/null
+    openssl ocsp -index "$rev/ca/index.txt" -rsigner "$rev/ca/ca.pem" -rkey "$rev/ca/ca.key" \
+        -CA "$rev/ca/ca.pem" -reqin "$rev/$leaf.req" -respout "$tmp/ocsp/$leaf.der" -ndays 1 \
+        >/dev/null 2>&1
+done
+printf '\060\003\012\001\001' >"$tmp/ocsp/malformed-request-status.der"
+rm -rf "$rev"
 
 rm -rf "$out"
 mv "$tmp" "$out"

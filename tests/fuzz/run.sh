@@ -36,7 +36,7 @@ if [ "${FUZZ_RUN_ONE:-}" ]; then
     exit 0
 fi
 
-targets=${*:-read_any read_pem read_der read_pkcs7 read_pkcs12 read_jks config maint duration tz proto engine_load register deliveries}
+targets=${*:-read_any read_pem read_der read_pkcs7 read_pkcs12 read_jks config maint duration tz proto engine_load register deliveries crl ocsp}
 for t in $targets; do
     if [ ! -x "$build/tests/fuzz/fuzz_$t" ]; then
         echo "run.sh: no $build/tests/fuzz/fuzz_$t: configure with -DKIGEN_FUZZ=ON" >&2
