@@ -347,11 +347,16 @@ static int add_labels(struct kigen_alert *a, const struct kigen_keystore *ks)
     return r;
 }
 
-/* Adds s to the ", "-joined list b unless it is one of its items already. */
+/*
+ * Adds s to the ", "-joined list b unless it is one of its items already. An empty s (a
+ * state file's location with no keystore) is no item: strstr() would find it everywhere.
+ */
 static void buf_add_item(struct buf *b, const char *s)
 {
     size_t n = strlen(s);
 
+    if (n == 0)
+        return;
     for (const char *p = b->s; p && (p = strstr(p, s)); p += n)
         if ((p == b->s || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
             return;
