@@ -226,7 +226,7 @@ static int start_probes(uv_loop_t *loop, const struct options *o, const struct k
  * scan: its declared certificates and bad rows become records. Returns 0 or -ENOMEM.
  */
 static int load_register(struct kigen_inventory *inventory, const struct kigen_config *config,
-                         int64_t now)
+                         int64_t now, enum kigen_language lang)
 {
     struct kigen_register_read read;
     struct kigen_tz *tz = NULL;
@@ -237,7 +237,7 @@ static int load_register(struct kigen_inventory *inventory, const struct kigen_c
         return 0;
     if (kigen_tz_load(config->timezone, &tz) < 0)
         kigen_log_warn("Cannot load timezone '%s', register dates read as UTC", config->timezone);
-    r = kigen_register_read(path, tz, &read);
+    r = kigen_register_read_lang(path, tz, lang, &read);
     if (r == 0)
         r = kigen_register_records_apply(inventory, config, tz, path, &read, now);
     kigen_register_read_done(&read);
@@ -265,7 +265,7 @@ static int check_register(const struct kigen_config *config, enum kigen_language
     int r = kigen_inventory_new(&inventory);
 
     if (r == 0)
-        r = load_register(inventory, config, (int64_t)time(NULL));
+        r = load_register(inventory, config, (int64_t)time(NULL), lang);
     if (r == 0 && inventory->n_errors && !(bad = malloc(inventory->n_errors * sizeof(*bad))))
         r = -ENOMEM;
     for (size_t i = 0; r == 0 && i < inventory->n_files; i++)
@@ -362,7 +362,8 @@ static int run_once(const struct options *o, const struct kigen_config *config)
             goto out;
         }
     }
-    r = load_register(inventory, config, o->has_now ? o->now : (int64_t)time(NULL));
+    r = load_register(inventory, config, o->has_now ? o->now : (int64_t)time(NULL),
+                      KIGEN_LANGUAGE_EN); /* the report's errors are data, in English */
     if (r < 0) {
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot read the holders' register");
         goto out;

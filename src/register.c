@@ -39,6 +39,7 @@ static const char *const column_names[COL_COUNT] = {
 /* The record being assembled by libcsv's callbacks, and where it goes. */
 struct parse {
     const struct kigen_tz *tz;
+    enum kigen_language lang; /* of the reasons of bad rows (kigend --check-config) */
     struct kigen_register *reg;
     char **fields;
     size_t n_fields;
@@ -143,7 +144,7 @@ static int add_error(struct parse *ps, size_t line, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), kigen_tr(ps->lang, fmt), ap);
     va_end(ap);
     v = realloc(reg->errors, (reg->n_errors + 1) * sizeof(*v));
     if (!v)
@@ -236,7 +237,7 @@ static void header(struct parse *ps, size_t line)
     }
     ps->has_header = true;
     if (ps->index[COL_HOLDER] < 0)
-        (void)add_error(ps, line, "the header row has no 'holder' column");
+        (void)add_error(ps, line, N_("the header row has no 'holder' column"));
 }
 
 /* Checks one data record and keeps it as a row, or says why not. */
@@ -252,34 +253,35 @@ static void data_row(struct parse *ps, size_t line)
     if (ps->index[COL_HOLDER] < 0)
         return; /* said once, at the header */
     if (ps->is_too_long) {
-        (void)add_error(ps, line, "a field is longer than %d bytes", KIGEN_REGISTER_MAX_FIELD);
+        (void)add_error(ps, line, N_("a field is longer than %d bytes"), KIGEN_REGISTER_MAX_FIELD);
         return;
     }
     if (!field(ps, COL_HOLDER)) {
-        (void)add_error(ps, line, "'holder' is empty");
+        (void)add_error(ps, line, N_("'holder' is empty"));
         return;
     }
     for (enum column c = COL_ISSUED; c <= COL_NOT_AFTER; c++) {
         s = field(ps, c);
         if (s && parse_date(ps->tz, s, c == COL_ISSUED ? &row.issued : &row.not_after) < 0) {
-            (void)add_error(ps, line, "'%s' is not a date (YYYY-MM-DD or RFC 3339): '%.64s'",
+            (void)add_error(ps, line, N_("'%s' is not a date (YYYY-MM-DD or RFC 3339): '%.64s'"),
                             column_names[c], s);
             return;
         }
     }
     s = field(ps, COL_LANGUAGE);
     if (s && strcmp(s, "en") != 0 && strcmp(s, "ja") != 0) {
-        (void)add_error(ps, line, "'language' is '%.32s', not en or ja", s);
+        (void)add_error(ps, line, N_("'language' is '%.32s', not en or ja"), s);
         return;
     }
     if (!field(ps, COL_SUBJECT) && !field(ps, COL_PATH) && row.issued == KIGEN_REGISTER_NO_DATE &&
         row.not_after == KIGEN_REGISTER_NO_DATE) {
-        (void)add_error(ps, line, "names no certificate: give subject, path, not_after or issued");
+        (void)add_error(ps, line,
+                        N_("names no certificate: give subject, path, not_after or issued"));
         return;
     }
     if (reg->n_rows >= KIGEN_REGISTER_MAX_ROWS) {
         if (!ps->is_full)
-            (void)add_error(ps, line, "more than %d rows: this one and the rest are ignored",
+            (void)add_error(ps, line, N_("more than %d rows: this one and the rest are ignored"),
                             KIGEN_REGISTER_MAX_ROWS);
         ps->is_full = true;
         return;
@@ -409,7 +411,13 @@ static int feed(struct parse *ps, struct csv_parser *p, const char *text, size_t
 int kigen_register_parse(const uint8_t *buf, size_t len, const struct kigen_tz *tz,
                          struct kigen_register **ret_register)
 {
-    struct parse ps = { .tz = tz };
+    return kigen_register_parse_lang(buf, len, tz, KIGEN_LANGUAGE_EN, ret_register);
+}
+
+int kigen_register_parse_lang(const uint8_t *buf, size_t len, const struct kigen_tz *tz,
+                              enum kigen_language lang, struct kigen_register **ret_register)
+{
+    struct parse ps = { .tz = tz, .lang = lang };
     struct csv_parser parser;
     char *converted = NULL;
     const char *text = (const char *)buf;
@@ -427,18 +435,18 @@ int kigen_register_parse(const uint8_t *buf, size_t len, const struct kigen_tz *
         if (r == -ENOMEM)
             goto out;
         if (r == -ENOTSUP) {
-            r = add_error(&ps, 0, "not UTF-8, and CP932 cannot be decoded here (iconv)");
+            r = add_error(&ps, 0, N_("not UTF-8, and CP932 cannot be decoded here (iconv)"));
             goto done;
         }
         if (r < 0) {
-            r = add_error(&ps, 0, "neither UTF-8 nor CP932 (byte %zu)", bad);
+            r = add_error(&ps, 0, N_("neither UTF-8 nor CP932 (byte %zu)"), bad);
             goto done;
         }
         text = converted;
         ps.reg->is_cp932 = true;
     }
     if (text_len && !is_utf8((const uint8_t *)text, text_len)) {
-        r = add_error(&ps, 0, "not valid UTF-8 after its byte order mark");
+        r = add_error(&ps, 0, N_("not valid UTF-8 after its byte order mark"));
         goto done;
     }
     if (csv_init(&parser, CSV_APPEND_NULL) != 0) {
@@ -448,7 +456,7 @@ int kigen_register_parse(const uint8_t *buf, size_t len, const struct kigen_tz *
     r = feed(&ps, &parser, text, text_len);
     csv_free(&parser);
     if (r == 0 && !ps.has_header)
-        r = add_error(&ps, 0, "no header row");
+        r = add_error(&ps, 0, N_("no header row"));
 done:
     if (r == 0) {
         *ret_register = ps.reg;

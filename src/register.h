@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "i18n.h"
+
 struct kigen_tz; /* "tz.h" */
 
 /* Limits on what one register may hold; past them the rest is one error. */
@@ -61,6 +63,9 @@ struct kigen_register {
  */
 int kigen_register_parse(const uint8_t *buf, size_t len, const struct kigen_tz *tz,
                          struct kigen_register **ret_register);
+/* The same, the reasons of bad rows in lang (kigend --check-config follows LANG). */
+int kigen_register_parse_lang(const uint8_t *buf, size_t len, const struct kigen_tz *tz,
+                              enum kigen_language lang, struct kigen_register **ret_register);
 
 void kigen_register_free(struct kigen_register *reg);
 

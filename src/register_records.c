@@ -17,6 +17,12 @@
 int kigen_register_read(const char *path, const struct kigen_tz *tz,
                         struct kigen_register_read *out)
 {
+    return kigen_register_read_lang(path, tz, KIGEN_LANGUAGE_EN, out);
+}
+
+int kigen_register_read_lang(const char *path, const struct kigen_tz *tz, enum kigen_language lang,
+                             struct kigen_register_read *out)
+{
     uint8_t *buf = NULL;
     struct stat st;
     size_t len = 0;
@@ -26,7 +32,7 @@ int kigen_register_read(const char *path, const struct kigen_tz *tz,
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         out->error = KIGEN_E_KEYSTORE_UNAVAILABLE;
-        snprintf(out->message, sizeof(out->message), "cannot open the register: %s",
+        snprintf(out->message, sizeof(out->message), _(lang, "cannot open the register: %s"),
                  strerror(errno));
         return 0;
     }
@@ -43,17 +49,17 @@ int kigen_register_read(const char *path, const struct kigen_tz *tz,
         return r;
     if (r == -EFBIG) {
         out->error = KIGEN_E_TOO_LARGE;
-        snprintf(out->message, sizeof(out->message), "the register is larger than %llu MiB",
-                 KIGEN_REGISTER_MAX_SIZE >> 20);
+        snprintf(out->message, sizeof(out->message),
+                 _(lang, "the register is larger than %llu MiB"), KIGEN_REGISTER_MAX_SIZE >> 20);
         return 0;
     }
     if (r < 0) {
         out->error = KIGEN_E_UNREADABLE;
-        snprintf(out->message, sizeof(out->message), "cannot read the register: %s",
-                 r == -EINVAL ? "not a regular file" : strerror(-r));
+        snprintf(out->message, sizeof(out->message), _(lang, "cannot read the register: %s"),
+                 r == -EINVAL ? _(lang, "not a regular file") : strerror(-r));
         return 0;
     }
-    r = kigen_register_parse(buf, len, tz, &out->reg);
+    r = kigen_register_parse_lang(buf, len, tz, lang, &out->reg);
     free(buf);
     return r;
 }

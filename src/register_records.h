@@ -41,6 +41,9 @@ struct kigen_register_read {
  */
 int kigen_register_read(const char *path, const struct kigen_tz *tz,
                         struct kigen_register_read *out);
+/* The same, its reasons in lang (kigend --check-config follows LANG; the daemon reads in en). */
+int kigen_register_read_lang(const char *path, const struct kigen_tz *tz, enum kigen_language lang,
+                             struct kigen_register_read *out);
 
 /* Frees what a read holds (its rows, unless kigen_register_records_apply took them). */
 void kigen_register_read_done(struct kigen_register_read *read);

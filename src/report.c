@@ -722,28 +722,76 @@ static void headings(FILE *out, enum kigen_language lang, const struct column *c
 #define HEADINGS(out, lang, columns) \
     headings((out), (lang), (columns), sizeof(columns) / sizeof((columns)[0]))
 
+/* Japanese dates ("2026年12月27日(日) 12:51 JST") take 28 columns. */
+static const struct column cert_columns_ja[] = {
+    { N_("STATE"), 13, " " },
+    { N_("DAYS"), -6, "  " },
+    { N_("NOT AFTER"), 28, "  " },
+    { N_("KEYSTORE"), 14, " " },
+    { N_("LOCATION / SUBJECT"), 0, "" },
+};
+
+/* A state for people: the JSON name in English (as before), the label of kigenctl in lang. */
+static const char *state_text(enum kigen_language lang, enum kigen_state s)
+{
+    static const char *const labels[KIGEN_STATE_COUNT] = {
+        [KIGEN_STATE_OK] = N_("ok"),
+        [KIGEN_STATE_RENEWAL_OPEN] = N_("renewal open"),
+        [KIGEN_STATE_CRITICAL] = N_("critical"),
+        [KIGEN_STATE_EXPIRED] = N_("expired"),
+        [KIGEN_STATE_NOT_YET_VALID] = N_("not yet valid"),
+        [KIGEN_STATE_REVOKED] = N_("revoked"),
+    };
+
+    return lang == KIGEN_LANGUAGE_EN || (unsigned)s >= KIGEN_STATE_COUNT
+               ? kigen_state_name(s)
+               : kigen_tr(lang, labels[s]);
+}
+
+static const char *probe_state_text(enum kigen_language lang, enum kigen_probe_state s)
+{
+    const char *name = kigen_probe_state_name(s);
+
+    return lang == KIGEN_LANGUAGE_EN ? name : kigen_tr(lang, name);
+}
+
+/* A date for people in the process's zone: as before in English, Japanese style in ja. */
+static void table_time(enum kigen_language lang, int64_t t, char *out, size_t len)
+{
+    if (lang == KIGEN_LANGUAGE_EN)
+        kigen_time_format_local(t, out, len);
+    else
+        kigen_i18n_time(lang, NULL, t, out, len);
+}
+
 int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
                        enum kigen_language lang)
 {
     char date[64];
 
-    HEADINGS(out, lang, cert_columns);
+    const int date_width = lang == KIGEN_LANGUAGE_EN ? 20 : 28;
+
+    if (lang == KIGEN_LANGUAGE_EN)
+        HEADINGS(out, lang, cert_columns);
+    else
+        HEADINGS(out, lang, cert_columns_ja);
     for (size_t i = 0; i < view->n_records; i++) {
         const struct kigen_record *rec = &view->records[i];
 
-        kigen_time_format_local(rec->cert->not_after, date, sizeof(date));
-        fprintf(out, "%s%-13s%s %6lld  %-20s  %-14s %s [%s]\n",
-                colour ? state_colour(rec->state) : "", kigen_state_name(rec->state),
-                colour ? "\033[0m" : "",
-                (long long)kigen_days_left(rec->cert->not_after, view->now), date,
-                rec->file->keystore, rec->file->path, rec->cert->entry);
-        fprintf(out, "%-13s %6s  %-20s  %-14s %s", "", "", "", "", rec->cert->subject);
+        table_time(lang, rec->cert->not_after, date, sizeof(date));
+        fputs(colour ? state_colour(rec->state) : "", out);
+        heading(out, state_text(lang, rec->state), 13, false);
+        fprintf(out, "%s %6lld  ", colour ? "\033[0m" : "",
+                (long long)kigen_days_left(rec->cert->not_after, view->now));
+        heading(out, date, (size_t)date_width, false);
+        fprintf(out, "  %-14s %s [%s]\n", rec->file->keystore, rec->file->path, rec->cert->entry);
+        fprintf(out, "%-13s %6s  %-*s  %-14s %s", "", "", date_width, "", "", rec->cert->subject);
         if (rec->holder)
             fprintf(out, _(lang, " (holder: %s)"), rec->holder);
         fputc('\n', out);
         if (kigen_record_last_seen(rec, view->now) != view->now) {
-            kigen_time_format_local(rec->file->last_seen, date, sizeof(date));
-            fprintf(out, "%-13s %6s  %-20s  %-14s ", "", "", "", "");
+            table_time(lang, rec->file->last_seen, date, sizeof(date));
+            fprintf(out, "%-13s %6s  %-*s  %-14s ", "", "", date_width, "", "");
             fprintf(out, _(lang, "(keystore unavailable; last seen %s)\n"), date);
         }
     }
@@ -753,8 +801,8 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
         for (size_t i = 0; i < view->n_errors; i++) {
             const struct kigen_file *f = view->errors[i];
 
-            fprintf(out, "%-15s %-14s %s: %s\n", kigen_err_name(f->error), f->keystore, f->path,
-                    f->message ? f->message : "");
+            heading(out, kigen_err_text(lang, f->error), 15, false);
+            fprintf(out, " %-14s %s: %s\n", f->keystore, f->path, f->message ? f->message : "");
         }
     }
     if (view->n_probes) {
@@ -770,23 +818,24 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
                      is_ipv6 ? "]" : "", (unsigned)p->port);
             if (p->connect_ms >= 0)
                 snprintf(connect, sizeof(connect), "%.1f ms", p->connect_ms);
-            fprintf(out, "%s%-12s%s %-16s %-32s %s%s%s%s\n", colour ? probe_colour(p->state) : "",
-                    kigen_probe_state_name(p->state), colour ? "\033[0m" : "", p->name, hostport,
+            fputs(colour ? probe_colour(p->state) : "", out);
+            heading(out, probe_state_text(lang, p->state), 12, false);
+            fprintf(out, "%s %-16s %-32s %s%s%s%s\n", colour ? "\033[0m" : "", p->name, hostport,
                     p->error[0] ? "" : connect, p->error, p->error[0] ? ": " : "", p->detail);
             if (p->tls_not_after) {
-                kigen_time_format_local(p->tls_not_after, date, sizeof(date));
+                table_time(lang, p->tls_not_after, date, sizeof(date));
                 fprintf(out, "%-12s %-16s %-32s ", "", "", "");
                 fprintf(out, _(lang, "server certificate until %s\n"), date);
             }
             /* The earliest of the chain, when an intermediate or the root ends first. */
             if (p->tls_chain_not_after && p->tls_chain_not_after < p->tls_not_after) {
-                kigen_time_format_local(p->tls_chain_not_after, date, sizeof(date));
+                table_time(lang, p->tls_chain_not_after, date, sizeof(date));
                 fprintf(out, "%-12s %-16s %-32s ", "", "", "");
                 fprintf(out, _(lang, "certificate chain until %s\n"), date);
             }
         }
     }
-    kigen_time_format_local(view->now, date, sizeof(date));
+    table_time(lang, view->now, date, sizeof(date));
     fprintf(out,
             _(lang,
               "\n%zu certificates (%zu unique) at %s: %zu ok, %zu renewal open, %zu critical, "
@@ -804,7 +853,7 @@ int kigen_report_table(FILE *out, const struct kigen_view *view, bool colour,
 
         if (!cr->is_stale)
             continue;
-        kigen_time_format_local(cr->crl->next_update, date, sizeof(date));
+        table_time(lang, cr->crl->next_update, date, sizeof(date));
         fprintf(out, _(lang, "stale CRL %s (%s): its next update was due %s\n"), cr->file->path,
                 cr->crl->issuer, date);
     }

@@ -100,6 +100,18 @@ def case_check_config():
           "valid in English: %r" % en.stdout)
     check(ja.returncode == 0 and "設定に問題はありません（キーストア 1 個、プローブ対象 0 件）" in ja.stdout,
           "valid in Japanese: %r" % ja.stdout)
+    # A bad row of the holders' register: FILE:LINE: in both, the reason in Japanese under ja.
+    reg = os.path.join(d, "holders.csv")
+    with open(reg, "w") as f:
+        f.write("holder,email,subject,language\n田中,t@example.co.jp,CN=tanaka,fr\n")
+    with open(good, "a") as f:
+        f.write("holders: { register: %s }\n" % reg)
+    en, ja = both([KIGEND, "--check-config", good])
+    check(en.returncode == 3 and ja.returncode == 3, "a bad register row: exit 3 in both")
+    check("holders.csv:2: 'language' is 'fr', not en or ja" in en.stderr,
+          "the register row in English: %r" % en.stderr)
+    check("holders.csv:2: 'language' が 'fr' です" in ja.stderr,
+          "the register row in Japanese: %r" % ja.stderr)
     # The file that is not there: the system's own words (strerror) and exit 3 in both.
     en, ja = both([KIGEND, "--check-config", os.path.join(d, "none.yaml")])
     check(en.returncode == 3 and ja.returncode == 3 and en.stderr == ja.stderr,
