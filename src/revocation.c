@@ -320,7 +320,8 @@ static bool is_allowed(const struct kigen_revocation_run *run, const char *url)
 static char **crl_urls(X509 *cert)
 {
     STACK_OF(DIST_POINT) *dps = X509_get_ext_d2i(cert, NID_crl_distribution_points, NULL, NULL);
-    char **v = calloc((size_t)sk_DIST_POINT_num(dps) * 4 + 1, sizeof(*v));
+    int n_dps = sk_DIST_POINT_num(dps); /* -1 without the extension */
+    char **v = calloc((size_t)(n_dps > 0 ? n_dps : 0) * 4 + 1, sizeof(*v));
     size_t n = 0;
 
     for (int i = 0; v && i < sk_DIST_POINT_num(dps); i++) {
