@@ -25,6 +25,7 @@
 #include "config.h"
 #include "inventory.h"
 #include "read.h"
+#include "readfile.h"
 #include "timeutil.h"
 
 #define FETCH_TIMEOUT_MS 10000L
@@ -503,9 +504,8 @@ static uint8_t *cache_read(const struct kigen_revocation_run *run, const char *k
 {
     char path[PATH_MAX], *nl;
     uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    ssize_t n;
-    int fd;
+    size_t len = 0;
+    int fd, r;
 
     if (!run->cache_dir)
         return NULL;
@@ -513,26 +513,11 @@ static uint8_t *cache_read(const struct kigen_revocation_run *run, const char *k
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return NULL;
-    for (;;) {
-        if (len == cap) {
-            uint8_t *p;
-
-            cap = cap ? cap * 2 : 65536;
-            if (cap > run->max_size + 64 || !(p = realloc(buf, cap))) {
-                free(buf);
-                close(fd);
-                return NULL;
-            }
-            buf = p;
-        }
-        n = read(fd, buf + len, cap - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
+    /* The answer and its "fetched_at\n" line: at most max_size and 24 bytes. */
+    r = kigen_read_whole(fd, run->max_size ? run->max_size + 24 : UINT64_MAX, &buf, &len);
     close(fd);
-    nl = buf ? memchr(buf, '\n', len < 24 ? len : 24) : NULL;
-    if (n < 0 || !nl) {
+    nl = r == 0 && len ? memchr(buf, '\n', len < 24 ? len : 24) : NULL;
+    if (!nl) {
         free(buf);
         return NULL;
     }
