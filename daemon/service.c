@@ -53,6 +53,7 @@
 #include "scan.h"
 #include "secret.h"
 #include "sink.h"
+#include "slicer.h"
 #include "snapshot.h"
 #include "timeutil.h"
 #include "tz.h"
@@ -103,9 +104,11 @@ struct service {
     uint64_t root_retry_ms;  /* the next delay of root_timer; 0 while every root is there */
     uv_poll_t mounts_poll;   /* /proc/self/mountinfo: a mount or unmount anywhere */
     int mounts_fd;
+    struct kigen_slicer *slicer;   /* snapshots for renders, copied a slice at a time */
+    uint64_t config_serial;        /* one more at every configuration taken (slicer.h) */
     uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
     uint64_t metrics_cost_ms;      /* how long the last render took, snapshot included */
-    bool is_rendering_metrics;     /* a render of publish_metrics is on the thread pool */
+    bool is_rendering_metrics;     /* publish_metrics' snapshot is being built or rendered */
     bool is_metrics_stale;         /* an evaluation came while it ran: render again after */
     char status_sent[512];         /* the last STATUS= line sent to the service manager */
     uv_poll_t clock_poll;
@@ -178,6 +181,17 @@ static const struct kigen_probe_status *probes_of(const struct service *svc, siz
 {
     *ret_n = 0;
     return svc->prober ? kigen_prober_status(svc->prober, ret_n) : NULL;
+}
+
+/* What the slicer copies from, as it is at each slice. */
+static void slicer_source_cb(void *data, struct kigen_slicer_source *src)
+{
+    const struct service *svc = data;
+
+    src->config = svc->config;
+    src->config_serial = svc->config_serial;
+    src->inventory = svc->inventory;
+    src->probes = probes_of(svc, &src->n_probes);
 }
 
 /* ---- status ---- */
@@ -471,22 +485,42 @@ static void add_delivery_metrics(const struct service *svc, struct kigen_metrics
         kigen_metrics_extra_add_sink(extra, st[i].name, st[i].failed);
 }
 
-/*
- * The metrics of the evaluation, to the textfile and the HTTP endpoint when configured:
- * rendered on the thread pool from a snapshot of view (100,000 certificates make 250 MB of
- * text, a second of work the status socket must not wait for), published when done.
- */
-static void publish_metrics(struct service *svc, const struct kigen_view *view)
+/* The snapshot is built: render it on the thread pool. */
+static void metrics_built_cb(void *data, struct kigen_snapshot *snapshot, int result)
 {
-    struct metrics_job *job = NULL;
+    struct metrics_job *job = data;
+    struct service *svc = job->svc;
+    int r = result;
+
+    job->snapshot = snapshot;
+    job->cost_ns = uv_hrtime() - job->cost_ns;
+    if (r == 0 && svc->stopping)
+        r = -ECANCELED;
+    if (r == 0)
+        r = uv_queue_work(&svc->loop, &job->work, metrics_work_cb, metrics_after_cb);
+    if (r < 0) {
+        job->result = r;
+        metrics_after_cb(&job->work, r); /* frees job, and says why unless stopping */
+    }
+}
+
+/*
+ * The metrics of the evaluation at now, to the textfile and the HTTP endpoint when
+ * configured: copied from the inventory in slices on the loop, rendered on the thread pool
+ * (100,000 certificates make 250 MB of text, a second of work the status socket must not
+ * wait for), published when done.
+ */
+static void publish_metrics(struct service *svc, int64_t now)
+{
+    static const struct kigen_view_filter all_unsorted = { .state = -1,
+                                                           .within = -1,
+                                                           .is_unsorted = true };
+    struct metrics_job *job = calloc(1, sizeof(*job));
     int r;
 
-    if (!svc->config->alerts.textfile && !svc->metrics_http)
-        return;
-    job = calloc(1, sizeof(*job));
     if (!job) {
-        r = -ENOMEM;
-        goto out;
+        kigen_log_errno(KIGEN_LOG_WARNING, -ENOMEM, "Cannot render the metrics, ignoring");
+        return;
     }
     job->work.data = job;
     job->svc = svc;
@@ -495,21 +529,13 @@ static void publish_metrics(struct service *svc, const struct kigen_view *view)
     add_delivery_metrics(svc, &job->extra);
     job->is_copied = svc->config->alerts.textfile && svc->metrics_http;
     job->cost_ns = uv_hrtime();
-    r = kigen_snapshot_new(view, &job->snapshot);
-    job->cost_ns = uv_hrtime() - job->cost_ns;
-    if (r < 0)
-        goto out;
-    r = uv_queue_work(&svc->loop, &job->work, metrics_work_cb, metrics_after_cb);
-    if (r < 0)
-        goto out;
-    svc->is_rendering_metrics = true;
-    job = NULL;
-out:
-    if (r < 0)
+    r = kigen_slicer_start(svc->slicer, &all_unsorted, now, metrics_built_cb, job);
+    if (r < 0) {
         kigen_log_errno(KIGEN_LOG_WARNING, r, "Cannot render the metrics, ignoring");
-    if (job)
-        kigen_snapshot_free(job->snapshot);
-    free(job);
+        free(job);
+        return;
+    }
+    svc->is_rendering_metrics = true;
 }
 
 /*
@@ -589,7 +615,7 @@ static void evaluate(struct service *svc)
         if (svc->is_rendering_metrics) {
             svc->is_metrics_stale = true; /* metrics_after_cb starts metrics_timer */
         } else if (!svc->metrics_published_ms || since >= every) {
-            publish_metrics(svc, &view);
+            publish_metrics(svc, now);
             svc->metrics_published_ms = uv_now(&svc->loop);
         } else if (!uv_is_active((uv_handle_t *)&svc->metrics_timer)) {
             uv_timer_start(&svc->metrics_timer, metrics_timer_cb, every - since, 0);
@@ -1027,6 +1053,7 @@ static void apply_config(struct service *svc, struct kigen_config *config,
         kigen_register_records_apply(svc->inventory, config, NULL, NULL, NULL, 0);
     kigen_config_free(svc->config);
     svc->config = config;
+    svc->config_serial++;
     check_language(config);
     svc->engine.language = config->language;
     load_zones(svc);
@@ -1865,6 +1892,8 @@ static void stop(struct service *svc)
     if (svc->mounts_fd >= 0 && !uv_is_closing((uv_handle_t *)&svc->mounts_poll))
         uv_close((uv_handle_t *)&svc->mounts_poll, NULL);
     kigen_watch_close(&svc->watch, NULL);
+    kigen_slicer_close(svc->slicer); /* builds not done yet end here */
+    svc->slicer = NULL;
     kigen_sinks_close(svc->sinks, sinks_closed_cb, svc);
     kigen_metrics_http_stop(svc->metrics_http);
     svc->metrics_http = NULL;
@@ -1914,6 +1943,7 @@ static int control_cb(void *data, const char *line, size_t len, bool is_privileg
         /* list and metrics are rendered on the thread pool; status is answered meanwhile. */
         .loop = &svc->loop,
         .control = svc->control,
+        .slicer = svc->slicer,
     };
 
     ctx.probes = probes_of(svc, &ctx.n_probes);
@@ -2015,6 +2045,9 @@ static int setup(struct service *svc)
     uv_timer_init(&svc->loop, &svc->digest_timer);
     uv_timer_init(&svc->loop, &svc->register_timer);
     uv_timer_init(&svc->loop, &svc->revocation_timer);
+    r = kigen_slicer_new(&svc->loop, slicer_source_cb, svc, &svc->slicer);
+    if (r < 0)
+        return r;
     uv_timer_init(&svc->loop, &svc->root_timer);
     /* The kernel marks the mount table POLLPRI when a mount comes or goes (proc(5)). */
     svc->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
@@ -2073,6 +2106,7 @@ int kigend_service_run(const char *config_path, struct kigen_config *config, int
     uv_run(&svc->loop, UV_RUN_DEFAULT);
 out:
     kigen_control_close(svc->control, NULL, NULL);
+    kigen_slicer_close(svc->slicer);
     uv_run(&svc->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&svc->loop) == UV_EBUSY)
         kigen_log_debug("Event loop closed with handles still open");

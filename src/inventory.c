@@ -154,6 +154,7 @@ int kigen_inventory_put(struct kigen_inventory *inventory, struct kigen_file *fi
     inventory->n_certs += file->certs.n;
     inventory->n_crls += file->certs.crls ? file->certs.crls->n : 0;
     inventory->n_errors += file->error != 0;
+    inventory->changes++;
     return 0;
 }
 
@@ -171,6 +172,7 @@ void kigen_inventory_remove(struct kigen_inventory *inventory, struct kigen_file
     inventory->n_certs -= file->certs.n;
     inventory->n_crls -= file->certs.crls ? file->certs.crls->n : 0;
     inventory->n_errors -= file->error != 0;
+    inventory->changes++;
     kigen_file_free(file);
 }
 
@@ -186,6 +188,7 @@ int kigen_inventory_set_error(struct kigen_inventory *inventory, struct kigen_fi
     free(file->message);
     file->message = copy;
     file->error = err;
+    inventory->changes++;
     return 0;
 }
 

@@ -60,6 +60,12 @@ struct kigen_inventory {
     size_t n_certs; /* certificates over all files */
     size_t n_errors;
     uint64_t generation;
+    /*
+     * Counts changes: put, remove, set_error, and whoever changes a record, the register or
+     * the revocation answers in place must add one too (a snapshot built in slices starts
+     * over when it moved; snapshot.h).
+     */
+    uint64_t changes;
     /* Counters for the daemon and the benchmarks. */
     uint64_t files_read;
     uint64_t files_unchanged;

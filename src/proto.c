@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "probe_sync.h"
 #include "revocation.h"
+#include "slicer.h"
 #include "snapshot.h"
 #include "timeutil.h"
 
@@ -291,6 +292,7 @@ static int render(struct kigen_view *view, enum render_kind kind, bool is_sortin
 /* A render on the thread pool: the work callback touches this struct only. */
 struct render_job {
     uv_work_t work;
+    uv_loop_t *loop;
     struct kigen_snapshot *snapshot;
     struct kigen_control_deferred *deferred;
     enum render_kind kind;
@@ -320,50 +322,64 @@ static void render_after_cb(uv_work_t *work, int status)
     free(job);
 }
 
+/* The slicer built the snapshot: render it on the thread pool. */
+static void built_cb(void *data, struct kigen_snapshot *snapshot, int result)
+{
+    struct render_job *job = data;
+    int r = result;
+
+    job->snapshot = snapshot;
+    if (r == 0)
+        r = uv_queue_work(job->loop, &job->work, render_work_cb, render_after_cb);
+    if (r < 0) {
+        kigen_snapshot_free(job->snapshot);
+        kigen_control_finish(job->deferred, r, NULL, 0);
+        free(job);
+    }
+}
+
 /*
- * Answers from view (built unsorted, at ctx->now, with the probes set): on the thread pool
- * when ctx allows, else here. The view stays the caller's.
+ * Answers list or metrics for filter at ctx->now: copied in slices on the loop and rendered on
+ * the thread pool when ctx allows, else built and rendered here.
  */
-static int answer_view(const struct kigen_proto_ctx *ctx, struct kigen_view *view,
+static int answer_view(const struct kigen_proto_ctx *ctx, const struct kigen_view_filter *filter,
                        enum render_kind kind, char **ret_answer, size_t *ret_len)
 {
     struct kigen_metrics_extra extra = { .options = ctx->config->metrics,
                                          .scan_duration_seconds = ctx->last_scan_seconds };
     struct render_job *job = NULL;
+    struct kigen_view view;
+    int r;
 
     for (size_t i = 0; i < ctx->n_deliveries; i++)
         kigen_metrics_extra_add_sink(&extra, ctx->deliveries[i].name, ctx->deliveries[i].failed);
-    int r;
-
-    if (!ctx->loop || !ctx->control)
-        return render(view, kind, true, &extra, ret_answer, ret_len);
+    if (!ctx->loop || !ctx->control || !ctx->slicer) {
+        r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, filter, &view);
+        if (r < 0)
+            return r;
+        kigen_view_set_probes(&view, ctx->probes, ctx->n_probes);
+        r = render(&view, kind, true, &extra, ret_answer, ret_len);
+        kigen_view_done(&view);
+        return r;
+    }
     job = calloc(1, sizeof(*job));
     if (!job)
         return -ENOMEM;
     job->work.data = job;
+    job->loop = ctx->loop;
     job->kind = kind;
     job->extra = extra;
-    r = kigen_snapshot_new(view, &job->snapshot);
-    if (r < 0)
-        goto out;
     job->deferred = kigen_control_defer(ctx->control);
     if (!job->deferred) {
-        r = fail(ret_answer, ret_len, BUSY_RENDERING);
-        goto out;
+        free(job);
+        return fail(ret_answer, ret_len, BUSY_RENDERING);
     }
-    r = uv_queue_work(ctx->loop, &job->work, render_work_cb, render_after_cb);
+    r = kigen_slicer_start(ctx->slicer, filter, ctx->now, built_cb, job);
     if (r < 0) {
         kigen_control_finish(job->deferred, r, NULL, 0);
-        r = KIGEN_CONTROL_DEFERRED; /* answered already, within the handler */
-        goto out;
+        free(job);
     }
-    job = NULL;
-    r = KIGEN_CONTROL_DEFERRED;
-out:
-    if (job)
-        kigen_snapshot_free(job->snapshot);
-    free(job);
-    return r;
+    return KIGEN_CONTROL_DEFERRED; /* answered already, within the handler, on failure */
 }
 
 /* ---- list ---- */
@@ -394,7 +410,6 @@ static int run_list(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
 {
     /* Unsorted: the sort is the renderer's, on the thread pool when there is one. */
     struct kigen_view_filter filter = { .state = -1, .within = -1, .is_unsorted = true };
-    struct kigen_view view;
     const char *s;
     int r;
 
@@ -432,13 +447,7 @@ static int run_list(const struct kigen_proto_ctx *ctx, json_t *req, char **ret_a
         return fail(ret_answer, ret_len, "\"holder\" must be a string");
     if (r > 0)
         filter.holder = s; /* a name nobody holds is an empty list: holders come and go */
-    r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, &filter, &view);
-    if (r < 0)
-        return r;
-    kigen_view_set_probes(&view, ctx->probes, ctx->n_probes);
-    r = answer_view(ctx, &view, RENDER_LIST, ret_answer, ret_len);
-    kigen_view_done(&view);
-    return r;
+    return answer_view(ctx, &filter, RENDER_LIST, ret_answer, ret_len);
 }
 
 /* ---- show ---- */
@@ -818,16 +827,8 @@ static int run_metrics(const struct kigen_proto_ctx *ctx, json_t *req, char **re
     static const struct kigen_view_filter all_unsorted = { .state = -1,
                                                            .within = -1,
                                                            .is_unsorted = true };
-    struct kigen_view view;
-    int r;
 
-    r = kigen_view_build(ctx->config, ctx->inventory, ctx->now, &all_unsorted, &view);
-    if (r < 0)
-        return r;
-    kigen_view_set_probes(&view, ctx->probes, ctx->n_probes);
-    r = answer_view(ctx, &view, RENDER_METRICS, ret_answer, ret_len);
-    kigen_view_done(&view);
-    return r;
+    return answer_view(ctx, &all_unsorted, RENDER_METRICS, ret_answer, ret_len);
 }
 
 /* ---- rescan, reload ---- */

@@ -50,6 +50,7 @@
 #include "probe.h"
 #include "report.h"
 #include "sink.h"
+#include "slicer.h"
 
 /*
  * The last status answer and what it was computed from: while none of that changes (a
@@ -104,12 +105,14 @@ struct kigen_proto_ctx {
     const struct kigen_sink_stats *deliveries;
     size_t n_deliveries;
     /*
-     * Both set: list and metrics are rendered on loop's thread pool and answered through
-     * control's kigen_control_defer() (a "busy" answer when it refuses). NULL: rendered on the
-     * calling thread.
+     * All three set: list and metrics are copied in slices by slicer (slicer.h: it reads the
+     * inventory as it is at each slice, not this ctx's), rendered on loop's thread pool and
+     * answered through control's kigen_control_defer() (a "busy" answer when it refuses).
+     * Any NULL: built and rendered on the calling thread.
      */
     uv_loop_t *loop;
     struct kigen_control *control;
+    struct kigen_slicer *slicer;
 };
 
 /*

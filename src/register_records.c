@@ -211,6 +211,7 @@ static int set_rows(struct kigen_inventory *inv, struct kigen_register *reg)
     kigen_register_free(inv->reg);
     inv->holders = index;
     inv->reg = reg;
+    inv->changes++;
     return 0;
 }
 

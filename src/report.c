@@ -154,12 +154,64 @@ static int cmp_crl(const void *a, const void *b)
     return x->crl < y->crl ? -1 : x->crl > y->crl;
 }
 
+size_t kigen_view_add_file(struct kigen_view *v, const struct kigen_config *config,
+                          const struct kigen_inventory *inventory, const struct kigen_file *f,
+                          const struct kigen_view_filter *filter)
+{
+    const struct kigen_keystore *ks = kigen_config_find_keystore(config, f->keystore);
+    size_t added = 0;
+
+    /* An error has a keystore but no holder. */
+    if (f->error && (!filter || !filter->holder) &&
+        (!filter || !filter->keystore || strcmp(filter->keystore, f->keystore) == 0))
+        v->errors[v->n_errors++] = f;
+    for (size_t j = 0; f->certs.crls && j < f->certs.crls->n; j++) {
+        const struct kigen_crl *crl = &f->certs.crls->v[j];
+        bool is_stale = crl->next_update != KIGEN_NO_TIME && v->now >= crl->next_update;
+
+        if (filter && (filter->holder || filter->state >= 0 ||
+                       (filter->keystore && strcmp(filter->keystore, f->keystore) != 0)))
+            continue;
+        v->crls[v->n_crls++] = (struct kigen_crl_record){ f, crl, is_stale };
+        v->stale_crls += is_stale;
+    }
+    for (size_t j = 0; j < f->certs.n; j++) {
+        struct kigen_record *rec = &v->records[v->n_records];
+        const struct kigen_cert *c = &f->certs.v[j];
+
+        rec->file = f;
+        rec->cert = c;
+        rec->keystore = ks;
+        kigen_config_policy_for(config, f->keystore, c->subject, c->issuer, &rec->policy);
+        rec->state = kigen_policy_state(&rec->policy, c->not_before, c->not_after, v->now);
+        rec->revocation = NULL;
+        rec->wants_revocation = rec->policy.revocation;
+        if (rec->policy.revocation && inventory->revocations.n &&
+            f->format != KIGEN_FORMAT_DECLARED) {
+            char hex[65];
+
+            kigen_cert_sha256_hex(c, hex);
+            rec->revocation = kigen_strmap_get(&inventory->revocations, hex);
+            if (rec->revocation && rec->revocation->status == KIGEN_REV_REVOKED)
+                rec->state = KIGEN_STATE_REVOKED; /* the first row of SPEC §5 */
+        }
+        rec->renewal_opens = kigen_policy_renewal_opens(&rec->policy, c->not_after);
+        kigen_record_holder(inventory, f, c, &rec->holder, &rec->holder_email,
+                            &rec->holder_language);
+        if (!keep(filter, rec, v->now))
+            continue;
+        v->counts[rec->state]++;
+        v->n_records++;
+        added++;
+    }
+    return added;
+}
+
 int kigen_view_build(const struct kigen_config *config, const struct kigen_inventory *inventory,
                      int64_t now, const struct kigen_view_filter *filter,
                      struct kigen_view *ret_view)
 {
     struct kigen_view v = { .now = now, .revocation_on = kigen_revocation_enabled(config) };
-    size_t n = 0;
 
     if (inventory->n_certs) {
         v.records = malloc(inventory->n_certs * sizeof(*v.records));
@@ -181,62 +233,17 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
             return -ENOMEM;
         }
     }
-    for (size_t i = 0; i < inventory->n_files; i++) {
-        const struct kigen_file *f = inventory->files[i];
-        const struct kigen_keystore *ks = kigen_config_find_keystore(config, f->keystore);
-
-        /* An error has a keystore but no holder. */
-        if (f->error && (!filter || !filter->holder) &&
-            (!filter || !filter->keystore || strcmp(filter->keystore, f->keystore) == 0))
-            v.errors[v.n_errors++] = f;
-        for (size_t j = 0; f->certs.crls && j < f->certs.crls->n; j++) {
-            const struct kigen_crl *crl = &f->certs.crls->v[j];
-            bool is_stale = crl->next_update != KIGEN_NO_TIME && now >= crl->next_update;
-
-            if (filter && (filter->holder || filter->state >= 0 ||
-                           (filter->keystore && strcmp(filter->keystore, f->keystore) != 0)))
-                continue;
-            v.crls[v.n_crls++] = (struct kigen_crl_record){ f, crl, is_stale };
-            v.stale_crls += is_stale;
-        }
-        for (size_t j = 0; j < f->certs.n; j++) {
-            struct kigen_record *rec = &v.records[n];
-            const struct kigen_cert *c = &f->certs.v[j];
-
-            rec->file = f;
-            rec->cert = c;
-            rec->keystore = ks;
-            kigen_config_policy_for(config, f->keystore, c->subject, c->issuer, &rec->policy);
-            rec->state = kigen_policy_state(&rec->policy, c->not_before, c->not_after, now);
-            rec->revocation = NULL;
-            rec->wants_revocation = rec->policy.revocation;
-            if (rec->policy.revocation && inventory->revocations.n &&
-                f->format != KIGEN_FORMAT_DECLARED) {
-                char hex[65];
-
-                kigen_cert_sha256_hex(c, hex);
-                rec->revocation = kigen_strmap_get(&inventory->revocations, hex);
-                if (rec->revocation && rec->revocation->status == KIGEN_REV_REVOKED)
-                    rec->state = KIGEN_STATE_REVOKED; /* the first row of SPEC §5 */
-            }
-            rec->renewal_opens = kigen_policy_renewal_opens(&rec->policy, c->not_after);
-            kigen_record_holder(inventory, f, c, &rec->holder, &rec->holder_email,
-                                &rec->holder_language);
-            if (!keep(filter, rec, now))
-                continue;
-            v.counts[rec->state]++;
-            n++;
-        }
+    for (size_t i = 0; i < inventory->n_files; i++)
+        kigen_view_add_file(&v, config, inventory, inventory->files[i], filter);
+    if (!(filter && filter->is_unsorted)) {
+        kigen_view_sort(&v);
+    } else {
+        /* Unsorted: the loop's view; kigen_view_sort (on the pool) or the engine counts them. */
+        if (v.n_errors)
+            qsort(v.errors, v.n_errors, sizeof(*v.errors), cmp_error);
+        if (v.n_crls)
+            qsort(v.crls, v.n_crls, sizeof(*v.crls), cmp_crl);
     }
-    v.n_records = n;
-    if (n && !(filter && filter->is_unsorted))
-        qsort(v.records, n, sizeof(*v.records), cmp_record);
-    if (v.n_errors)
-        qsort(v.errors, v.n_errors, sizeof(*v.errors), cmp_error);
-    if (v.n_crls)
-        qsort(v.crls, v.n_crls, sizeof(*v.crls), cmp_crl);
-    /* Unsorted: the loop's view; kigen_view_sort (on the pool) or the engine counts them. */
-    v.unique = n && !(filter && filter->is_unsorted) ? count_unique(v.records, n) : 0;
     *ret_view = v;
     return 0;
 }
@@ -245,6 +252,10 @@ void kigen_view_sort(struct kigen_view *view)
 {
     if (view->n_records)
         qsort(view->records, view->n_records, sizeof(*view->records), cmp_record);
+    if (view->n_errors)
+        qsort(view->errors, view->n_errors, sizeof(*view->errors), cmp_error);
+    if (view->n_crls)
+        qsort(view->crls, view->n_crls, sizeof(*view->crls), cmp_crl);
     view->unique = count_unique(view->records, view->n_records);
 }
 

@@ -90,10 +90,20 @@ int kigen_view_build(const struct kigen_config *config, const struct kigen_inven
 void kigen_view_done(struct kigen_view *view);
 
 /*
- * Sorts the records of a view built with is_unsorted into the report order (errors are
- * always sorted) and counts its unique fingerprints: the same order and count
- * kigen_view_build() gives, since the order is total. Touches
- * only the view, so a snapshot's view (snapshot.h) may be sorted on the thread pool.
+ * The step of kigen_view_build() for one file f of inventory: appends the records of its
+ * certificates that filter keeps (their states at view->now), its error and its CRLs to
+ * view, unsorted, and counts them. view's arrays must have room for f->certs.n more records,
+ * one more error and its CRLs. Returns how many records were added.
+ */
+size_t kigen_view_add_file(struct kigen_view *view, const struct kigen_config *config,
+                           const struct kigen_inventory *inventory, const struct kigen_file *f,
+                           const struct kigen_view_filter *filter);
+
+/*
+ * Sorts the records of a view built with is_unsorted into the report order, and its errors
+ * and CRLs likewise, and counts its unique fingerprints: the same order and count
+ * kigen_view_build() gives, since the orders are total. Touches only the view, so a
+ * snapshot's view (snapshot.h) may be sorted on the thread pool.
  */
 void kigen_view_sort(struct kigen_view *view);
 

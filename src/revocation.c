@@ -1153,6 +1153,7 @@ int kigen_revocation_apply(struct kigen_inventory *inventory,
     }
     kigen_revocation_map_clear(&inventory->revocations);
     inventory->revocations = fresh;
+    inventory->changes++;
     return 0;
 }
 

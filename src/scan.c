@@ -1196,6 +1196,7 @@ static int keep_unavailable(struct scan *s, size_t ks_index)
             f->is_stale = true;
         }
     }
+    inv->changes++;
     f = kigen_inventory_find(inv, ks->name, ks->path);
     if (f)
         return kigen_inventory_set_error(inv, f, KIGEN_E_KEYSTORE_UNAVAILABLE,
@@ -1250,8 +1251,11 @@ static void walk_after_cb(uv_work_t *req, int status)
         }
         if (f && id_equal(&f->id, &it->id) && !is_password_error(f->error)) {
             f->seen = s->generation;
-            f->last_seen = s->started;
-            f->is_stale = false;
+            f->last_seen = s->started; /* shown only while stale: no change to count */
+            if (f->is_stale) {
+                f->is_stale = false;
+                inv->changes++;
+            }
             /* A keystore of one file that is back as it was: its certificates hold again. */
             if (f->error == KIGEN_E_KEYSTORE_UNAVAILABLE &&
                 kigen_inventory_set_error(inv, f, 0, NULL) < 0)

@@ -5,9 +5,12 @@
 #include "snapshot.h"
 
 #include <errno.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "probe.h"
 #include "revocation.h"
@@ -20,254 +23,288 @@ struct snapshot_block {
     struct snapshot_block *next;
     size_t used;
     size_t cap;
-    char data[];
+    alignas(max_align_t) char data[];
 };
 
-/* A copy of s in the snapshot's blocks, or NULL on ENOMEM (s NULL: NULL, not a failure). */
-static char *copy_str(struct kigen_snapshot *snap, const char *s, bool *is_failed)
+/*
+ * What a copy in progress knows: the arrays are allocated once, at their upper bounds, so
+ * that what points into them stays put; n_* count what they hold.
+ */
+struct copier {
+    struct kigen_snapshot *snap;
+    struct kigen_strmap index; /* keystore name -> its copy */
+    const struct kigen_file *last_file;
+    const struct kigen_keystore *last_ks;
+    struct kigen_keystore *last_copy;
+    size_t n_files, n_crls;
+    size_t cap_records, cap_files, cap_errors, cap_crls;
+    bool is_failed;
+};
+
+/* size bytes aligned to align (a power of two up to max_align_t) in the blocks, or NULL. */
+static void *block_alloc(struct copier *c, size_t size, size_t align)
 {
-    struct snapshot_block *b = snap->blocks;
+    struct snapshot_block *b = c->snap->blocks;
+    size_t at = b ? (b->used + align - 1) & ~(align - 1) : 0;
+
+    if (!b || at > b->cap || b->cap - at < size) {
+        size_t cap = size > BLOCK_MIN ? size : BLOCK_MIN;
+
+        b = malloc(sizeof(*b) + cap);
+        if (!b) {
+            c->is_failed = true;
+            return NULL;
+        }
+        b->next = c->snap->blocks;
+        b->used = 0;
+        b->cap = cap;
+        c->snap->blocks = b;
+        at = 0;
+    }
+    b->used = at + size;
+    return b->data + at;
+}
+
+/* A copy of s in the snapshot's blocks, or NULL on ENOMEM (s NULL: NULL, not a failure). */
+static char *copy_str(struct copier *c, const char *s)
+{
     size_t n;
     char *p;
 
     if (!s)
         return NULL;
     n = strlen(s) + 1;
-    if (!b || b->cap - b->used < n) {
-        size_t cap = n > BLOCK_MIN ? n : BLOCK_MIN;
-
-        b = malloc(sizeof(*b) + cap);
-        if (!b) {
-            *is_failed = true;
-            return NULL;
-        }
-        b->next = snap->blocks;
-        b->used = 0;
-        b->cap = cap;
-        snap->blocks = b;
-    }
-    p = b->data + b->used;
-    memcpy(p, s, n);
-    b->used += n;
+    p = block_alloc(c, n, 1);
+    if (p)
+        memcpy(p, s, n);
     return p;
 }
 
-static void copy_file(struct kigen_snapshot *snap, const struct kigen_file *from,
-                      struct kigen_file *to, bool *is_failed)
+static void copy_file(struct copier *c, const struct kigen_file *from, struct kigen_file *to)
 {
     memset(to, 0, sizeof(*to));
-    to->keystore = copy_str(snap, from->keystore, is_failed);
-    to->path = copy_str(snap, from->path, is_failed);
+    to->keystore = copy_str(c, from->keystore);
+    to->path = copy_str(c, from->path);
     to->part = from->part;
     to->format = from->format;
     to->error = from->error;
-    to->message = copy_str(snap, from->message, is_failed);
+    to->message = copy_str(c, from->message);
     to->last_seen = from->last_seen;
     to->is_stale = from->is_stale;
 }
 
-static void copy_cert(struct kigen_snapshot *snap, const struct kigen_cert *from,
-                      struct kigen_cert *to, bool *is_failed)
+static void copy_cert(struct copier *c, const struct kigen_cert *from, struct kigen_cert *to)
 {
+    memset(to, 0, sizeof(*to));
     memcpy(to->sha256, from->sha256, sizeof(to->sha256));
     to->not_before = from->not_before;
     to->not_after = from->not_after;
-    to->subject = copy_str(snap, from->subject, is_failed);
-    to->issuer = copy_str(snap, from->issuer, is_failed);
-    to->serial = copy_str(snap, from->serial, is_failed);
-    to->entry = copy_str(snap, from->entry, is_failed);
-    to->email = from->email ? copy_str(snap, from->email, is_failed) : NULL;
+    to->subject = copy_str(c, from->subject);
+    to->issuer = copy_str(c, from->issuer);
+    to->serial = copy_str(c, from->serial);
+    to->entry = copy_str(c, from->entry);
+    to->email = copy_str(c, from->email);
 }
 
-/* The keystore's name and labels; the rest (paths, passwords) stays behind. */
-static int copy_keystore(struct kigen_snapshot *snap, const struct kigen_keystore *from,
-                         struct kigen_keystore *to, bool *is_failed)
+/* The copy of keystore ks (its name and labels; paths and passwords stay behind), or NULL. */
+static struct kigen_keystore *copy_keystore(struct copier *c, const struct kigen_keystore *ks)
 {
-    memset(to, 0, sizeof(*to));
-    to->name = copy_str(snap, from->name, is_failed);
-    if (!from->labels.n)
-        return 0;
-    to->labels.v = calloc(from->labels.n, sizeof(*to->labels.v));
-    if (!to->labels.v)
-        return -ENOMEM;
-    to->labels.n = from->labels.n;
-    for (size_t i = 0; i < from->labels.n; i++) {
-        to->labels.v[i].name = copy_str(snap, from->labels.v[i].name, is_failed);
-        to->labels.v[i].value = copy_str(snap, from->labels.v[i].value, is_failed);
+    struct kigen_snapshot *snap = c->snap;
+    struct kigen_keystore *to, **v;
+
+    to = kigen_strmap_get(&c->index, ks->name);
+    if (to)
+        return to;
+    v = realloc(snap->keystores, (snap->n_keystores + 1) * sizeof(*v));
+    to = calloc(1, sizeof(*to));
+    if (v)
+        snap->keystores = v;
+    if (!v || !to || kigen_strmap_put(&c->index, ks->name, to) < 0) {
+        free(to);
+        c->is_failed = true;
+        return NULL;
     }
-    return 0;
-}
-
-/* Every distinct keystore of the records, once; keystores[i] is the copy of the i-th found. */
-static int copy_keystores(struct kigen_snapshot *snap, const struct kigen_view *view,
-                          struct kigen_strmap *index, bool *is_failed)
-{
-    const struct kigen_keystore *last = NULL;
-    size_t cap = 0;
-    int r;
-
-    for (size_t i = 0; i < view->n_records; i++) {
-        const struct kigen_keystore *ks = view->records[i].keystore;
-        struct kigen_keystore *v;
-
-        /* Records come grouped by file, and files by keystore: most lookups are skipped. */
-        if (!ks || ks == last || kigen_strmap_get(index, ks->name))
-            continue;
-        last = ks;
-        if (snap->n_keystores == cap) {
-            cap = cap ? cap * 2 : 8;
-            v = realloc(snap->keystores, cap * sizeof(*v));
-            if (!v)
-                return -ENOMEM;
-            snap->keystores = v;
+    v[snap->n_keystores++] = to;
+    to->name = copy_str(c, ks->name);
+    if (ks->labels.n) {
+        to->labels.v = calloc(ks->labels.n, sizeof(*to->labels.v));
+        if (!to->labels.v) {
+            c->is_failed = true;
+            return to;
         }
-        v = &snap->keystores[snap->n_keystores];
-        memset(v, 0, sizeof(*v));
-        snap->n_keystores++;
-        r = copy_keystore(snap, ks, v, is_failed);
-        if (r < 0)
-            return r;
-        /* The value is the index + 1: NULL means absent. */
-        r = kigen_strmap_put(index, ks->name, (void *)(uintptr_t)snap->n_keystores);
-        if (r < 0)
-            return r;
+        to->labels.n = ks->labels.n;
+        for (size_t i = 0; i < ks->labels.n; i++) {
+            to->labels.v[i].name = copy_str(c, ks->labels.v[i].name);
+            to->labels.v[i].value = copy_str(c, ks->labels.v[i].value);
+        }
     }
+    return to;
+}
+
+/* Allocates the copy's arrays for so many records, errors and CRLs at most. */
+static int copier_init(struct copier *c, size_t n_records, size_t n_errors, size_t n_crls)
+{
+    struct kigen_snapshot *snap = calloc(1, sizeof(*snap));
+
+    memset(c, 0, sizeof(*c));
+    if (!snap)
+        return -ENOMEM;
+    c->snap = snap;
+    c->cap_records = n_records;
+    c->cap_errors = n_errors;
+    c->cap_files = n_records + n_errors;
+    c->cap_crls = n_crls;
+    if ((n_records && (!(snap->view.records = malloc(n_records * sizeof(*snap->view.records))) ||
+                       !(snap->certs = malloc(n_records * sizeof(*snap->certs))))) ||
+        (c->cap_files && !(snap->files = malloc(c->cap_files * sizeof(*snap->files)))) ||
+        (n_errors && !(snap->view.errors = malloc(n_errors * sizeof(*snap->view.errors)))) ||
+        (n_crls && (!(snap->view.crls = malloc(n_crls * sizeof(*snap->view.crls))) ||
+                    !(snap->crl_copies = malloc(n_crls * sizeof(*snap->crl_copies))) ||
+                    !(snap->crl_files = malloc(n_crls * sizeof(*snap->crl_files))))))
+        return -ENOMEM;
     return 0;
+}
+
+static void copier_done(struct copier *c)
+{
+    kigen_strmap_clear(&c->index);
+    kigen_snapshot_free(c->snap);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Whether so many more records, errors and CRLs fit. */
+static bool copier_has_room(const struct copier *c, size_t records, size_t errors, size_t crls)
+{
+    const struct kigen_view *v = &c->snap->view;
+
+    return records <= c->cap_records - v->n_records && errors <= c->cap_errors - v->n_errors &&
+           records + errors <= c->cap_files - c->n_files && crls <= c->cap_crls - c->n_crls;
+}
+
+/* Appends the copy of record from (copier_has_room said yes). */
+static void copy_record(struct copier *c, const struct kigen_record *from)
+{
+    struct kigen_snapshot *snap = c->snap;
+    size_t i = snap->view.n_records++;
+    struct kigen_record *to = &snap->view.records[i];
+    struct kigen_cert *cert = &snap->certs[i];
+
+    /* A file's records are next to each other in an unsorted view: one copy for them. */
+    if (from->file != c->last_file) {
+        copy_file(c, from->file, &snap->files[c->n_files++]);
+        c->last_file = from->file;
+    }
+    if (from->keystore != c->last_ks) {
+        c->last_ks = from->keystore;
+        c->last_copy = from->keystore ? copy_keystore(c, from->keystore) : NULL;
+    }
+    copy_cert(c, from->cert, cert);
+    memset(to, 0, sizeof(*to));
+    to->file = &snap->files[c->n_files - 1];
+    to->cert = cert;
+    to->keystore = c->last_copy;
+    to->state = from->state;
+    to->renewal_opens = from->renewal_opens;
+    /* The holder: the certificate's own address (copied with it), or the register's. */
+    if (from->holder && from->holder == from->cert->email)
+        to->holder = cert->email;
+    else
+        to->holder = copy_str(c, from->holder);
+    if (from->holder_email && from->holder_email == from->cert->email)
+        to->holder_email = cert->email;
+    else
+        to->holder_email = copy_str(c, from->holder_email);
+    to->holder_language = copy_str(c, from->holder_language);
+    to->wants_revocation = from->wants_revocation;
+    if (from->revocation) {
+        struct kigen_revocation_status *rs =
+            block_alloc(c, sizeof(*rs), alignof(struct kigen_revocation_status));
+
+        if (rs)
+            *rs = *from->revocation;
+        to->revocation = rs;
+    }
+}
+
+static void copy_error(struct copier *c, const struct kigen_file *from)
+{
+    struct kigen_file *to = &c->snap->files[c->n_files++];
+
+    copy_file(c, from, to);
+    c->snap->view.errors[c->snap->view.n_errors++] = to;
+}
+
+static void copy_crl(struct copier *c, const struct kigen_crl_record *from)
+{
+    struct kigen_snapshot *snap = c->snap;
+    size_t i = c->n_crls++;
+
+    copy_file(c, from->file, &snap->crl_files[i]);
+    snap->crl_copies[i] = *from->crl;
+    snap->crl_copies[i].issuer = copy_str(c, from->crl->issuer);
+    snap->view.crls[i] =
+        (struct kigen_crl_record){ &snap->crl_files[i], &snap->crl_copies[i], from->is_stale };
+    snap->view.n_crls = c->n_crls;
+}
+
+/* Copies the n probe statuses, without their server certificates, and counts those down. */
+static int copy_probes(struct copier *c, const struct kigen_probe_status *probes, size_t n)
+{
+    struct kigen_snapshot *snap = c->snap;
+
+    if (n && !(snap->probes = calloc(n, sizeof(*snap->probes))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct kigen_probe_status *p = &snap->probes[i];
+
+        *p = probes[i];
+        memset(&p->server, 0, sizeof(p->server));
+        p->name = copy_str(c, probes[i].name);
+        p->host = copy_str(c, probes[i].host);
+    }
+    kigen_view_set_probes(&snap->view, snap->probes, n);
+    return c->is_failed ? -ENOMEM : 0;
+}
+
+/* The snapshot, its copier emptied. */
+static struct kigen_snapshot *copier_take(struct copier *c)
+{
+    struct kigen_snapshot *snap = c->snap;
+
+    kigen_strmap_clear(&c->index);
+    memset(c, 0, sizeof(*c));
+    return snap;
 }
 
 int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **ret_snapshot)
 {
-    struct kigen_snapshot *snap = calloc(1, sizeof(*snap));
-    struct kigen_strmap index = { 0 };
-    const struct kigen_file *last_file = NULL;
-    const struct kigen_keystore *last_ks = NULL;
-    struct kigen_keystore *last_copy = NULL;
-    struct kigen_record *records = NULL;
-    const struct kigen_file **errors = NULL;
-    size_t n_files = 0, n_answers = 0;
-    bool is_failed = false;
-    int r = -ENOMEM;
+    struct copier c;
+    struct kigen_view *v;
+    int r;
 
-    if (!snap)
-        return -ENOMEM;
-    snap->view = *view;
-    snap->view.records = NULL;
-    snap->view.errors = NULL;
-    snap->view.probes = NULL;
-    snap->view.crls = NULL;
-    if (view->n_records) {
-        records = malloc(view->n_records * sizeof(*records));
-        snap->certs = malloc(view->n_records * sizeof(*snap->certs));
-        if (!records || !snap->certs)
-            goto out;
-    }
-    if (view->n_records + view->n_errors) {
-        snap->files = malloc((view->n_records + view->n_errors) * sizeof(*snap->files));
-        if (!snap->files)
-            goto out;
-    }
-    if (view->n_errors) {
-        errors = malloc(view->n_errors * sizeof(*errors));
-        if (!errors)
-            goto out;
-    }
-    if (view->n_probes) {
-        snap->probes = calloc(view->n_probes, sizeof(*snap->probes));
-        if (!snap->probes)
-            goto out;
-    }
-    for (size_t i = 0; i < view->n_records; i++)
-        n_answers += view->records[i].revocation != NULL;
-    if (n_answers && !(snap->revocations = malloc(n_answers * sizeof(*snap->revocations))))
-        goto out;
-    if (view->n_crls) {
-        snap->crls = malloc(view->n_crls * sizeof(*snap->crls));
-        snap->crl_copies = malloc(view->n_crls * sizeof(*snap->crl_copies));
-        snap->crl_files = malloc(view->n_crls * sizeof(*snap->crl_files));
-        if (!snap->crls || !snap->crl_copies || !snap->crl_files)
-            goto out;
-    }
-    r = copy_keystores(snap, view, &index, &is_failed);
+    r = copier_init(&c, view->n_records, view->n_errors, view->n_crls);
     if (r < 0)
-        goto out;
-    n_answers = 0;
-    for (size_t i = 0; i < view->n_records; i++) {
-        const struct kigen_record *from = &view->records[i];
-        struct kigen_record *to = &records[i];
-
-        /* A file's records are next to each other in an unsorted view: one copy for them. */
-        if (from->file != last_file) {
-            copy_file(snap, from->file, &snap->files[n_files++], &is_failed);
-            last_file = from->file;
-        }
-        if (from->keystore != last_ks) {
-            uintptr_t k =
-                (uintptr_t)(from->keystore ? kigen_strmap_get(&index, from->keystore->name) : NULL);
-
-            last_ks = from->keystore;
-            last_copy = k ? &snap->keystores[k - 1] : NULL;
-        }
-        copy_cert(snap, from->cert, &snap->certs[i], &is_failed);
-        memset(to, 0, sizeof(*to));
-        to->file = &snap->files[n_files - 1];
-        to->cert = &snap->certs[i];
-        to->keystore = last_copy;
-        to->state = from->state;
-        to->renewal_opens = from->renewal_opens;
-        /* The holder: the certificate's own address (copied with it), or the register's. */
-        if (from->holder && from->holder == from->cert->email)
-            to->holder = snap->certs[i].email;
-        else if (from->holder)
-            to->holder = copy_str(snap, from->holder, &is_failed);
-        if (from->holder_email && from->holder_email == from->cert->email)
-            to->holder_email = snap->certs[i].email;
-        else if (from->holder_email)
-            to->holder_email = copy_str(snap, from->holder_email, &is_failed);
-        to->holder_language = copy_str(snap, from->holder_language, &is_failed);
-        to->wants_revocation = from->wants_revocation;
-        if (from->revocation) {
-            snap->revocations[n_answers] = *from->revocation;
-            to->revocation = &snap->revocations[n_answers++];
-        }
-    }
-    for (size_t i = 0; i < view->n_crls; i++) {
-        copy_file(snap, view->crls[i].file, &snap->crl_files[i], &is_failed);
-        snap->crl_copies[i] = *view->crls[i].crl;
-        snap->crl_copies[i].issuer = copy_str(snap, view->crls[i].crl->issuer, &is_failed);
-        snap->crls[i] = (struct kigen_crl_record){ &snap->crl_files[i], &snap->crl_copies[i],
-                                                   view->crls[i].is_stale };
-    }
-    for (size_t i = 0; i < view->n_errors; i++) {
-        copy_file(snap, view->errors[i], &snap->files[n_files], &is_failed);
-        errors[i] = &snap->files[n_files++];
-    }
-    for (size_t i = 0; i < view->n_probes; i++) {
-        struct kigen_probe_status *p = &snap->probes[i];
-
-        *p = view->probes[i];
-        memset(&p->server, 0, sizeof(p->server));
-        p->name = copy_str(snap, view->probes[i].name, &is_failed);
-        p->host = copy_str(snap, view->probes[i].host, &is_failed);
-    }
-    if (is_failed) {
-        r = -ENOMEM;
-        goto out;
-    }
-    snap->view.records = records;
-    snap->view.errors = errors;
-    snap->view.probes = snap->probes;
-    snap->view.crls = snap->crls;
-    records = NULL;
-    errors = NULL;
-    *ret_snapshot = snap;
-    snap = NULL;
-    r = 0;
-out:
-    kigen_strmap_clear(&index);
-    free(records);
-    free(errors);
-    kigen_snapshot_free(snap);
-    return r;
+        goto fail;
+    v = &c.snap->view;
+    for (size_t i = 0; i < view->n_records; i++)
+        copy_record(&c, &view->records[i]);
+    for (size_t i = 0; i < view->n_crls; i++)
+        copy_crl(&c, &view->crls[i]);
+    for (size_t i = 0; i < view->n_errors; i++)
+        copy_error(&c, view->errors[i]);
+    r = copy_probes(&c, view->probes, view->n_probes);
+    if (r < 0 || c.is_failed)
+        goto fail;
+    v->now = view->now;
+    memcpy(v->counts, view->counts, sizeof(v->counts));
+    v->unique = view->unique;
+    v->revocation_on = view->revocation_on;
+    v->stale_crls = view->stale_crls;
+    *ret_snapshot = copier_take(&c);
+    return 0;
+fail:
+    copier_done(&c);
+    return -ENOMEM;
 }
 
 void kigen_snapshot_free(struct kigen_snapshot *snap)
@@ -280,17 +317,202 @@ void kigen_snapshot_free(struct kigen_snapshot *snap)
         next = b->next;
         free(b);
     }
-    for (size_t i = 0; i < snap->n_keystores; i++)
-        free(snap->keystores[i].labels.v);
+    for (size_t i = 0; i < snap->n_keystores; i++) {
+        free(snap->keystores[i]->labels.v);
+        free(snap->keystores[i]);
+    }
     free(snap->keystores);
     free(snap->probes);
-    free(snap->revocations);
-    free(snap->crls);
     free(snap->crl_copies);
     free(snap->crl_files);
     free(snap->certs);
     free(snap->files);
-    free((void *)snap->view.records);
+    free(snap->view.records);
     free((void *)snap->view.errors);
+    free(snap->view.crls);
     free(snap);
+}
+
+/* ---- built in slices ---- */
+
+struct kigen_snapshot_builder {
+    struct copier copier; /* snap NULL: not started, or to start over */
+    /* One file's view at a time, its arrays kept (warm) from file to file. */
+    struct kigen_view scratch;
+    size_t cap_scratch;
+    struct kigen_view_filter filter;
+    bool has_filter;
+    char *keystore, *holder; /* the filter's, copied */
+    int64_t now;
+    const struct kigen_config *config;
+    uint64_t config_serial;
+    uint64_t changes; /* inventory->changes the copy started at */
+    size_t next;      /* the inventory's next file */
+    unsigned restarts;
+};
+
+int kigen_snapshot_builder_new(const struct kigen_view_filter *filter, int64_t now,
+                               struct kigen_snapshot_builder **ret_builder)
+{
+    struct kigen_snapshot_builder *b = calloc(1, sizeof(*b));
+
+    if (!b)
+        return -ENOMEM;
+    b->now = now;
+    b->scratch.errors = malloc(sizeof(*b->scratch.errors));
+    if (!b->scratch.errors)
+        goto fail;
+    if (filter) {
+        b->has_filter = true;
+        b->filter = *filter;
+        if ((filter->keystore && !(b->keystore = strdup(filter->keystore))) ||
+            (filter->holder && !(b->holder = strdup(filter->holder))))
+            goto fail;
+        b->filter.keystore = b->keystore;
+        b->filter.holder = b->holder;
+    }
+    *ret_builder = b;
+    return 0;
+fail:
+    kigen_snapshot_builder_free(b);
+    return -ENOMEM;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Starts (over) at the first file of inventory as it is now. */
+static int builder_begin(struct kigen_snapshot_builder *b, const struct kigen_config *config,
+                         uint64_t config_serial, const struct kigen_inventory *inventory)
+{
+    if (b->copier.snap)
+        b->restarts++;
+    copier_done(&b->copier);
+    b->config = config;
+    b->config_serial = config_serial;
+    b->changes = inventory->changes;
+    b->next = 0;
+    memset(b->scratch.counts, 0, sizeof(b->scratch.counts));
+    b->scratch.stale_crls = 0;
+    b->scratch.now = b->now;
+    b->scratch.revocation_on = kigen_revocation_enabled(config);
+    return copier_init(&b->copier, inventory->n_certs, inventory->n_errors, inventory->n_crls);
+}
+
+/* Room in the scratch view for file f. */
+static int scratch_reserve(struct kigen_snapshot_builder *b, const struct kigen_file *f)
+{
+    size_t need = f->certs.n;
+    size_t crls = f->certs.crls ? f->certs.crls->n : 0;
+    void *p;
+
+    if (crls > need)
+        need = crls; /* one capacity for both arrays */
+    if (need <= b->cap_scratch)
+        return 0;
+    p = realloc(b->scratch.records, need * sizeof(*b->scratch.records));
+    if (!p)
+        return -ENOMEM;
+    b->scratch.records = p;
+    p = realloc(b->scratch.crls, need * sizeof(*b->scratch.crls));
+    if (!p)
+        return -ENOMEM;
+    b->scratch.crls = p;
+    b->cap_scratch = need;
+    return 0;
+}
+
+int kigen_snapshot_builder_step(struct kigen_snapshot_builder *b,
+                                const struct kigen_config *config, uint64_t config_serial,
+                                const struct kigen_inventory *inventory, uint64_t budget_ns)
+{
+    const struct kigen_view_filter *filter = b->has_filter ? &b->filter : NULL;
+    uint64_t deadline = 0;
+    int r;
+
+    if (!b->copier.snap || config != b->config || config_serial != b->config_serial ||
+        inventory->changes != b->changes) {
+        r = builder_begin(b, config, config_serial, inventory);
+        if (r < 0)
+            return r;
+    }
+    if (budget_ns && b->restarts < KIGEN_SNAPSHOT_RESTARTS)
+        deadline = monotonic_ns() + budget_ns;
+    for (size_t k = 1; b->next < inventory->n_files; k++) {
+        const struct kigen_file *f = inventory->files[b->next];
+        struct kigen_view *s = &b->scratch;
+
+        r = scratch_reserve(b, f);
+        if (r < 0)
+            return r;
+        s->n_records = s->n_errors = s->n_crls = 0;
+        kigen_view_add_file(s, config, inventory, f, filter);
+        /*
+         * More than the counts at the start allow: the inventory changed without saying so.
+         * Start over rather than write past the arrays.
+         */
+        if (!copier_has_room(&b->copier, s->n_records, s->n_errors, s->n_crls)) {
+            r = builder_begin(b, config, config_serial, inventory);
+            if (r < 0)
+                return r;
+            return 0;
+        }
+        for (size_t i = 0; i < s->n_records; i++)
+            copy_record(&b->copier, &s->records[i]);
+        for (size_t i = 0; i < s->n_crls; i++)
+            copy_crl(&b->copier, &s->crls[i]);
+        if (s->n_errors)
+            copy_error(&b->copier, s->errors[0]);
+        if (b->copier.is_failed)
+            return -ENOMEM;
+        b->next++;
+        if (deadline && k % 64 == 0 && monotonic_ns() >= deadline)
+            break;
+    }
+    return b->next >= inventory->n_files;
+}
+
+int kigen_snapshot_builder_finish(struct kigen_snapshot_builder *b,
+                                  const struct kigen_probe_status *probes, size_t n,
+                                  struct kigen_snapshot **ret_snapshot)
+{
+    struct kigen_view *v;
+    int r;
+
+    if (!b->copier.snap)
+        return -EINVAL;
+    v = &b->copier.snap->view;
+    r = copy_probes(&b->copier, probes, n);
+    if (r < 0)
+        return r;
+    v->now = b->now;
+    memcpy(v->counts, b->scratch.counts, sizeof(v->counts));
+    v->revocation_on = b->scratch.revocation_on;
+    v->stale_crls = b->scratch.stale_crls;
+    v->unique = 0; /* kigen_view_sort counts them */
+    *ret_snapshot = copier_take(&b->copier);
+    return 0;
+}
+
+unsigned kigen_snapshot_builder_restarts(const struct kigen_snapshot_builder *b)
+{
+    return b->restarts;
+}
+
+void kigen_snapshot_builder_free(struct kigen_snapshot_builder *b)
+{
+    if (!b)
+        return;
+    copier_done(&b->copier);
+    free(b->scratch.records);
+    free((void *)b->scratch.errors);
+    free(b->scratch.crls);
+    free(b->keystore);
+    free(b->holder);
+    free(b);
 }
