@@ -126,6 +126,12 @@ void kigen_cert_done(struct kigen_cert *cert);
 void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65]);
 
 /*
+ * Unix seconds (UTC) of t into *ret_unix. Returns 0, or -KIGEN_E_MALFORMED when t is NULL or
+ * cannot be decoded (*ret_unix unchanged).
+ */
+int kigen_asn1_time_to_unix(const ASN1_TIME *t, int64_t *ret_unix);
+
+/*
  * The value of the first CN attribute (or 2.5.4.3) of a name as kigen writes it (RFC 2253,
  * "CN=a\,b+UID=x,O=Org"): RDNs split at unescaped ',', the attributes of a multi-valued RDN
  * at unescaped '+', the escapes of single characters ("\,", "\+", "\\", ...) undone.
