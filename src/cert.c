@@ -478,15 +478,20 @@ void kigen_certs_clear(struct kigen_certs *certs)
     }
 }
 
-void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65])
+void kigen_bytes_to_hex(const uint8_t *bytes, size_t len, char *out)
 {
     static const char hex[] = "0123456789abcdef";
 
-    for (size_t i = 0; i < KIGEN_SHA256_LEN; i++) {
-        out[2 * i] = hex[cert->sha256[i] >> 4];
-        out[2 * i + 1] = hex[cert->sha256[i] & 15];
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
     }
-    out[64] = '\0';
+    out[2 * len] = '\0';
+}
+
+void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65])
+{
+    kigen_bytes_to_hex(cert->sha256, KIGEN_SHA256_LEN, out);
 }
 
 static bool is_hex(char c)

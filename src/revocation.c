@@ -485,17 +485,12 @@ static uint8_t *fetch(const struct kigen_revocation_run *run, const char *url, c
 static void cache_path(const struct kigen_revocation_run *run, const char *key, const char *ext,
                        char *out, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
+    uint8_t md[KIGEN_SHA256_LEN];
     unsigned int n = 0;
-    char name[65];
+    char name[2 * KIGEN_SHA256_LEN + 1];
 
     EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32 && i < n; i++) {
-        name[2 * i] = hex[md[i] >> 4];
-        name[2 * i + 1] = hex[md[i] & 15];
-    }
-    name[64] = '\0';
+    kigen_bytes_to_hex(md, n, name);
     snprintf(out, len, "%s/%s.%s", run->cache_dir, name, ext);
 }
 
