@@ -61,13 +61,13 @@ void kigen_read_ctx_free(struct kigen_read_ctx *ctx)
     free(ctx);
 }
 
-static int asn1_time_to_unix(const ASN1_TIME *t, int64_t *ret)
+int kigen_asn1_time_to_unix(const ASN1_TIME *t, int64_t *ret_unix)
 {
     struct tm tm;
 
     if (!t || !ASN1_TIME_to_tm(t, &tm))
         return -KIGEN_E_MALFORMED;
-    *ret = (int64_t)timegm(&tm);
+    *ret_unix = (int64_t)timegm(&tm);
     return 0;
 }
 
@@ -294,10 +294,10 @@ static int add_x509(struct kigen_certs *certs, const struct kigen_read_ctx *ctx,
         r = -ENOMEM;
         goto out;
     }
-    r = asn1_time_to_unix(X509_get0_notBefore(x509), &c.not_before);
+    r = kigen_asn1_time_to_unix(X509_get0_notBefore(x509), &c.not_before);
     if (r < 0)
         goto out;
-    r = asn1_time_to_unix(X509_get0_notAfter(x509), &c.not_after);
+    r = kigen_asn1_time_to_unix(X509_get0_notAfter(x509), &c.not_after);
     if (r < 0)
         goto out;
     subject = name_to_string(ctx, X509_get_subject_name(x509));
@@ -398,9 +398,9 @@ int kigen_certs_add_crl_der(struct kigen_certs *certs, const struct kigen_read_c
         return -KIGEN_E_MALFORMED;
     }
     next = X509_CRL_get0_nextUpdate(crl);
-    r = asn1_time_to_unix(X509_CRL_get0_lastUpdate(crl), &c.this_update);
+    r = kigen_asn1_time_to_unix(X509_CRL_get0_lastUpdate(crl), &c.this_update);
     if (r == 0 && next)
-        r = asn1_time_to_unix(next, &c.next_update);
+        r = kigen_asn1_time_to_unix(next, &c.next_update);
     if (r < 0)
         goto out;
     c.issuer = name_to_string(ctx, X509_CRL_get_issuer(crl));
@@ -478,15 +478,20 @@ void kigen_certs_clear(struct kigen_certs *certs)
     }
 }
 
-void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65])
+void kigen_bytes_to_hex(const uint8_t *bytes, size_t len, char *out)
 {
     static const char hex[] = "0123456789abcdef";
 
-    for (size_t i = 0; i < KIGEN_SHA256_LEN; i++) {
-        out[2 * i] = hex[cert->sha256[i] >> 4];
-        out[2 * i + 1] = hex[cert->sha256[i] & 15];
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
     }
-    out[64] = '\0';
+    out[2 * len] = '\0';
+}
+
+void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65])
+{
+    kigen_bytes_to_hex(cert->sha256, KIGEN_SHA256_LEN, out);
 }
 
 static bool is_hex(char c)

@@ -122,8 +122,17 @@ int kigen_cert_set_strings(struct kigen_cert *c, const char *subject, const char
 /* Releases the strings (and the DER) of one certificate. */
 void kigen_cert_done(struct kigen_cert *cert);
 
+/* Lowercase hex of len bytes into out (2 * len + 1 bytes, NUL-terminated). */
+void kigen_bytes_to_hex(const uint8_t *bytes, size_t len, char *out);
+
 /* Lowercase hex of the fingerprint into out (65 bytes). */
 void kigen_cert_sha256_hex(const struct kigen_cert *cert, char out[65]);
+
+/*
+ * Unix seconds (UTC) of t into *ret_unix. Returns 0, or -KIGEN_E_MALFORMED when t is NULL or
+ * cannot be decoded (*ret_unix unchanged).
+ */
+int kigen_asn1_time_to_unix(const ASN1_TIME *t, int64_t *ret_unix);
 
 /*
  * The value of the first CN attribute (or 2.5.4.3) of a name as kigen writes it (RFC 2253,

@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "cert.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -116,8 +117,7 @@ void kigen_deliveries_key(const struct kigen_alert *alert, char ret[33])
     }
     EVP_DigestFinal_ex(ctx, md, &n);
     EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 16; i++)
-        snprintf(ret + 2 * i, 3, "%02x", md[i]);
+    kigen_bytes_to_hex(md, 16, ret);
 }
 
 static bool is_plain(char c)
@@ -173,9 +173,8 @@ static char *file_prefix(const char *name)
             cut -= 1;
         else if (cut >= 2 && t[cut - 2] == '%')
             cut -= 2;
-        n = cut + (size_t)snprintf(t + cut, 2, "~");
-        for (int i = 0; i < 8; i++)
-            n += (size_t)snprintf(t + n, 3, "%02x", md[i]);
+        t[cut] = '~';
+        kigen_bytes_to_hex(md, 8, t + cut + 1);
     }
     return t;
 }

@@ -942,6 +942,32 @@ static int evaluate_gone(struct kigen_engine *engine, const struct kigen_config 
     return r;
 }
 
+/* A field of an alert yet to be made: see queue_alert(). */
+struct field {
+    const char *name, *value;
+};
+
+/*
+ * Makes an alert of event with message, fields (up to a NULL name) and the labels of ks (may
+ * be NULL), and queues it. Returns 0 or a negative errno; on failure the alert is freed.
+ */
+static int queue_alert(struct kigen_engine *engine, enum kigen_event event, const char *message,
+                       const struct field *fields, const struct kigen_keystore *ks)
+{
+    struct kigen_alert *a = kigen_alert_new(event, message);
+    int r = a ? 0 : -ENOMEM;
+
+    for (; r == 0 && fields->name; fields++)
+        r = kigen_alert_add(a, fields->name, fields->value);
+    if (r == 0)
+        r = add_labels(a, ks);
+    if (r < 0) {
+        kigen_alert_free(a);
+        return r;
+    }
+    return kigen_engine_queue(engine, a);
+}
+
 static int evaluate_errors(struct kigen_engine *engine, const struct kigen_config *config,
                            const struct kigen_view *view, int64_t now)
 {
@@ -950,8 +976,13 @@ static int evaluate_errors(struct kigen_engine *engine, const struct kigen_confi
 
     for (size_t i = 0; i < view->n_errors; i++) {
         const struct kigen_file *f = view->errors[i];
+        const struct field fields[] = {
+            { "KIGEN_PATHS", f->path },
+            { "KIGEN_KEYSTORE", f->keystore },
+            { "KIGEN_ERROR", kigen_err_name(f->error) },
+            { NULL, NULL },
+        };
         struct kigen_tracked_error *e;
-        struct kigen_alert *a;
 
         snprintf(key, sizeof(key), "%s\n%s", f->keystore, f->path);
         e = kigen_strmap_get(&engine->errors, key);
@@ -973,15 +1004,8 @@ static int evaluate_errors(struct kigen_engine *engine, const struct kigen_confi
                  _(config->language, "Cannot read '%s' in keystore %s (%s): %s."), f->path,
                  f->keystore, kigen_err_text(config->language, f->error),
                  f->message ? f->message : "");
-        a = kigen_alert_new(KIGEN_EVENT_SCAN_ERROR, message);
-        if (!a || kigen_alert_add(a, "KIGEN_PATHS", f->path) < 0 ||
-            kigen_alert_add(a, "KIGEN_KEYSTORE", f->keystore) < 0 ||
-            kigen_alert_add(a, "KIGEN_ERROR", kigen_err_name(f->error)) < 0 ||
-            add_labels(a, kigen_config_find_keystore(config, f->keystore)) < 0) {
-            kigen_alert_free(a);
-            return -ENOMEM;
-        }
-        r = kigen_engine_queue(engine, a);
+        r = queue_alert(engine, KIGEN_EVENT_SCAN_ERROR, message, fields,
+                        kigen_config_find_keystore(config, f->keystore));
         if (r < 0)
             return r;
         fired++;
@@ -1048,7 +1072,13 @@ static int evaluate_crls(struct kigen_engine *engine, const struct kigen_config 
 
     for (size_t i = 0; i < view->n_crls; i++) {
         const struct kigen_crl_record *cr = &view->crls[i];
-        struct kigen_alert *a;
+        const struct field fields[] = {
+            { "KIGEN_ISSUER", cr->crl->issuer },
+            { "KIGEN_PATHS", cr->file->path },
+            { "KIGEN_KEYSTORE", cr->file->keystore },
+            { "KIGEN_NEXT_UPDATE", t }, /* written below, once the CRL is known to be stale */
+            { NULL, NULL },
+        };
 
         if (!cr->is_stale)
             continue;
@@ -1066,17 +1096,9 @@ static int evaluate_crls(struct kigen_engine *engine, const struct kigen_config 
                                      "update was due on %s. Replace it with the issuer's current "
                                      "CRL."),
                  cr->crl->issuer, cr->file->path, cr->file->keystore, when);
-        a = kigen_alert_new(KIGEN_EVENT_CRL_STALE, message);
         kigen_time_format_utc(cr->crl->next_update, t);
-        if (!a || kigen_alert_add(a, "KIGEN_ISSUER", cr->crl->issuer) < 0 ||
-            kigen_alert_add(a, "KIGEN_PATHS", cr->file->path) < 0 ||
-            kigen_alert_add(a, "KIGEN_KEYSTORE", cr->file->keystore) < 0 ||
-            kigen_alert_add(a, "KIGEN_NEXT_UPDATE", t) < 0 ||
-            add_labels(a, kigen_config_find_keystore(config, cr->file->keystore)) < 0) {
-            kigen_alert_free(a);
-            return -ENOMEM;
-        }
-        r = kigen_engine_queue(engine, a);
+        r = queue_alert(engine, KIGEN_EVENT_CRL_STALE, message, fields,
+                        kigen_config_find_keystore(config, cr->file->keystore));
         if (r < 0)
             return r;
         fired++;
@@ -1093,7 +1115,12 @@ int kigen_engine_revocation_failures(struct kigen_engine *engine, const struct k
 
     for (size_t i = 0; i < n; i++) {
         const struct kigen_revocation_failure *f = &failures[i];
-        struct kigen_alert *a;
+        const struct field fields[] = {
+            { "KIGEN_PATHS", f->url },
+            { "KIGEN_KEYSTORE", "revocation" },
+            { "KIGEN_ERROR", f->kind },
+            { NULL, NULL },
+        };
 
         snprintf(key, sizeof(key), "fetch\t%s\t%s", f->url, f->kind);
         r = mark(engine, key, now);
@@ -1106,14 +1133,7 @@ int kigen_engine_revocation_failures(struct kigen_engine *engine, const struct k
                  _(config->language, "Cannot check revocation with %s (%s): %s. Certificates "
                                      "that depend on it are 'unknown'."),
                  f->url, f->kind, f->message);
-        a = kigen_alert_new(KIGEN_EVENT_SCAN_ERROR, message);
-        if (!a || kigen_alert_add(a, "KIGEN_PATHS", f->url) < 0 ||
-            kigen_alert_add(a, "KIGEN_KEYSTORE", "revocation") < 0 ||
-            kigen_alert_add(a, "KIGEN_ERROR", f->kind) < 0) {
-            kigen_alert_free(a);
-            return -ENOMEM;
-        }
-        r = kigen_engine_queue(engine, a);
+        r = queue_alert(engine, KIGEN_EVENT_SCAN_ERROR, message, fields, NULL);
         if (r < 0)
             return r;
         fired++;

@@ -485,17 +485,12 @@ static uint8_t *fetch(const struct kigen_revocation_run *run, const char *url, c
 static void cache_path(const struct kigen_revocation_run *run, const char *key, const char *ext,
                        char *out, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
+    uint8_t md[KIGEN_SHA256_LEN];
     unsigned int n = 0;
-    char name[65];
+    char name[2 * KIGEN_SHA256_LEN + 1];
 
     EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32 && i < n; i++) {
-        name[2 * i] = hex[md[i] >> 4];
-        name[2 * i + 1] = hex[md[i] & 15];
-    }
-    name[64] = '\0';
+    kigen_bytes_to_hex(md, n, name);
     snprintf(out, len, "%s/%s.%s", run->cache_dir, name, ext);
 }
 
@@ -587,13 +582,6 @@ static X509_CRL *crl_decode(const uint8_t *p, size_t len)
     return crl;
 }
 
-static int64_t asn1_unix(const ASN1_TIME *t)
-{
-    struct tm tm;
-
-    return t && ASN1_TIME_to_tm(t, &tm) ? (int64_t)timegm(&tm) : KIGEN_NO_TIME;
-}
-
 static void note_due(struct kigen_revocation_run *run, int64_t t)
 {
     if (t > run->now && t < run->next_due)
@@ -667,7 +655,8 @@ static struct answer *get_crl(struct kigen_revocation_run *run,
         a->fetched_at = at;
         free(bytes);
     }
-    next = a->crl ? asn1_unix(X509_CRL_get0_nextUpdate(a->crl)) : KIGEN_NO_TIME;
+    if (!a->crl || kigen_asn1_time_to_unix(X509_CRL_get0_nextUpdate(a->crl), &next) < 0)
+        next = KIGEN_NO_TIME;
     if (a->crl && (next == KIGEN_NO_TIME || next > run->now)) {
         note_due(run, next != KIGEN_NO_TIME ? next : a->fetched_at + run->interval);
         return a; /* fresh: kept until its nextUpdate */
@@ -685,8 +674,8 @@ static struct answer *get_crl(struct kigen_revocation_run *run,
             a->kind = NULL;
             a->error[0] = '\0';
             cache_write(run, url, "crl", bytes, len, run->now);
-            next = asn1_unix(X509_CRL_get0_nextUpdate(crl));
-            note_due(run, next);
+            if (kigen_asn1_time_to_unix(X509_CRL_get0_nextUpdate(crl), &next) == 0)
+                note_due(run, next);
         } else {
             fail(a, "revocation_malformed", "not a CRL");
         }
@@ -750,8 +739,7 @@ static const char *crl_answer(X509_CRL *crl, X509 *cert, X509 *issuer, int64_t n
         set_unknown(s, KIGEN_REV_SOURCE_CRL, "the CRL is not signed by the certificate's issuer");
         return "revocation_bad_signature";
     }
-    next = asn1_unix(X509_CRL_get0_nextUpdate(crl));
-    if (next != KIGEN_NO_TIME && next <= now) {
+    if (kigen_asn1_time_to_unix(X509_CRL_get0_nextUpdate(crl), &next) == 0 && next <= now) {
         kigen_time_format_utc(next, when);
         set_unknown(s, KIGEN_REV_SOURCE_CRL, "the CRL is stale (next update %s)", when);
         return "revocation_stale";
@@ -763,7 +751,8 @@ static const char *crl_answer(X509_CRL *crl, X509 *cert, X509 *issuer, int64_t n
         ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
 
         s->status = KIGEN_REV_REVOKED;
-        s->revoked_at = asn1_unix(X509_REVOKED_get0_revocationDate(rev));
+        if (kigen_asn1_time_to_unix(X509_REVOKED_get0_revocationDate(rev), &s->revoked_at) < 0)
+            s->revoked_at = KIGEN_NO_TIME;
         s->reason = reason ? (int)ASN1_ENUMERATED_get(reason) : -1;
         if (!kigen_crl_reason_name(s->reason))
             s->reason = -1; /* none, or a value RFC 5280 does not name */
@@ -882,8 +871,7 @@ static const char *ocsp_answer(OCSP_BASICRESP *bs, OCSP_CERTID *id, X509 *issuer
                     "the OCSP answer is not signed by the issuer or its responder");
         return "revocation_bad_signature";
     }
-    next = asn1_unix(nextupd);
-    if (next != KIGEN_NO_TIME && next <= now) {
+    if (kigen_asn1_time_to_unix(nextupd, &next) == 0 && next <= now) {
         kigen_time_format_utc(next, when);
         set_unknown(s, KIGEN_REV_SOURCE_OCSP, "the OCSP answer is stale (next update %s)", when);
         return "revocation_stale";
@@ -894,7 +882,8 @@ static const char *ocsp_answer(OCSP_BASICRESP *bs, OCSP_CERTID *id, X509 *issuer
         s->status = KIGEN_REV_GOOD;
     } else if (status == V_OCSP_CERTSTATUS_REVOKED) {
         s->status = KIGEN_REV_REVOKED;
-        s->revoked_at = asn1_unix(rev);
+        if (kigen_asn1_time_to_unix(rev, &s->revoked_at) < 0)
+            s->revoked_at = KIGEN_NO_TIME;
         s->reason = kigen_crl_reason_name(reason) ? reason : -1;
     } else {
         set_unknown(s, KIGEN_REV_SOURCE_OCSP, "the OCSP responder does not know the certificate");
@@ -955,8 +944,9 @@ static bool check_ocsp(struct kigen_revocation_run *run, struct kigen_revocation
         bytes = NULL;
     }
     if (a.ocsp && OCSP_resp_find_status(a.ocsp, id, &status, &reason, &rev, &thisupd, &nextupd)) {
-        next = asn1_unix(nextupd);
-        if (next != KIGEN_NO_TIME ? next > run->now : a.fetched_at + run->interval > run->now)
+        if (kigen_asn1_time_to_unix(nextupd, &next) < 0)
+            next = a.fetched_at + run->interval;
+        if (next > run->now)
             goto decide; /* the kept answer still holds */
     }
     if (may_fetch(run, memory, key, a.ocsp ? a.fetched_at : 0, &a)) {
@@ -995,8 +985,9 @@ decide:
         goto out;
     }
     (void)OCSP_resp_find_status(a.ocsp, id, &status, &reason, &rev, &thisupd, &nextupd);
-    next = asn1_unix(nextupd);
-    note_due(run, next != KIGEN_NO_TIME ? next : a.fetched_at + run->interval);
+    if (kigen_asn1_time_to_unix(nextupd, &next) < 0)
+        next = a.fetched_at + run->interval;
+    note_due(run, next);
     decided = true;
 out:
     OCSP_BASICRESP_free(a.ocsp);
