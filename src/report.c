@@ -155,8 +155,8 @@ static int cmp_crl(const void *a, const void *b)
 }
 
 size_t kigen_view_add_file(struct kigen_view *v, const struct kigen_config *config,
-                          const struct kigen_inventory *inventory, const struct kigen_file *f,
-                          const struct kigen_view_filter *filter)
+                           const struct kigen_inventory *inventory, const struct kigen_file *f,
+                           const struct kigen_view_filter *filter)
 {
     const struct kigen_keystore *ks = kigen_config_find_keystore(config, f->keystore);
     size_t added = 0;

@@ -1,7 +1,9 @@
 /*
- * Builds in progress form a ring: each timer tick gives the first one a slice and moves it to
- * the end, so that a long list does not keep the published metrics waiting, nor the reverse.
- * A zero timer re-armed per slice lets the loop poll for I/O (without waiting) in between.
+ * Builds in progress form a ring: each loop iteration gives the first one a slice and moves it
+ * to the end, so that a long list does not keep the published metrics waiting, nor the
+ * reverse. The slices run from an idle handle: once per iteration, and while it is active the
+ * loop polls for I/O without waiting. (A zero timer re-armed from its callback would not do:
+ * libuv before 1.45 runs it again at once, in the same iteration, until the build is done.)
  */
 #include "slicer.h"
 
@@ -16,11 +18,12 @@ struct build {
 };
 
 struct kigen_slicer {
-    uv_timer_t timer;
+    uv_idle_t idle;
     kigen_slicer_source_fn source;
     void *data;
     struct build *head, *tail;
     size_t n;
+    uint64_t budget_ns;
 };
 
 static void end_build(struct build *b, struct kigen_snapshot *snapshot, int result)
@@ -56,24 +59,26 @@ static void push(struct kigen_slicer *s, struct build *b)
     s->n++;
 }
 
-static void tick_cb(uv_timer_t *timer)
+static void slice_cb(uv_idle_t *idle)
 {
-    struct kigen_slicer *s = timer->data;
+    struct kigen_slicer *s = idle->data;
     struct kigen_slicer_source src = { 0 };
     struct kigen_snapshot *snapshot = NULL;
     struct build *b;
     int r;
 
-    if (!s->head)
+    if (!s->head) {
+        uv_idle_stop(&s->idle);
         return;
+    }
     b = pop(s);
     s->source(s->data, &src);
     r = kigen_snapshot_builder_step(b->builder, src.config, src.config_serial, src.inventory,
-                                    KIGEN_SLICE_NS);
+                                    s->budget_ns);
     if (r == 0)
         push(s, b);
-    if (s->head)
-        uv_timer_start(&s->timer, tick_cb, 0, 0);
+    if (!s->head)
+        uv_idle_stop(&s->idle);
     if (r > 0)
         r = kigen_snapshot_builder_finish(b->builder, src.probes, src.n_probes, &snapshot);
     if (r != 0 || snapshot)
@@ -88,12 +93,13 @@ int kigen_slicer_new(uv_loop_t *loop, kigen_slicer_source_fn source, void *data,
 
     if (!s)
         return -ENOMEM;
-    r = uv_timer_init(loop, &s->timer);
+    r = uv_idle_init(loop, &s->idle);
     if (r < 0) {
         free(s);
         return r;
     }
-    s->timer.data = s;
+    s->idle.data = s;
+    s->budget_ns = KIGEN_SLICE_NS;
     s->source = source;
     s->data = data;
     *ret_slicer = s;
@@ -116,9 +122,14 @@ int kigen_slicer_start(struct kigen_slicer *s, const struct kigen_view_filter *f
     b->done = done;
     b->data = data;
     push(s, b);
-    if (!uv_is_active((uv_handle_t *)&s->timer))
-        uv_timer_start(&s->timer, tick_cb, 0, 0);
+    uv_idle_start(&s->idle, slice_cb); /* no-op when active */
     return 0;
+}
+
+void kigen_slicer_set_budget(struct kigen_slicer *s, uint64_t ns)
+{
+    if (ns)
+        s->budget_ns = ns;
 }
 
 size_t kigen_slicer_pending(const struct kigen_slicer *s)
@@ -137,5 +148,5 @@ void kigen_slicer_close(struct kigen_slicer *s)
         return;
     while (s->head)
         end_build(pop(s), NULL, -ECANCELED);
-    uv_close((uv_handle_t *)&s->timer, close_cb);
+    uv_close((uv_handle_t *)&s->idle, close_cb);
 }

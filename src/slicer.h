@@ -46,12 +46,15 @@ int kigen_slicer_new(uv_loop_t *loop, kigen_slicer_source_fn source, void *data,
 int kigen_slicer_start(struct kigen_slicer *slicer, const struct kigen_view_filter *filter,
                        int64_t now, kigen_slicer_done_fn done, void *data);
 
+/* Changes the length of a slice (0 keeps it); for tests. */
+void kigen_slicer_set_budget(struct kigen_slicer *slicer, uint64_t ns);
+
 /* How many builds are in progress. */
 size_t kigen_slicer_pending(const struct kigen_slicer *slicer);
 
 /*
  * Ends every build in progress (done with -ECANCELED, from within this call) and closes the
- * slicer: it is freed once its timer is closed. NULL is a no-op.
+ * slicer: it is freed once its handle is closed. NULL is a no-op.
  */
 void kigen_slicer_close(struct kigen_slicer *slicer);
 

@@ -427,9 +427,9 @@ static int scratch_reserve(struct kigen_snapshot_builder *b, const struct kigen_
     return 0;
 }
 
-int kigen_snapshot_builder_step(struct kigen_snapshot_builder *b,
-                                const struct kigen_config *config, uint64_t config_serial,
-                                const struct kigen_inventory *inventory, uint64_t budget_ns)
+int kigen_snapshot_builder_step(struct kigen_snapshot_builder *b, const struct kigen_config *config,
+                                uint64_t config_serial, const struct kigen_inventory *inventory,
+                                uint64_t budget_ns)
 {
     const struct kigen_view_filter *filter = b->has_filter ? &b->filter : NULL;
     uint64_t deadline = 0;

@@ -748,8 +748,8 @@ static void place_many(struct fixture *fx, int n)
 }
 
 /* The list and metrics of a built-in-one-go view for filter, for comparison. */
-static void render_view(struct fixture *fx, const struct kigen_view_filter *filter,
-                        char **ret_list, char **ret_metrics)
+static void render_view(struct fixture *fx, const struct kigen_view_filter *filter, char **ret_list,
+                        char **ret_metrics)
 {
     struct kigen_view view;
 
@@ -758,6 +758,32 @@ static void render_view(struct fixture *fx, const struct kigen_view_filter *filt
     kigen_view_set_probes(&view, fx->proto.probes, fx->proto.n_probes);
     render_both(&view, ret_list, ret_metrics);
     kigen_view_done(&view);
+}
+
+static bool has_path(const struct kigen_view *view, const char *path)
+{
+    for (size_t i = 0; i < view->n_records; i++)
+        if (strcmp(view->records[i].file->path, path) == 0)
+            return true;
+    return false;
+}
+
+/* snap (taken; sorted here) renders the same bytes as the view for filter built in one go. */
+static void assert_snapshot_is_view(struct fixture *fx, const struct kigen_view_filter *filter,
+                                    struct kigen_snapshot *snap)
+{
+    char *list, *metrics, *snap_list, *snap_metrics;
+
+    render_view(fx, filter, &list, &metrics);
+    kigen_view_sort(&snap->view);
+    render_both(&snap->view, &snap_list, &snap_metrics);
+    assert_string_equal(snap_list, list);
+    assert_string_equal(snap_metrics, metrics);
+    free(list);
+    free(metrics);
+    free(snap_list);
+    free(snap_metrics);
+    kigen_snapshot_free(snap);
 }
 
 /* Steps with the smallest budget until done; how many steps it took. */
@@ -771,9 +797,8 @@ static int build_in_slices(struct fixture *fx, struct kigen_snapshot_builder *b,
         assert_true(r >= 0);
         steps++;
     } while (r == 0);
-    assert_int_equal(kigen_snapshot_builder_finish(b, fx->proto.probes, fx->proto.n_probes,
-                                                   ret_snap),
-                     0);
+    assert_int_equal(
+        kigen_snapshot_builder_finish(b, fx->proto.probes, fx->proto.n_probes, ret_snap), 0);
     kigen_view_sort(&(*ret_snap)->view);
     return steps;
 }
@@ -791,22 +816,13 @@ static void test_a_snapshot_built_in_slices_is_the_view(void **state)
     for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
         struct kigen_snapshot_builder *b;
         struct kigen_snapshot *snap;
-        char *list, *metrics, *snap_list, *snap_metrics;
 
-        render_view(fx, &filters[i], &list, &metrics);
         assert_int_equal(kigen_snapshot_builder_new(&filters[i], at(NOW), &b), 0);
         /* 307 files, at least 64 a slice, a nanosecond's budget: five slices at most. */
         assert_in_range(build_in_slices(fx, b, &snap), 2, 5);
         assert_int_equal(kigen_snapshot_builder_restarts(b), 0);
         kigen_snapshot_builder_free(b);
-        render_both(&snap->view, &snap_list, &snap_metrics);
-        assert_string_equal(snap_list, list);
-        assert_string_equal(snap_metrics, metrics);
-        free(list);
-        free(metrics);
-        free(snap_list);
-        free(snap_metrics);
-        kigen_snapshot_free(snap);
+        assert_snapshot_is_view(fx, &filters[i], snap);
     }
 }
 
@@ -816,7 +832,6 @@ static void test_a_change_between_slices_starts_the_build_over(void **state)
     struct fixture *fx = *state;
     struct kigen_snapshot_builder *b;
     struct kigen_snapshot *snap;
-    char *list, *metrics, *snap_list, *snap_metrics;
     uint64_t changes;
 
     place_many(fx, 300);
@@ -838,18 +853,11 @@ static void test_a_change_between_slices_starts_the_build_over(void **state)
     build_in_slices(fx, b, &snap);
     assert_int_equal(kigen_snapshot_builder_restarts(b), 2);
     kigen_snapshot_builder_free(b);
-    render_view(fx, &all, &list, &metrics);
-    render_both(&snap->view, &snap_list, &snap_metrics);
-    assert_string_equal(snap_list, list);
-    assert_string_equal(snap_metrics, metrics);
-    assert_non_null(strstr(snap_list, "/srv/naccs/new.pem"));
-    assert_non_null(strstr(snap_list, "/srv/web/uncounted.pem"));
-    assert_null(strstr(snap_list, "/srv/naccs/sato.pem"));
-    free(list);
-    free(metrics);
-    free(snap_list);
-    free(snap_metrics);
-    kigen_snapshot_free(snap);
+    assert_int_equal(snap->view.n_records, 306 + 1 - 1 + 1); /* the fixture, new, sato, uncounted */
+    assert_true(has_path(&snap->view, "/srv/naccs/new.pem"));
+    assert_true(has_path(&snap->view, "/srv/web/uncounted.pem"));
+    assert_false(has_path(&snap->view, "/srv/naccs/sato.pem"));
+    assert_snapshot_is_view(fx, &all, snap);
     /* A reload between slices starts over too; after three restarts the rest goes in one go. */
     assert_int_equal(kigen_snapshot_builder_new(&all, at(NOW), &b), 0);
     for (int i = 0; i < KIGEN_SNAPSHOT_RESTARTS; i++) {
@@ -860,6 +868,83 @@ static void test_a_change_between_slices_starts_the_build_over(void **state)
     assert_int_equal(kigen_snapshot_builder_step(b, &fx->config, 99, fx->inventory, 1), 1);
     assert_int_equal(kigen_snapshot_builder_restarts(b), KIGEN_SNAPSHOT_RESTARTS);
     kigen_snapshot_builder_free(b); /* unfinished: its copy goes with it (ASan checks) */
+}
+
+struct built {
+    struct kigen_snapshot *snap;
+    int result;
+    int calls;
+};
+
+static void built_cb(void *data, struct kigen_snapshot *snap, int result)
+{
+    struct built *b = data;
+
+    b->snap = snap;
+    b->result = result;
+    b->calls++;
+}
+
+static void fixture_source_cb(void *data, struct kigen_slicer_source *src)
+{
+    struct fixture *fx = data;
+
+    memset(src, 0, sizeof(*src));
+    src->config = &fx->config;
+    src->inventory = fx->inventory;
+}
+
+static void slicer_closed_cb(uv_handle_t *handle)
+{
+}
+
+static void test_the_slicer_takes_turns_with_the_loop(void **state)
+{
+    static const struct kigen_view_filter all = { .state = -1, .within = -1, .is_unsorted = true };
+    static const struct kigen_view_filter web = {
+        .state = -1, .within = -1, .keystore = "web", .is_unsorted = true
+    };
+    struct fixture *fx = *state;
+    struct built one = { 0 }, two = { 0 }, gone = { 0 };
+    struct kigen_slicer *slicer;
+    uv_loop_t loop;
+    uv_timer_t marker;
+    int iterations = 0;
+
+    place_many(fx, 300);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(kigen_slicer_new(&loop, fixture_source_cb, fx, &slicer), 0);
+    kigen_slicer_set_budget(slicer, 1); /* 64 files a slice */
+    assert_int_equal(kigen_slicer_start(slicer, &all, at(NOW), built_cb, &one), 0);
+    assert_int_equal(kigen_slicer_start(slicer, &web, at(NOW), built_cb, &two), 0);
+    assert_int_equal(one.calls + two.calls, 0); /* never from within start */
+    assert_int_equal(kigen_slicer_pending(slicer), 2);
+    /* One slice per loop iteration, the two builds in turn: 307 files take 5 slices each. */
+    while (one.calls + two.calls < 2) {
+        uv_run(&loop, UV_RUN_NOWAIT); /* 0 once nothing is left to do */
+        iterations++;
+        assert_true(iterations < 100);
+    }
+    assert_in_range(iterations, 8, 12);
+    assert_int_equal(one.calls, 1);
+    assert_int_equal(two.calls, 1);
+    assert_int_equal(one.result, 0);
+    assert_int_equal(two.result, 0);
+    assert_int_equal(kigen_slicer_pending(slicer), 0);
+    assert_snapshot_is_view(fx, &all, one.snap);
+    assert_snapshot_is_view(fx, &web, two.snap);
+    /* Closed with a build in progress: it ends as cancelled, and the loop can close. */
+    assert_int_equal(kigen_slicer_start(slicer, &all, at(NOW), built_cb, &gone), 0);
+    assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 1);
+    assert_int_equal(gone.calls, 0);
+    kigen_slicer_close(slicer);
+    assert_int_equal(gone.calls, 1);
+    assert_int_equal(gone.result, -ECANCELED);
+    assert_null(gone.snap);
+    assert_int_equal(uv_timer_init(&loop, &marker), 0);
+    uv_close((uv_handle_t *)&marker, slicer_closed_cb);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* The daemon's arrangement: a control server whose handler is kigen_proto_answer(). */
@@ -1185,6 +1270,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_change_between_slices_starts_the_build_over, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_the_slicer_takes_turns_with_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_and_metrics_are_answered_in_order_from_the_pool,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_is_answered_while_a_list_renders, setup,
