@@ -747,7 +747,9 @@ static void send_digest(struct service *svc)
         const struct kigen_record *rec = &view.records[i];
         enum kigen_digest_kind kind;
 
-        if (rec->state == KIGEN_STATE_EXPIRED)
+        if (rec->state == KIGEN_STATE_REVOKED)
+            kind = KIGEN_DIGEST_REVOKED;
+        else if (rec->state == KIGEN_STATE_EXPIRED)
             kind = KIGEN_DIGEST_EXPIRED;
         else if (rec->state == KIGEN_STATE_CRITICAL)
             kind = KIGEN_DIGEST_CRITICAL;

@@ -62,7 +62,19 @@ static const char *const digest_sections[] = {
     [KIGEN_DIGEST_RENEWAL_OPEN] = N_("Renewal window open"),
     [KIGEN_DIGEST_UNREADABLE] = N_("Files that cannot be read"),
     [KIGEN_DIGEST_PROBE_DOWN] = N_("Hosts unreachable"),
+    [KIGEN_DIGEST_REVOKED] = N_("Revoked: to be re-issued"),
 };
+
+/* The place of a kind's section in the digest: revoked first, then the enum's order. */
+static int digest_rank(enum kigen_digest_kind kind)
+{
+    return kind == KIGEN_DIGEST_REVOKED ? -1 : (int)kind;
+}
+
+static bool is_certificate_item(enum kigen_digest_kind kind)
+{
+    return kind <= KIGEN_DIGEST_RENEWAL_OPEN || kind == KIGEN_DIGEST_REVOKED;
+}
 
 /* ---- a growing text ---- */
 
@@ -441,7 +453,7 @@ static int by_kind_then_days(const void *a, const void *b)
     const struct kigen_digest_item *x = a, *y = b;
 
     if (x->kind != y->kind)
-        return x->kind < y->kind ? -1 : 1;
+        return digest_rank(x->kind) < digest_rank(y->kind) ? -1 : 1;
     if (x->days_left != y->days_left)
         return x->days_left < y->days_left ? -1 : 1;
     return strcmp(x->what ? x->what : "", y->what ? y->what : "");
@@ -468,7 +480,7 @@ int kigen_mail_digest(const struct kigen_mail_ctx *ctx, struct kigen_digest_item
             section = it->kind;
             addf(&body, "\n%s\n\n", kigen_tr(lang, digest_sections[section]));
         }
-        if (it->kind <= KIGEN_DIGEST_RENEWAL_OPEN) {
+        if (is_certificate_item(it->kind)) {
             char shown[KIGEN_TZ_FORMAT_LEN] = "";
 
             if (ctx->tz)

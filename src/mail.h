@@ -41,13 +41,18 @@ struct kigen_mail_ctx {
 int kigen_mail_compose(const struct kigen_mail_ctx *ctx, const struct kigen_alert *alert,
                        const char *key, char **ret_text, size_t *ret_len);
 
-/* What an item of the daily digest is about, in the digest's order of sections. */
+/*
+ * What an item of the daily digest is about. The numbers are kept in the durable outbox
+ * (state_dir/deliveries): a new kind goes last. The digest's sections come revoked first,
+ * then in this order.
+ */
 enum kigen_digest_kind {
     KIGEN_DIGEST_EXPIRED,
     KIGEN_DIGEST_CRITICAL,
     KIGEN_DIGEST_RENEWAL_OPEN,
     KIGEN_DIGEST_UNREADABLE,
     KIGEN_DIGEST_PROBE_DOWN,
+    KIGEN_DIGEST_REVOKED, /* SPEC §13: to be re-issued, never renewed */
 };
 
 /* One open item; strings borrowed (from a struct kigen_view, say). */

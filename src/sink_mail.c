@@ -207,7 +207,7 @@ static int compose_digest(const struct kigen_mail_ctx *ctx, const struct kigen_a
         if (json_unpack(it, "{s:I, s:s, s:s, s?s, s:I, s:I}", "kind", &kind, "what", &what, "where",
                         &where, "holder", &holder, "not_after", &not_after, "days_left",
                         &days_left) < 0 ||
-            kind < KIGEN_DIGEST_EXPIRED || kind > KIGEN_DIGEST_PROBE_DOWN)
+            kind < KIGEN_DIGEST_EXPIRED || kind > KIGEN_DIGEST_REVOKED)
             goto out;
         v[i] = (struct kigen_digest_item){
             (enum kigen_digest_kind)kind, what, where, holder, not_after, days_left

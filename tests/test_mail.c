@@ -381,23 +381,26 @@ static void test_digest_sorts_by_kind_then_days_and_is_empty_when_nothing_is_ope
         { KIGEN_DIGEST_PROBE_DOWN, "naccs-cert", "cert.nac.naccs.jp:443", NULL, 0, 0 },
         { KIGEN_DIGEST_RENEWAL_OPEN, "CN=a", "/srv/a.p12", "佐藤", 1795500000, 12 },
         { KIGEN_DIGEST_EXPIRED, "CN=old", "/srv/old.p12", NULL, 1790000000, -3 },
+        { KIGEN_DIGEST_REVOKED, "CN=lost", "/srv/lost.p12", "鈴木", 1800000000, 60 },
     };
     struct kigen_mail_ctx ctx = ctx_of(NULL);
-    char *text = NULL, *body, *a, *b, *old, *probe;
+    char *text = NULL, *body, *a, *b, *old, *probe, *lost;
     size_t len;
     GMimeMessage *m;
 
     assert_int_equal(kigen_mail_digest(&ctx, items, 0, "digest-2026-12-01", &text, &len), -ENODATA);
-    assert_int_equal(kigen_mail_digest(&ctx, items, 4, "digest-2026-12-01", &text, &len), 0);
+    assert_int_equal(kigen_mail_digest(&ctx, items, 5, "digest-2026-12-01", &text, &len), 0);
     m = parse(text, len);
-    assert_string_equal(g_mime_message_get_subject(m), "[kigen] Daily summary: 4 open items");
+    assert_string_equal(g_mime_message_get_subject(m), "[kigen] Daily summary: 5 open items");
     body = body_of(m);
     old = strstr(body, "CN=old");
     a = strstr(body, "CN=a (佐藤)");
     b = strstr(body, "CN=b");
     probe = strstr(body, "naccs-cert: cert.nac.naccs.jp:443");
-    assert_true(old && a && b && probe);
-    assert_true(old < a && a < b && b < probe);
+    /* A revoked certificate comes first (it cannot be renewed), with its days and holder. */
+    lost = strstr(body, "Revoked: to be re-issued\n\n     60 days");
+    assert_true(old && a && b && probe && lost && strstr(body, "CN=lost (鈴木)"));
+    assert_true(lost < old && old < a && a < b && b < probe);
     g_free(body);
     g_object_unref(m);
     free(text);
