@@ -150,6 +150,14 @@ struct service {
     /* Revocation (SPEC §13), checked on the thread pool after scans and when answers fall due. */
     struct kigen_revocation_run *revocation_run; /* the check in flight, or NULL */
     bool revocation_wanted;                      /* check again once it is done */
+    /*
+     * What the last check collected from: inventory->changes and the configuration's serial
+     * (has_revocation_check once there was one). A scan that changed nothing needs no new
+     * check: answers that fall due come through revocation_timer.
+     */
+    bool has_revocation_check;
+    uint64_t revocation_changes;
+    uint64_t revocation_serial;
     uv_timer_t revocation_timer;
     struct kigen_revocation_memory revocation_memory; /* lent to the check in flight */
 };
@@ -1300,7 +1308,7 @@ static void start_register_read(struct service *svc)
 
 /* ---- revocation ---- */
 
-static void start_revocation(struct service *svc);
+static void start_revocation(struct service *svc, bool is_due);
 
 static void revocation_work_cb(uv_work_t *work)
 {
@@ -1311,7 +1319,7 @@ static void revocation_work_cb(uv_work_t *work)
 
 static void revocation_timer_cb(uv_timer_t *timer)
 {
-    start_revocation(container_of(timer, struct service, revocation_timer));
+    start_revocation(container_of(timer, struct service, revocation_timer), true);
 }
 
 static void revocation_after_cb(uv_work_t *work, int status)
@@ -1320,6 +1328,7 @@ static void revocation_after_cb(uv_work_t *work, int status)
     struct kigen_revocation_run *run = svc->revocation_run;
     const struct kigen_revocation_failure *failures;
     int64_t now = now_of(svc), due = kigen_revocation_next_due(run);
+    uint64_t before;
     size_t n;
     int r;
 
@@ -1331,7 +1340,10 @@ static void revocation_after_cb(uv_work_t *work, int status)
             stop(svc);
         return;
     }
+    before = svc->inventory->changes;
     r = kigen_revocation_apply(svc->inventory, run);
+    if (svc->revocation_changes == before) /* the answers themselves are no news to check */
+        svc->revocation_changes = svc->inventory->changes;
     failures = kigen_revocation_failures(run, &n);
     if (r == 0)
         r = kigen_engine_revocation_failures(&svc->engine, svc->config, failures, n, now);
@@ -1344,14 +1356,16 @@ static void revocation_after_cb(uv_work_t *work, int status)
     if (!kigen_scanner_is_busy(svc->scanner))
         evaluate(svc);
     if (svc->revocation_wanted)
-        start_revocation(svc);
+        start_revocation(svc, true); /* asked for while this ran: maybe by the timer */
 }
 
 /*
  * Collects on the loop what the check needs (copies), checks on the thread pool: CRL and OCSP
- * fetches take seconds and must never stall the loop.
+ * fetches take seconds and must never stall the loop. is_due: the timer says answers fall
+ * due; otherwise a scan ended, and nothing is checked when neither the inventory nor the
+ * configuration changed since the last check (collecting is a pass over every certificate).
  */
-static void start_revocation(struct service *svc)
+static void start_revocation(struct service *svc, bool is_due)
 {
     struct kigen_revocation_run *run = NULL;
     uv_work_t *work;
@@ -1365,11 +1379,20 @@ static void start_revocation(struct service *svc)
         return;
     }
     svc->revocation_wanted = false;
+    if (!is_due && svc->has_revocation_check &&
+        svc->revocation_changes == svc->inventory->changes &&
+        svc->revocation_serial == svc->config_serial)
+        return;
     uv_timer_stop(&svc->revocation_timer);
     r = asprintf(&cache, "%s/revocation", svc->config->state_dir) < 0 ? -ENOMEM : 0;
     if (r == 0)
         r = kigen_revocation_collect(svc->config, svc->inventory, cache, now_of(svc), &run);
     free(cache);
+    if (r == 0) {
+        svc->has_revocation_check = true;
+        svc->revocation_changes = svc->inventory->changes;
+        svc->revocation_serial = svc->config_serial;
+    }
     if (r == 0 && !run) {
         if (svc->inventory->revocations.n) /* a reload turned it off */
             (void)kigen_revocation_apply(svc->inventory, NULL);
@@ -1426,7 +1449,7 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
     apply_register(svc, NULL); /* which declared rows a readable file now matches */
     evaluate(svc);
     if (status == 0)
-        start_revocation(svc); /* evaluates again when its answers come */
+        start_revocation(svc, false); /* evaluates again when its answers come */
     if (!svc->ready) {
         svc->ready = true;
         sd_notify(0, "READY=1");
