@@ -734,7 +734,8 @@ static int read_cert(struct jks *j, char *alias, size_t alias_len, uint32_t chai
         return truncated(j);
     if (!get_u32(&j->c, &len) || !get_bytes(&j->c, len, &der))
         return truncated(j);
-    if (chain > 0)
+    /* An empty alias (Java allows one) names its chain "#0", "#1", ...: an entry is never "". */
+    if (chain > 0 || alias_len == 0)
         snprintf(alias + alias_len, sizeof("#4294967295"), "#%u", chain);
     else
         alias[alias_len] = '\0';
