@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <openssl/rand.h>
 
+#include "cert.h"
 #include "err.h"
 #include "i18n.h"
 #include "policy.h"
@@ -163,19 +164,14 @@ int64_t kigen_engine_probe_down_since(const struct kigen_engine *engine, const c
  */
 static int add_alert_id(struct kigen_alert *alert)
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t id[16];
-    char text[33];
+    char text[2 * sizeof(id) + 1];
 
     if (kigen_alert_get(alert, "KIGEN_ALERT_ID"))
         return 0;
     if (RAND_bytes(id, sizeof(id)) != 1)
         return -EIO;
-    for (size_t i = 0; i < sizeof(id); i++) {
-        text[2 * i] = hex[id[i] >> 4];
-        text[2 * i + 1] = hex[id[i] & 15];
-    }
-    text[32] = '\0';
+    kigen_bytes_to_hex(id, sizeof(id), text);
     return kigen_alert_add(alert, "KIGEN_ALERT_ID", text);
 }
 

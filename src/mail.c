@@ -215,8 +215,7 @@ static void sha256_hex(const char *s, char out[65])
 
     if (!EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL))
         memset(md, 0, sizeof(md));
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    kigen_bytes_to_hex(md, sizeof(md), out);
 }
 
 /*
