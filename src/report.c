@@ -154,12 +154,11 @@ static int cmp_crl(const void *a, const void *b)
     return x->crl < y->crl ? -1 : x->crl > y->crl;
 }
 
-size_t kigen_view_add_file(struct kigen_view *v, const struct kigen_config *config,
-                           const struct kigen_inventory *inventory, const struct kigen_file *f,
-                           const struct kigen_view_filter *filter)
+void kigen_view_add_file(struct kigen_view *v, const struct kigen_config *config,
+                         const struct kigen_inventory *inventory, const struct kigen_file *f,
+                         const struct kigen_view_filter *filter)
 {
     const struct kigen_keystore *ks = kigen_config_find_keystore(config, f->keystore);
-    size_t added = 0;
 
     /* An error has a keystore but no holder. */
     if (f->error && (!filter || !filter->holder) &&
@@ -202,9 +201,7 @@ size_t kigen_view_add_file(struct kigen_view *v, const struct kigen_config *conf
             continue;
         v->counts[rec->state]++;
         v->n_records++;
-        added++;
     }
-    return added;
 }
 
 int kigen_view_build(const struct kigen_config *config, const struct kigen_inventory *inventory,

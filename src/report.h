@@ -93,11 +93,11 @@ void kigen_view_done(struct kigen_view *view);
  * The step of kigen_view_build() for one file f of inventory: appends the records of its
  * certificates that filter keeps (their states at view->now), its error and its CRLs to
  * view, unsorted, and counts them. view's arrays must have room for f->certs.n more records,
- * one more error and its CRLs. Returns how many records were added.
+ * one more error and its CRLs.
  */
-size_t kigen_view_add_file(struct kigen_view *view, const struct kigen_config *config,
-                           const struct kigen_inventory *inventory, const struct kigen_file *f,
-                           const struct kigen_view_filter *filter);
+void kigen_view_add_file(struct kigen_view *view, const struct kigen_config *config,
+                         const struct kigen_inventory *inventory, const struct kigen_file *f,
+                         const struct kigen_view_filter *filter);
 
 /*
  * Sorts the records of a view built with is_unsorted into the report order, and its errors
