@@ -276,37 +276,6 @@ static struct kigen_snapshot *copier_take(struct copier *c)
     return snap;
 }
 
-int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **ret_snapshot)
-{
-    struct copier c;
-    struct kigen_view *v;
-    int r;
-
-    r = copier_init(&c, view->n_records, view->n_errors, view->n_crls);
-    if (r < 0)
-        goto fail;
-    v = &c.snap->view;
-    for (size_t i = 0; i < view->n_records; i++)
-        copy_record(&c, &view->records[i]);
-    for (size_t i = 0; i < view->n_crls; i++)
-        copy_crl(&c, &view->crls[i]);
-    for (size_t i = 0; i < view->n_errors; i++)
-        copy_error(&c, view->errors[i]);
-    r = copy_probes(&c, view->probes, view->n_probes);
-    if (r < 0 || c.is_failed)
-        goto fail;
-    v->now = view->now;
-    memcpy(v->counts, view->counts, sizeof(v->counts));
-    v->unique = view->unique;
-    v->revocation_on = view->revocation_on;
-    v->stale_crls = view->stale_crls;
-    *ret_snapshot = copier_take(&c);
-    return 0;
-fail:
-    copier_done(&c);
-    return -ENOMEM;
-}
-
 void kigen_snapshot_free(struct kigen_snapshot *snap)
 {
     struct snapshot_block *b, *next;

@@ -3,8 +3,9 @@
  * that the report and the metrics can be rendered from it on the thread pool while the loop
  * goes on changing, reloading or freeing the inventory and the configuration.
  *
- * The daemon builds one in slices (kigen_snapshot_builder): 100,000 certificates cost the
- * loop about 0.1 s to copy, which in one go would hold up every status answer behind it.
+ * It is built from the inventory by kigen_snapshot_builder, in slices on the daemon's loop
+ * (100,000 certificates take about 0.1 s to copy, which in one go would hold up every status
+ * answer behind it) or in one go with no budget.
  */
 #ifndef KIGEN_SNAPSHOT_H
 #define KIGEN_SNAPSHOT_H
@@ -35,13 +36,6 @@ struct kigen_snapshot {
     struct kigen_file *crl_files;
     struct snapshot_block *blocks; /* the strings and the revocation answers */
 };
-
-/*
- * Copies view (records, errors, probes, counts; its order too) into a new snapshot
- * (*ret_snapshot) in one go. Returns 0 or -ENOMEM. Loop thread (it reads what view
- * borrows); the snapshot may then be used and freed on any one thread at a time.
- */
-int kigen_snapshot_new(const struct kigen_view *view, struct kigen_snapshot **ret_snapshot);
 
 /* Frees the snapshot and all its copies. NULL is a no-op. */
 void kigen_snapshot_free(struct kigen_snapshot *snapshot);
