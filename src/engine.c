@@ -1606,6 +1606,13 @@ static bool is_state_time(json_int_t t, json_int_t min)
     return t >= min && t <= STATE_TIME_MAX;
 }
 
+/* What every certificate is keyed by: 64 lowercase hex digits (SPEC §6). */
+static bool is_fingerprint(const char *s)
+{
+    return strlen(s) == 2 * KIGEN_SHA256_LEN &&
+           strspn(s, "0123456789abcdef") == 2 * KIGEN_SHA256_LEN;
+}
+
 static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_t errlen)
 {
     const char *sha = NULL, *key, *code, *event;
@@ -1619,6 +1626,10 @@ static int load_line(struct kigen_engine *engine, json_t *j, char *errbuf, size_
                     &sent, "threshold_step", &step) == 0) {
         struct kigen_tracked *t;
 
+        if (!is_fingerprint(sha)) {
+            snprintf(errbuf, errlen, "bad fingerprint in a certificate record");
+            return -EINVAL;
+        }
         if (!is_state_time(not_after, -STATE_TIME_MAX) || !is_state_time(step, 0)) {
             snprintf(errbuf, errlen, "time out of range in the record of %.64s", sha);
             return -EINVAL;
