@@ -38,11 +38,13 @@
 #include "read.h"
 #include "readfile.h"
 #include "secret.h"
+#include "timeutil.h"
 
 #define BATCH_FILES     32
 #define KIGEN_SCAN_NICE 19 /* the walking and reading threads' nice value (see below) */
 #define CTX_SLOTS       64
 #define MAX_DEPTH       64
+#define MERGE_SLICE_NS  (3u * 1000 * 1000) /* of the walk's merge per loop iteration */
 
 /* One OpenSSL library context per concurrently running job, claimed without a lock. */
 struct ctx_slot {
@@ -61,6 +63,7 @@ struct kigen_scanner {
     void *getenv_data;
     size_t n_dirs;
     size_t n_unavailable;     /* keystores whose root was unavailable at the last full scan */
+    uint64_t merge_slice_ns;  /* of the walk's merge per loop iteration */
     bool is_background;       /* walk and read at KIGEN_SCAN_NICE (kigen_scanner_set_background) */
     bool is_credential_noted; /* a missing credential was logged: once per process */
     const struct kigen_scan_hooks *hooks; /* clock and root memory; NULL: wall clock, none */
@@ -109,6 +112,9 @@ struct scan {
     size_t pending;        /* read jobs not yet merged */
     int status;
     uv_work_t walk_req;
+    /* The walk's merge, a slice per loop iteration (merge_walk). */
+    size_t walk_next;   /* the next item of found */
+    size_t walk_n_read; /* items before it that need reading, moved to the front */
 };
 
 struct read_job {
@@ -1212,31 +1218,49 @@ static int keep_unavailable(struct scan *s, size_t ks_index)
     return r;
 }
 
-static void walk_after_cb(uv_work_t *req, int status)
+static void merge_walk(struct scan *s);
+
+static void nothing_cb(uv_work_t *req)
+{
+}
+
+static void merge_walk_cb(uv_work_t *req, int status)
 {
     struct scan *s = req->data;
-    struct kigen_inventory *inv = s->scanner->inventory;
-    const struct kigen_keystore *ks;
-    size_t n_read = 0, start;
-    int r = 0;
 
-    for (size_t i = 0; i < s->warnings.n; i++)
-        kigen_log_warn("Keystore '%s': '%s': %s, ignoring",
-                       s->config->keystores[s->warnings.v[i].keystore].name, s->warnings.v[i].path,
-                       s->warnings.v[i].message);
-    if (status < 0 || s->status < 0) {
-        s->status = status < 0 ? status : s->status;
-        finish(s);
-        return;
-    }
-    for (size_t i = 0; !s->roots && i < s->config->n_keystores && r == 0; i++)
-        if (s->root[i].is_unavailable)
-            r = keep_unavailable(s, i);
-    /* Compact the list to the files that need reading; the rest become records now. */
-    for (size_t i = 0; i < s->found.n && r == 0; i++) {
+    if (status < 0 && s->status == 0)
+        s->status = status;
+    merge_walk(s);
+}
+
+/*
+ * Compares the walk's items with the inventory, MERGE_SLICE_NS at a time: 100,000 unchanged
+ * files take about 60 ms, and the status socket is answered between the slices (the next one
+ * comes back through the thread pool, as a job that does nothing, so that the loop polls in
+ * between). The items read alike become records now; the rest go to the readers.
+ */
+static void merge_walk(struct scan *s)
+{
+    struct kigen_inventory *inv = s->scanner->inventory;
+    uint64_t until = kigen_monotonic_ns() + s->scanner->merge_slice_ns;
+    size_t i, start, n_read = s->walk_n_read;
+    const struct kigen_keystore *ks;
+    int r = s->status;
+
+    if (r == 0 && atomic_load(&s->scanner->cancel))
+        r = -ECANCELED;
+    for (i = s->walk_next; i < s->found.n && r == 0; i++) {
         struct item *it = &s->found.v[i];
         struct kigen_file *f;
 
+        if ((i - s->walk_next) % 256 == 255 && kigen_monotonic_ns() >= until) {
+            s->walk_next = i;
+            s->walk_n_read = n_read;
+            r = uv_queue_work(s->scanner->loop, &s->walk_req, nothing_cb, merge_walk_cb);
+            if (r == 0)
+                return;
+            break;
+        }
         ks = &s->config->keystores[it->keystore];
         f = kigen_inventory_find(inv, ks->name, it->path);
         if (it->error) {
@@ -1271,6 +1295,11 @@ static void walk_after_cb(uv_work_t *req, int status)
         }
         n_read++;
     }
+    if (r < 0) {
+        s->status = r;
+        finish(s);
+        return;
+    }
     /* One extra pending count keeps finish() from running while jobs are still queued. */
     s->pending = 1;
     for (start = 0; start < n_read && r == 0; start += BATCH_FILES)
@@ -1282,6 +1311,29 @@ static void walk_after_cb(uv_work_t *req, int status)
         finish(s);
 }
 
+static void walk_after_cb(uv_work_t *req, int status)
+{
+    struct scan *s = req->data;
+    int r = 0;
+
+    for (size_t i = 0; i < s->warnings.n; i++)
+        kigen_log_warn("Keystore '%s': '%s': %s, ignoring",
+                       s->config->keystores[s->warnings.v[i].keystore].name, s->warnings.v[i].path,
+                       s->warnings.v[i].message);
+    if (status < 0 || s->status < 0) {
+        s->status = status < 0 ? status : s->status;
+        finish(s);
+        return;
+    }
+    for (size_t i = 0; !s->roots && i < s->config->n_keystores && r == 0; i++)
+        if (s->root[i].is_unavailable)
+            r = keep_unavailable(s, i);
+    s->status = r;
+    s->walk_next = 0;
+    s->walk_n_read = 0;
+    merge_walk(s);
+}
+
 int kigen_scanner_new(uv_loop_t *loop, struct kigen_inventory *inventory,
                       struct kigen_scanner **ret_scanner)
 {
@@ -1291,6 +1343,7 @@ int kigen_scanner_new(uv_loop_t *loop, struct kigen_inventory *inventory,
         return -ENOMEM;
     scanner->loop = loop;
     scanner->inventory = inventory;
+    scanner->merge_slice_ns = MERGE_SLICE_NS;
     for (int i = 0; i < CTX_SLOTS; i++)
         atomic_init(&scanner->slots[i].busy, false);
     atomic_init(&scanner->cancel, false);
@@ -1313,6 +1366,12 @@ void kigen_scanner_free(struct kigen_scanner *scanner)
 bool kigen_scanner_is_busy(const struct kigen_scanner *scanner)
 {
     return scanner->scan != NULL;
+}
+
+void kigen_scanner_set_merge_slice(struct kigen_scanner *scanner, uint64_t ns)
+{
+    if (ns)
+        scanner->merge_slice_ns = ns;
 }
 
 void kigen_scanner_set_background(struct kigen_scanner *scanner)

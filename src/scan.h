@@ -67,6 +67,9 @@ bool kigen_scanner_is_busy(const struct kigen_scanner *scanner);
  */
 void kigen_scanner_set_background(struct kigen_scanner *scanner);
 
+/* How long each slice of the walk's merge may take (default 3 ms; 0 keeps it); for tests. */
+void kigen_scanner_set_merge_slice(struct kigen_scanner *scanner, uint64_t ns);
+
 void kigen_scanner_set_getenv(struct kigen_scanner *scanner,
                               const char *(*getenv_fn)(const char *name, void *data), void *data);
 

@@ -15,6 +15,7 @@
 #include "probe.h"
 #include "revocation.h"
 #include "strmap.h"
+#include "timeutil.h"
 
 #define BLOCK_MIN \
     (256u * 1024) /* below the mmap threshold: blocks are reused, not faulted in anew */
@@ -347,14 +348,6 @@ fail:
     return -ENOMEM;
 }
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Starts (over) at the first file of inventory as it is now. */
 static int builder_begin(struct kigen_snapshot_builder *b, const struct kigen_config *config,
                          uint64_t config_serial, const struct kigen_inventory *inventory)
@@ -411,7 +404,7 @@ int kigen_snapshot_builder_step(struct kigen_snapshot_builder *b, const struct k
             return r;
     }
     if (budget_ns && b->restarts < KIGEN_SNAPSHOT_RESTARTS)
-        deadline = monotonic_ns() + budget_ns;
+        deadline = kigen_monotonic_ns() + budget_ns;
     for (size_t k = 1; b->next < inventory->n_files; k++) {
         const struct kigen_file *f = inventory->files[b->next];
         struct kigen_view *s = &b->scratch;
@@ -440,7 +433,7 @@ int kigen_snapshot_builder_step(struct kigen_snapshot_builder *b, const struct k
         if (b->copier.is_failed)
             return -ENOMEM;
         b->next++;
-        if (deadline && k % 64 == 0 && monotonic_ns() >= deadline)
+        if (deadline && k % 64 == 0 && kigen_monotonic_ns() >= deadline)
             break;
     }
     return b->next >= inventory->n_files;

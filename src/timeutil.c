@@ -131,3 +131,11 @@ void kigen_time_use_zone(const char *tz)
     setenv("TZ", tz && *tz ? tz : "UTC", 1);
     tzset();
 }
+
+uint64_t kigen_monotonic_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -34,4 +34,7 @@ void kigen_time_format_local(int64_t t, char *out, size_t outlen);
 /* Makes tz (an IANA name; NULL or "" for UTC) the process's local zone. Loop thread only. */
 void kigen_time_use_zone(const char *tz);
 
+/* CLOCK_MONOTONIC in nanoseconds: what the loop's slices measure their budget on. */
+uint64_t kigen_monotonic_ns(void);
+
 #endif

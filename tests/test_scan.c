@@ -275,6 +275,76 @@ static void test_many_files_across_batches(void **state)
     assert_int_equal(fx->inventory->n_files, 150);
 }
 
+/* Watches a rescan's merge from the loop: the counts it sees between two slices. */
+struct merge_watch {
+    struct fixture *fx;
+    size_t before;    /* files_unchanged when the rescan began */
+    size_t n_between; /* iterations that saw the merge half done */
+    bool cancels;     /* cancel the scan the first time */
+};
+
+static void merge_watch_cb(uv_prepare_t *prepare)
+{
+    struct merge_watch *w = prepare->data;
+    size_t now = w->fx->inventory->files_unchanged;
+
+    if (now > w->before && now < w->before + 600) {
+        if (w->cancels && !w->n_between)
+            kigen_scanner_cancel(w->fx->scanner);
+        w->n_between++;
+    }
+}
+
+/*
+ * 600 unchanged files are merged 256 at a time with a 1 ns slice: the loop turns between the
+ * slices, a cancel there ends the scan with nothing swept, and a whole rescan keeps them all.
+ */
+static void test_the_merge_of_a_rescan_lets_the_loop_turn(void **state)
+{
+    struct fixture *fx = *state;
+    struct merge_watch w = { .fx = fx };
+    uv_prepare_t prepare;
+    char name[64];
+    int status = 1;
+
+    for (int i = 0; i < 600; i++) {
+        snprintf(name, sizeof(name), "c%03d.pem", i);
+        copy_file("certs/single.pem", join(fx, name));
+    }
+    scan(fx);
+    assert_int_equal(fx->inventory->n_files, 600);
+    kigen_scanner_set_merge_slice(fx->scanner, 1);
+    assert_int_equal(uv_prepare_init(&fx->loop, &prepare), 0);
+    prepare.data = &w;
+    assert_int_equal(uv_prepare_start(&prepare, merge_watch_cb), 0);
+
+    /* Cancelled between two slices: nothing is swept, no file is read again. */
+    w.before = fx->inventory->files_unchanged;
+    w.cancels = true;
+    assert_int_equal(kigen_scanner_start(fx->scanner, &fx->config, done_cb, &status), 0);
+    while (kigen_scanner_is_busy(fx->scanner))
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(status, -ECANCELED);
+    assert_int_equal(w.n_between, 1);
+    assert_int_equal(fx->inventory->n_files, 600);
+    assert_int_equal(fx->inventory->files_read, 600);
+
+    /* Whole: three slices, two turns of the loop between them. */
+    w.before = fx->inventory->files_unchanged;
+    w.cancels = false;
+    w.n_between = 0;
+    assert_int_equal(kigen_scanner_start(fx->scanner, &fx->config, done_cb, &status), 0);
+    while (kigen_scanner_is_busy(fx->scanner))
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(status, 0);
+    assert_true(w.n_between >= 2);
+    assert_int_equal(fx->inventory->files_unchanged, w.before + 600);
+    assert_int_equal(fx->inventory->n_files, 600);
+    assert_int_equal(fx->inventory->files_read, 600);
+    uv_close((uv_handle_t *)&prepare, NULL);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+}
+
 static void scan_paths(struct fixture *fx, const char *const *paths, size_t n)
 {
     int status = 1;
@@ -512,6 +582,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_keystore_is_one_error_and_others_still_read,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_files_across_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_merge_of_a_rescan_lets_the_loop_turn, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_partial_scan_reads_only_the_changed_paths, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_vanished_root_keeps_its_records_as_last_seen, setup,
