@@ -37,6 +37,7 @@
 #include "control.h"
 #include "engine.h"
 #include "err.h"
+#include "evaluator.h"
 #include "i18n.h"
 #include "inventory.h"
 #include "log.h"
@@ -104,13 +105,14 @@ struct service {
     uint64_t root_retry_ms;  /* the next delay of root_timer; 0 while every root is there */
     uv_poll_t mounts_poll;   /* /proc/self/mountinfo: a mount or unmount anywhere */
     int mounts_fd;
-    struct kigen_slicer *slicer;   /* snapshots for renders, copied a slice at a time */
-    uint64_t config_serial;        /* one more at every configuration taken (slicer.h) */
-    uint64_t metrics_published_ms; /* uv_now() of the last metrics render, 0: never */
-    uint64_t metrics_cost_ms;      /* how long the last render took, snapshot included */
-    bool is_rendering_metrics;     /* publish_metrics' snapshot is being built or rendered */
-    bool is_metrics_stale;         /* an evaluation came while it ran: render again after */
-    char status_sent[512];         /* the last STATUS= line sent to the service manager */
+    struct kigen_slicer *slicer;       /* snapshots for renders, copied a slice at a time */
+    struct kigen_evaluator *evaluator; /* evaluations, a slice at a time */
+    uint64_t config_serial;            /* one more at every configuration taken (slicer.h) */
+    uint64_t metrics_published_ms;     /* uv_now() of the last metrics render, 0: never */
+    uint64_t metrics_cost_ms;          /* how long the last render took, snapshot included */
+    bool is_rendering_metrics;         /* publish_metrics' snapshot is being built or rendered */
+    bool is_metrics_stale;             /* an evaluation came while it ran: render again after */
+    char status_sent[512];             /* the last STATUS= line sent to the service manager */
     uv_poll_t clock_poll;
     int clock_fd;
     char *state_path;
@@ -128,7 +130,8 @@ struct service {
     struct kigen_metrics_http *metrics_http; /* GET /metrics; NULL when off */
     char *metrics_listen;                    /* where metrics_http listens */
     int64_t last_scan_end;                   /* when the last scan ended, on the daemon's clock */
-    bool ready;
+    bool ready;        /* the first evaluation after the first scan is done: READY=1 went */
+    bool is_ready_due; /* the first scan is done: the evaluation it started makes us ready */
     bool stopping;
     bool rescan_wanted;
     bool full_wanted;            /* the changes need a full scan */
@@ -189,6 +192,11 @@ static const struct kigen_probe_status *probes_of(const struct service *svc, siz
 {
     *ret_n = 0;
     return svc->prober ? kigen_prober_status(svc->prober, ret_n) : NULL;
+}
+
+static int64_t evaluator_clock_cb(void *data)
+{
+    return now_of(data);
 }
 
 /* What the slicer copies from, as it is at each slice. */
@@ -585,31 +593,48 @@ static void swap_metrics_http(struct service *svc, struct kigen_metrics_http *h)
 
 static void evaluate(struct service *svc)
 {
-    static const struct kigen_view_filter all_unsorted = { .state = -1,
-                                                           .within = -1,
-                                                           .is_unsorted = true };
-    int64_t now = now_of(svc), next;
-    const struct kigen_probe_status *probes;
-    struct kigen_view view;
-    uint64_t delay;
-    size_t n_probes;
     int r;
 
     if (svc->stopping)
         return;
-    r = kigen_view_build(svc->config, svc->inventory, now, &all_unsorted, &view);
+    r = kigen_evaluator_start(svc->evaluator); /* evaluated_cb, maybe from within */
     if (r < 0) {
         kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot evaluate the inventory, retrying in a minute");
         uv_timer_start(&svc->wakeup_timer, wakeup_cb, 60000, 0);
+    }
+}
+
+/* The first evaluation after the first scan: the daemon is ready. */
+static void announce_ready(struct service *svc)
+{
+    if (!svc->is_ready_due)
+        return;
+    svc->is_ready_due = false;
+    svc->ready = true;
+    sd_notify(0, "READY=1");
+    kigen_log_info("Watching %zu certificates in %zu keystores", svc->inventory->n_certs,
+                   svc->config->n_keystores);
+}
+
+/* An evaluation's end (src/evaluator.c): view is what it saw, at now. */
+static void evaluated_cb(void *data, struct kigen_view *view, int64_t now, int r)
+{
+    struct service *svc = data;
+    const struct kigen_probe_status *probes;
+    int64_t next;
+    uint64_t delay;
+    size_t n_probes;
+
+    if (!view) {
+        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot evaluate the inventory, retrying in a minute");
+        uv_timer_start(&svc->wakeup_timer, wakeup_cb, 60000, 0);
+        announce_ready(svc);
         return;
     }
     probes = probes_of(svc, &n_probes);
-    kigen_view_set_probes(&view, probes, n_probes);
-    r = kigen_engine_evaluate(&svc->engine, svc->config, svc->inventory, &view, now);
-    if (r < 0)
-        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot decide the alerts, retrying in a minute");
-    view.unique = svc->engine.n_unique; /* built unsorted: the engine counted them */
-    next = r < 0 ? now + 60 : kigen_engine_next_wakeup(&svc->engine, svc->config, &view, now);
+    kigen_view_set_probes(view, probes, n_probes);
+    view->unique = svc->engine.n_unique; /* built unsorted: the engine counted them */
+    next = kigen_engine_next_wakeup(&svc->engine, svc->config, view, now);
     /*
      * Between the slices of a large evaluation the metrics wait for the last one, and they
      * are rendered one at a time, at most every METRICS_COST times the last render's cost
@@ -629,12 +654,12 @@ static void evaluate(struct service *svc)
             uv_timer_start(&svc->metrics_timer, metrics_timer_cb, every - since, 0);
         }
     }
-    svc->last = view;
+    svc->last = *view;
     svc->last.records = NULL;
     svc->last.errors = NULL;
     svc->last.probes = NULL; /* a reload replaces them: control_cb asks the prober */
     svc->last.n_probes = 0;
-    kigen_view_done(&view);
+    announce_ready(svc);
     if (svc->ready)
         notify_status(svc); /* time moves states, and probes report, between scans */
     /* Milliseconds after the second the change happens in, so that it has happened. */
@@ -1447,16 +1472,13 @@ static void scan_done_cb(struct kigen_scanner *scanner, int status, void *data)
     if (status == 0 && svc->scan_is_full)
         watch_roots(svc);
     apply_register(svc, NULL); /* which declared rows a readable file now matches */
+    if (!svc->ready)
+        svc->is_ready_due = true; /* READY=1 once this evaluation is done */
     evaluate(svc);
     if (status == 0)
         start_revocation(svc, false); /* evaluates again when its answers come */
-    if (!svc->ready) {
-        svc->ready = true;
-        sd_notify(0, "READY=1");
-        kigen_log_info("Watching %zu certificates in %zu keystores", svc->inventory->n_certs,
-                       svc->config->n_keystores);
-    }
-    notify_status(svc);
+    if (svc->ready)
+        notify_status(svc);
     uv_timer_start(&svc->scan_timer, scan_timer_cb, (uint64_t)svc->config->scan_interval * 1000, 0);
     if (svc->rescan_wanted)
         start_changed_scan(svc);
@@ -1859,6 +1881,8 @@ static void signal_cb(uv_signal_t *handle, int signum)
         if (svc->prober)
             kigen_prober_close(svc->prober, NULL, NULL); /* freed once the loop has ended */
         svc->stop_deadline_ms = uv_now(&svc->loop) + STOP_GRACE_MS;
+        kigen_evaluator_close(svc->evaluator); /* what it queued is saved by stop() */
+        svc->evaluator = NULL;
         kigen_scanner_cancel(svc->scanner);
         stop(svc);
     }
@@ -2073,6 +2097,17 @@ static int setup(struct service *svc)
     r = kigen_slicer_new(&svc->loop, slicer_source_cb, svc, &svc->slicer);
     if (r < 0)
         return r;
+    r = kigen_evaluator_new(&svc->loop, &svc->engine, slicer_source_cb, evaluator_clock_cb,
+                            evaluated_cb, svc, &svc->evaluator);
+    if (r < 0)
+        return r;
+    /*
+     * Tests only: slices of KIGEN_TEST_EVAL_SLICE_NS nanoseconds, for every inventory (a few
+     * certificates then take several loop iterations). Not documented for people.
+     */
+    if (getenv("KIGEN_TEST_EVAL_SLICE_NS"))
+        kigen_evaluator_set_budget(svc->evaluator,
+                                   strtoull(getenv("KIGEN_TEST_EVAL_SLICE_NS"), NULL, 10), 0);
     uv_timer_init(&svc->loop, &svc->root_timer);
     /* The kernel marks the mount table POLLPRI when a mount comes or goes (proc(5)). */
     svc->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
@@ -2132,6 +2167,7 @@ int kigend_service_run(const char *config_path, struct kigen_config *config, int
 out:
     kigen_control_close(svc->control, NULL, NULL);
     kigen_slicer_close(svc->slicer);
+    kigen_evaluator_close(svc->evaluator);
     uv_run(&svc->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&svc->loop) == UV_EBUSY)
         kigen_log_debug("Event loop closed with handles still open");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -1277,25 +1278,37 @@ static void sweep_errors_cb(const char *key, void *value, void *data)
     s->engine->dirty = true;
 }
 
-int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config *config,
-                          const struct kigen_inventory *inventory, const struct kigen_view *view,
-                          int64_t now)
+int kigen_engine_pass_begin(struct kigen_engine *engine, const struct kigen_view *view, int64_t now,
+                            struct kigen_engine_pass *pass)
 {
-    const struct kigen_record **v = NULL;
-    struct sweep s = { engine, config, inventory, view, now, 0, 0 };
-    int fired = 0, r = 0;
-
+    memset(pass, 0, sizeof(*pass));
     engine->more_due = false;
     engine->more_now = false;
     engine->n_new = 0;
     engine->n_unique = 0;
     engine->next_reminder = INT64_MAX;
-    r = sort_by_fingerprint(view, &v);
-    if (r < 0)
-        return r;
-    for (size_t i = 0, j; i < view->n_records && r >= 0; i = j) {
+    pass->view = view;
+    pass->now = now;
+    return sort_by_fingerprint(view, &pass->sorted);
+}
+
+int kigen_engine_pass_step(struct kigen_engine *engine, const struct kigen_config *config,
+                           const struct kigen_inventory *inventory, struct kigen_engine_pass *pass,
+                           uint64_t budget_ns)
+{
+    const struct kigen_view *view = pass->view;
+    const struct kigen_record **v = pass->sorted;
+    uint64_t until = budget_ns ? kigen_monotonic_ns() + budget_ns : 0;
+    unsigned k = 0;
+    size_t i, j;
+    int r;
+
+    for (i = pass->next; i < view->n_records; i = j) {
         struct group g = { &v[i], 0, v[i] };
 
+        /* The clock every 64 groups: a group costs about a microsecond. */
+        if (until && ++k % 64 == 0 && kigen_monotonic_ns() >= until)
+            break;
         for (j = i; j < view->n_records &&
                     memcmp(v[j]->cert->sha256, v[i]->cert->sha256, KIGEN_SHA256_LEN) == 0;
              j++)
@@ -1303,25 +1316,64 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
                 g.worst = v[j];
         g.n = j - i;
         engine->n_unique++;
-        r = evaluate_group(engine, config, inventory, &g, now);
-        fired += r > 0 ? r : 0;
+        r = evaluate_group(engine, config, inventory, &g, pass->now);
+        if (r < 0)
+            return r;
+        pass->fired += r;
     }
-    free(v);
-    if (r < 0)
-        return r;
+    pass->next = i;
+    return i == view->n_records;
+}
+
+int kigen_engine_pass_end(struct kigen_engine *engine, const struct kigen_config *config,
+                          const struct kigen_inventory *inventory, struct kigen_engine_pass *pass)
+{
+    struct sweep s = { engine, config, inventory, pass->view, pass->now, 0, 0 };
+    int fired = pass->fired, r;
+
+    free(pass->sorted);
+    pass->sorted = NULL;
     kigen_strmap_foreach(&engine->certs, sweep_certs_cb, &s);
     if (s.status < 0)
         return s.status;
-    r = evaluate_errors(engine, config, view, now);
+    r = evaluate_errors(engine, config, pass->view, pass->now);
     if (r < 0)
         return r;
     kigen_strmap_foreach(&engine->errors, sweep_errors_cb, &s);
     fired += r;
-    r = evaluate_crls(engine, config, view, now);
+    r = evaluate_crls(engine, config, pass->view, pass->now);
     if (r < 0)
         return r;
     sweep_marks(engine, "crl\t");
     return fired + s.fired + r;
+}
+
+static void unsee_cb(const char *key, void *value, void *data)
+{
+    ((struct kigen_tracked *)value)->seen = false;
+}
+
+void kigen_engine_pass_abandon(struct kigen_engine *engine, struct kigen_engine_pass *pass)
+{
+    kigen_strmap_foreach(&engine->certs, unsee_cb, NULL);
+    free(pass->sorted);
+    memset(pass, 0, sizeof(*pass));
+}
+
+int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config *config,
+                          const struct kigen_inventory *inventory, const struct kigen_view *view,
+                          int64_t now)
+{
+    struct kigen_engine_pass pass;
+    int r = kigen_engine_pass_begin(engine, view, now, &pass);
+
+    if (r == 0)
+        r = kigen_engine_pass_step(engine, config, inventory, &pass, 0);
+    if (r < 0) {
+        kigen_engine_pass_abandon(engine, &pass);
+        return r;
+    }
+    return kigen_engine_pass_end(engine, config, inventory, &pass);
 }
 
 int64_t kigen_engine_next_wakeup(const struct kigen_engine *engine,

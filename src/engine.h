@@ -107,6 +107,38 @@ int kigen_engine_evaluate(struct kigen_engine *engine, const struct kigen_config
                           const struct kigen_inventory *inventory, const struct kigen_view *view,
                           int64_t now);
 
+/*
+ * kigen_engine_evaluate() in parts, for the loop to answer in between (src/evaluator.c):
+ * begin sorts the view's records by fingerprint; each step evaluates them for about
+ * budget_ns (0: all); end sweeps what was not seen (cert.gone), the errors and the CRLs, and
+ * frees the pass. The view, the configuration and the inventory must stay as they were from
+ * begin to end, and nothing but steps may evaluate in between: when they change, abandon the
+ * pass (what it queued stays queued and said; the seen marks are cleared, so that the next
+ * pass sweeps in full) and begin another.
+ */
+struct kigen_engine_pass {
+    const struct kigen_view *view;
+    const struct kigen_record **sorted;
+    size_t next; /* the index in sorted of the next group */
+    int64_t now;
+    int fired;
+};
+
+int kigen_engine_pass_begin(struct kigen_engine *engine, const struct kigen_view *view, int64_t now,
+                            struct kigen_engine_pass *pass);
+
+/* Returns 1 when every record is evaluated, 0 when there is more, or -ENOMEM. */
+int kigen_engine_pass_step(struct kigen_engine *engine, const struct kigen_config *config,
+                           const struct kigen_inventory *inventory, struct kigen_engine_pass *pass,
+                           uint64_t budget_ns);
+
+/* After a step returned 1: how many alerts the whole pass queued, or -ENOMEM. */
+int kigen_engine_pass_end(struct kigen_engine *engine, const struct kigen_config *config,
+                          const struct kigen_inventory *inventory, struct kigen_engine_pass *pass);
+
+/* Frees a pass that is not ended, forgetting which certificates it saw. */
+void kigen_engine_pass_abandon(struct kigen_engine *engine, struct kigen_engine_pass *pass);
+
 /* Queues an alert decided elsewhere (config.reloaded, probe.down). Takes ownership. */
 int kigen_engine_queue(struct kigen_engine *engine, struct kigen_alert *alert);
 

@@ -9,7 +9,8 @@ report from its status socket. What must hold:
   - exactly one scan.error keystore_unavailable while the root is away, and no cert.gone;
   - the certificates are still listed, with last_seen at the time they were last read;
   - nothing already sent is sent again when the root is back;
-  - a file deleted while the root was away is cert.gone once it is back.
+  - a file deleted while the root was away is cert.gone once it is back;
+  - all of that also when every evaluation is cut into slices.
 
 Usage: test_unavailable.py [CASE ...]   (all cases by default)
 """
@@ -33,15 +34,17 @@ cases = 0
 class Estate:
     """Three certificates in a keystore directory, watched by a daemon with a socket."""
 
-    def __init__(self, name, ks, prefix=()):
+    def __init__(self, name, ks, prefix=(), env=None):
         self.ks = ks
         self.prefix = prefix
+        self.env = env
         self.sock = os.path.join(scratch(name), "kigen.sock")
         self.d = Daemon(name, [("naccs", ks)], extra="socket: %s\n" % self.sock, now=NOW)
         self.sha = {leaf: fact(leaf, "sha256") for leaf in LEAVES}
 
     def start(self):
-        return check(self.d.start(prefix=self.prefix), "READY=1: %s" % self.d.stderr()[-500:])
+        return check(self.d.start(prefix=self.prefix, env=self.env),
+                     "READY=1: %s" % self.d.stderr()[-500:])
 
     def events(self, event, **sd):
         return [a for a in self.d.alerts(0.05) if a["msgid"] == event and
@@ -113,15 +116,19 @@ def expect_back(e, n_before_away, gone_leaf):
           "live records are seen now")
 
 
-def case_rename(restart):
-    """The keystore directory moved away and back, with a restart in between or not."""
+def case_rename(restart, env=None):
+    """The keystore directory moved away and back, with a restart in between or not.
+
+    env {"KIGEN_TEST_EVAL_SLICE_NS": "1"} makes every evaluation take several loop iterations
+    (src/evaluator.c), as those of 100,000 certificates do, with the watches served between.
+    """
     global cases
     cases += 1
     top = scratch("away")
     ks, away = os.path.join(top, "naccs"), os.path.join(top, "naccs.moved")
     os.makedirs(ks)
     fill(ks)
-    e = Estate("away", ks)
+    e = Estate("away", ks, env=env)
     try:
         e.start()
         n0 = expect_first_alerts(e)
@@ -175,6 +182,7 @@ def case_unmount():
 CASES = {
     "rename": lambda: case_rename(False),
     "rename_restart": lambda: case_rename(True),
+    "rename_sliced": lambda: case_rename(True, {"KIGEN_TEST_EVAL_SLICE_NS": "1"}),
     "unmount": case_unmount,
 }
 
