@@ -1429,19 +1429,20 @@ struct save {
 /* The line of j (taken) with its newline, malloc'd into *ret_line. Returns 0 or -ENOMEM. */
 static int make_line(json_t *j, char **ret_line, size_t *ret_len)
 {
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL, *line;
     size_t len;
 
     json_decref(j);
     if (!s)
         return -ENOMEM;
     len = strlen(s);
-    *ret_line = realloc(s, len + 2);
-    if (!*ret_line) {
+    line = realloc(s, len + 2); /* a local: GCC 12 then sees that s is freed only if it failed */
+    if (!line) {
         free(s);
         return -ENOMEM;
     }
-    memcpy(*ret_line + len, "\n", 2);
+    memcpy(line + len, "\n", 2);
+    *ret_line = line;
     *ret_len = len + 1;
     return 0;
 }

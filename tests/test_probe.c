@@ -392,7 +392,7 @@ static void test_probe_good_chain_is_up_with_its_certificate(void **state)
 /* Whether st's chain is exactly the certificates PROBE/<names[i]>.pem, as entries "0", "1", ... */
 static void assert_chain(const struct kigen_probe_status *st, const char *const *names, size_t n)
 {
-    char hex[65], file[64], entry[8];
+    char hex[65], file[64], entry[21];
 
     if (st->server.n != n)
         fail_msg("%s: %zu certificates in the chain, want %zu", st->name, st->server.n, n);
