@@ -593,15 +593,8 @@ static void swap_metrics_http(struct service *svc, struct kigen_metrics_http *h)
 
 static void evaluate(struct service *svc)
 {
-    int r;
-
-    if (svc->stopping)
-        return;
-    r = kigen_evaluator_start(svc->evaluator); /* evaluated_cb, maybe from within */
-    if (r < 0) {
-        kigen_log_errno(KIGEN_LOG_ERR, r, "Cannot evaluate the inventory, retrying in a minute");
-        uv_timer_start(&svc->wakeup_timer, wakeup_cb, 60000, 0);
-    }
+    if (!svc->stopping)
+        kigen_evaluator_start(svc->evaluator); /* evaluated_cb, maybe from within */
 }
 
 /* The first evaluation after the first scan: the daemon is ready. */

@@ -192,13 +192,13 @@ int kigen_evaluator_new(uv_loop_t *loop, struct kigen_engine *engine, kigen_slic
     return 0;
 }
 
-int kigen_evaluator_start(struct kigen_evaluator *ev)
+void kigen_evaluator_start(struct kigen_evaluator *ev)
 {
     struct kigen_slicer_source src = { 0 };
 
     if (ev->phase != IDLE) {
         ev->again = true;
-        return 0;
+        return;
     }
     ev->phase = VIEW;
     uv_idle_start(&ev->idle, slice_cb);
@@ -210,7 +210,6 @@ int kigen_evaluator_start(struct kigen_evaluator *ev)
     ev->is_deferred = src.inventory->n_certs >= ev->one_go_below;
     if (!ev->is_deferred)
         run(ev);
-    return 0;
 }
 
 bool kigen_evaluator_is_busy(const struct kigen_evaluator *ev)

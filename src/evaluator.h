@@ -41,11 +41,12 @@ int kigen_evaluator_new(uv_loop_t *loop, struct kigen_engine *engine, kigen_slic
                         struct kigen_evaluator **ret_evaluator);
 
 /*
- * Asks for an evaluation. Without one in progress it begins and runs its first slice within
- * this call (done may be called from within it); with one, another follows it, so that what
- * changed since it began is evaluated too. Returns 0 or -ENOMEM (done is then not called).
+ * Asks for an evaluation. Without one in progress, a small inventory is evaluated within this
+ * call (done is called from within it), and a large one begins once the loop has polled; with
+ * one in progress, another follows it, so that what changed since it built its view is
+ * evaluated too. A failure comes to done.
  */
-int kigen_evaluator_start(struct kigen_evaluator *evaluator);
+void kigen_evaluator_start(struct kigen_evaluator *evaluator);
 
 /* Whether an evaluation is in progress. */
 bool kigen_evaluator_is_busy(const struct kigen_evaluator *evaluator);

@@ -44,7 +44,6 @@
 #define KIGEN_SCAN_NICE 19 /* the walking and reading threads' nice value (see below) */
 #define CTX_SLOTS       64
 #define MAX_DEPTH       64
-#define MERGE_SLICE_NS  (3u * 1000 * 1000) /* of the walk's merge per loop iteration */
 
 /* One OpenSSL library context per concurrently running job, claimed without a lock. */
 struct ctx_slot {
@@ -1234,7 +1233,7 @@ static void merge_walk_cb(uv_work_t *req, int status)
 }
 
 /*
- * Compares the walk's items with the inventory, MERGE_SLICE_NS at a time: 100,000 unchanged
+ * Compares the walk's items with the inventory, KIGEN_SLICE_NS at a time: 100,000 unchanged
  * files take about 60 ms, and the status socket is answered between the slices (the next one
  * comes back through the thread pool, as a job that does nothing, so that the loop polls in
  * between). The items read alike become records now; the rest go to the readers.
@@ -1343,7 +1342,7 @@ int kigen_scanner_new(uv_loop_t *loop, struct kigen_inventory *inventory,
         return -ENOMEM;
     scanner->loop = loop;
     scanner->inventory = inventory;
-    scanner->merge_slice_ns = MERGE_SLICE_NS;
+    scanner->merge_slice_ns = KIGEN_SLICE_NS;
     for (int i = 0; i < CTX_SLOTS; i++)
         atomic_init(&scanner->slots[i].busy, false);
     atomic_init(&scanner->cancel, false);

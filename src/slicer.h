@@ -12,9 +12,7 @@
 #include <uv.h>
 
 #include "snapshot.h"
-
-/* How long one slice may copy: a status answer waits at most about this for a build. */
-#define KIGEN_SLICE_NS (3u * 1000 * 1000)
+#include "timeutil.h" /* KIGEN_SLICE_NS */
 
 /* What a build reads, asked for again at every slice (a reload or a scan replaces it). */
 struct kigen_slicer_source {

@@ -34,6 +34,12 @@ void kigen_time_format_local(int64_t t, char *out, size_t outlen);
 /* Makes tz (an IANA name; NULL or "" for UTC) the process's local zone. Loop thread only. */
 void kigen_time_use_zone(const char *tz);
 
+/*
+ * How long one slice of work on the loop may take (a snapshot's copy, an evaluation, a scan's
+ * merge): a status answer waits at most about this for any of them.
+ */
+#define KIGEN_SLICE_NS (3u * 1000 * 1000)
+
 /* CLOCK_MONOTONIC in nanoseconds: what the loop's slices measure their budget on. */
 uint64_t kigen_monotonic_ns(void);
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "evaluator.h"
+#include "testutil.h"
 #include "timeutil.h"
 
 #define N_CERTS 300
@@ -172,7 +173,7 @@ static void test_slices_say_what_one_evaluation_says(void **state)
     evaluate_in_one_go(fx, &once);
     assert_int_equal(once.n_outbox, N_CERTS / 10); /* cert.renewal_open */
 
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
     assert_int_equal(fx->calls, 0); /* nothing within start: the loop polls first */
     assert_true(kigen_evaluator_is_busy(fx->evaluator));
     iterations = run_until(fx, 1);
@@ -187,20 +188,14 @@ static void test_slices_say_what_one_evaluation_says(void **state)
     for (size_t i = 0; i < once.n_outbox; i++) {
         const struct kigen_alert *a = once.outbox[i].alert, *b = fx->engine.outbox[i].alert;
 
-        assert_int_equal(a->event, b->event);
+        assert_same_alert_fields(a, b);
         assert_string_equal(a->message, b->message);
-        assert_int_equal(a->n_fields, b->n_fields);
-        for (size_t k = 0; k < a->n_fields; k++) {
-            assert_string_equal(a->fields[k].name, b->fields[k].name);
-            if (strcmp(a->fields[k].name, "KIGEN_ALERT_ID") != 0)
-                assert_string_equal(a->fields[k].value, b->fields[k].value);
-        }
     }
     kigen_engine_done(&once);
 
     /* Nothing changed: a second evaluation says nothing. */
     deliver_all(&fx->engine);
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
     run_until(fx, 2);
     assert_int_equal(fx->last_result, 0);
     assert_int_equal(fx->engine.n_outbox, 0);
@@ -217,7 +212,7 @@ static void test_a_change_in_the_middle_begins_again_and_loses_no_gone(void **st
 
     evaluate_in_one_go(fx, &fx->engine);
     deliver_all(&fx->engine);
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* a poll */
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* the view */
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* the sort */
@@ -240,7 +235,7 @@ static void test_a_reload_in_the_middle_begins_again(void **state)
 {
     struct fixture *fx = *state;
 
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* a poll */
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* the view */
     fx->config_serial++;
@@ -256,7 +251,7 @@ static void test_an_estate_that_never_keeps_still_is_still_evaluated(void **stat
     struct fixture *fx = *state;
 
     fx->is_churning = true;
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
     run_until(fx, 1);
     assert_int_equal(kigen_evaluator_restarts(fx->evaluator), KIGEN_EVALUATOR_RESTARTS);
     assert_int_equal(fx->last_result, N_CERTS / 10);
@@ -271,18 +266,18 @@ static void test_a_request_while_busy_is_one_more_pass(void **state)
 {
     struct fixture *fx = *state;
 
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0); /* before the view */
+    kigen_evaluator_start(fx->evaluator);
+    kigen_evaluator_start(fx->evaluator); /* before the view */
     run_until(fx, 1);
     assert_false(kigen_evaluator_is_busy(fx->evaluator));
     deliver_all(&fx->engine);
     fx->calls = 0;
 
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* a poll */
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* the view */
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
+    kigen_evaluator_start(fx->evaluator);
     run_until(fx, 1);
     assert_int_equal(fx->last_result, 0); /* said already */
     assert_true(kigen_evaluator_is_busy(fx->evaluator));
@@ -300,13 +295,13 @@ static void test_small_inventories_in_one_go_and_close_while_busy(void **state)
     struct fixture *fx = *state;
 
     kigen_evaluator_set_budget(fx->evaluator, 0, N_CERTS + 1);
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
     assert_int_equal(fx->calls, 1);
     assert_int_equal(fx->last_result, N_CERTS / 10);
     assert_false(kigen_evaluator_is_busy(fx->evaluator));
 
     kigen_evaluator_set_budget(fx->evaluator, 0, 0);
-    assert_int_equal(kigen_evaluator_start(fx->evaluator), 0);
+    kigen_evaluator_start(fx->evaluator);
     uv_run(&fx->loop, UV_RUN_NOWAIT);
     uv_run(&fx->loop, UV_RUN_NOWAIT);
     assert_true(kigen_evaluator_is_busy(fx->evaluator));

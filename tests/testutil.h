@@ -1,4 +1,4 @@
-/* Helpers shared by the cmocka programs: fixture files made by tests/gen/. */
+/* Helpers shared by the cmocka programs: fixture files made by tests/gen/, alert comparison. */
 #ifndef KIGEN_TESTUTIL_H
 #define KIGEN_TESTUTIL_H
 
@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "alert.h"
 
 /* The fixture directory ($KIGEN_FIXTURES), joined with name into a static buffer. */
 static inline const char *fixture_path(const char *name)
@@ -63,6 +65,20 @@ static inline char *fixture_text(const char *name)
         s[--len] = '\0';
     free(buf);
     return s;
+}
+
+/* The alert's event, priority and fields by name, but KIGEN_ALERT_ID (random for each). */
+static inline void assert_same_alert_fields(const struct kigen_alert *a,
+                                            const struct kigen_alert *b)
+{
+    assert_int_equal(a->event, b->event);
+    assert_int_equal(a->priority, b->priority);
+    assert_int_equal(a->n_fields, b->n_fields);
+    for (size_t i = 0; i < a->n_fields; i++) {
+        assert_string_equal(a->fields[i].name, b->fields[i].name);
+        if (strcmp(a->fields[i].name, "KIGEN_ALERT_ID") != 0)
+            assert_string_equal(a->fields[i].value, b->fields[i].value);
+    }
 }
 
 #endif
